@@ -1,0 +1,208 @@
+"""The chat turn: save the user's message, build the exact payload, stream the reply, commit."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Mapping
+
+from . import validation
+from .config import Limits
+from .errors import InvalidInput, LLMError
+from .facts import FactSet
+from .llm import ChatClient, ReplyStream
+from .memory import HistoryReader, MemoryView, get_memory_type
+from .payload import Payload, build_payload
+from .records import CallDraft, Conversation, MemorySettings, Message, ModelCall, Usage
+from .store_api import TranscriptStore
+from .summarizer import SummaryUpdate, fold_pending
+
+DEFAULT_FOLD_BUDGET_TOKENS = 2_000
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """How a turn ended: the stored reply (complete, partial or failed) and its ledger row."""
+
+    reply: Message
+    call: ModelCall | None
+    error: LLMError | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class TurnRun:
+    """One prepared turn; iterate `stream()` to get the reply's text as it arrives."""
+
+    def __init__(self, chat: "Chat", conversation: Conversation, user_message: Message, payload: Payload,
+                 summary_updates: tuple[SummaryUpdate, ...], params: Mapping[str, Any]):
+        self._chat = chat
+        self.conversation = conversation
+        self.user_message = user_message
+        self.payload = payload
+        self.summary_updates = summary_updates
+        self.params = dict(params)
+        self.result: TurnResult | None = None
+
+    def stream(self) -> Iterator[str]:
+        """Yield reply deltas; whatever happens, the attempt is stored before this generator ends."""
+        if self.result is not None:
+            raise InvalidInput("This turn has already run; retry it instead.")
+        client = self._chat.client
+        reply = client.stream_chat(self.payload.messages, params=self.params)
+        error: LLMError | None = None
+        try:
+            for delta in reply:
+                yield delta
+        except LLMError as exc:
+            error = exc
+        except GeneratorExit:  # the page stopped reading (a rerun or a stop button): keep what arrived
+            self._commit(reply, LLMError("stopped", "The reply was stopped; what arrived is kept."))
+            raise
+        finally:
+            reply.close()
+        self._commit(reply, error)
+
+    def run(self) -> TurnResult:
+        """Run the turn without streaming to a page (tests, scripts)."""
+        for _ in self.stream():
+            pass
+        assert self.result is not None
+        return self.result
+
+    def _commit(self, reply: ReplyStream, error: LLMError | None) -> None:
+        chat = self._chat
+        client = chat.client
+        counter = chat.counter
+        text: str = reply.text or ""
+        completion = reply.completion
+        status = "complete" if error is None else ("partial" if text else "failed")
+        history_range = self.payload.view.history_range
+        draft = CallDraft(
+            purpose="chat",
+            conversation_id=self.conversation.id,
+            turn=self.user_message.turn,
+            memory_type=self.payload.view.memory_type,
+            model=client.model,
+            provider=client.provider,
+            host=client.host,
+            params={**self.params, "stream": True},
+            request=self.payload.messages,
+            reply=text,
+            finish_reason=completion.finish_reason if completion else None,
+            usage=completion.usage if completion else Usage(),
+            counted_prompt_tokens=self.payload.total_tokens,
+            sections=self.payload.tokens_by_section(),
+            history_from_turn=history_range[0] if history_range else None,
+            history_to_turn=history_range[1] if history_range else None,
+            latency_ms=completion.latency_ms if completion else reply.stopwatch.elapsed_ms(),
+            first_token_ms=reply.stopwatch.first_token_ms,
+            error_kind=error.kind if error else None,
+            error=error.message if error else None,
+        )
+        message, call = chat.store.add_reply(
+            chat.user_id, self.conversation.id, self.user_message.turn, text, status=status,
+            tokens=counter.count(text), tokenizer=counter.name, error=error.message if error else None, call=draft,
+        )
+        self.result = TurnResult(message, call, error)
+
+
+class Chat:
+    """Turns for one user over one store and one model client."""
+
+    def __init__(self, store: TranscriptStore, client: ChatClient, *, user_id: str, limits: Limits = Limits(),
+                 fold_budget_tokens: int = DEFAULT_FOLD_BUDGET_TOKENS, params: Mapping[str, Any] | None = None):
+        self.store = store
+        self.client = client
+        self.user_id = validation.user_id(user_id)
+        self.limits = limits
+        self.counter = client.counter()
+        self.fold_budget_tokens = fold_budget_tokens
+        self.params = dict(params or {})
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def view(self, conversation: Conversation, *, through_turn: int, settings: MemorySettings | None = None) -> MemoryView:
+        """What the memory holds for a turn after `through_turn`, under `settings` (default: saved)."""
+        settings = settings or conversation.settings
+        memory = get_memory_type(settings.memory_type)
+        history = self._history(conversation, through_turn)
+        return memory.view(history, settings, context_tokens=self.client.context_tokens)
+
+    def preview(self, conversation_id: int, facts: FactSet, *, draft: str = "",
+                settings: MemorySettings | None = None) -> Payload:
+        """What the next turn would send under `settings`; writes nothing and calls no model."""
+        conversation = self.store.get_conversation(self.user_id, conversation_id)
+        settings = settings or conversation.settings
+        view = self.view(conversation, through_turn=conversation.last_turn, settings=settings)
+        return build_payload(settings, view, facts, draft, self.counter, context_tokens=self.client.context_tokens)
+
+    def last_chat_call(self, conversation_id: int) -> ModelCall | None:
+        """The ledger row of the newest chat call in a conversation: what the last turn really sent."""
+        calls = self.store.list_calls(self.user_id, conversation_id=conversation_id, purpose="chat", limit=1)
+        return calls[0] if calls else None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def send(self, conversation_id: int, text: str, facts: FactSet) -> TurnRun:
+        """Save the user's message first, bring the summary up to date, and prepare the call."""
+        text = validation.message_text(text, self.limits)
+        conversation = self.store.get_conversation(self.user_id, conversation_id)
+        message = self.store.add_user_message(
+            self.user_id, conversation_id, text, tokens=self.counter.count(text), tokenizer=self.counter.name
+        )
+        return self._prepare(conversation, message, facts)
+
+    def retry(self, conversation_id: int, facts: FactSet) -> TurnRun:
+        """Run the newest turn again when its reply failed or was cut short; the old attempt stays stored."""
+        conversation = self.store.get_conversation(self.user_id, conversation_id)
+        if conversation.last_turn == 0:
+            raise InvalidInput("There is no turn to retry yet.")
+        rows = self.store.turns_between(self.user_id, conversation_id, conversation.last_turn, conversation.last_turn)
+        user = next((m for m in rows if m.role == "user"), None)
+        replies = [m for m in rows if m.role == "assistant"]
+        if user is None:
+            raise InvalidInput("The newest turn has no message of yours to send again.")
+        if replies and replies[-1].status == "complete":
+            raise InvalidInput("The newest turn already has a complete reply.")
+        return self._prepare(conversation, user, facts)
+
+    def update_memory(self, conversation_id: int) -> SummaryUpdate | None:
+        """After a turn: fold what the summary types need, so the next prompt is ready."""
+        conversation = self.store.get_conversation(self.user_id, conversation_id)
+        return self._fold(conversation, conversation.last_turn)
+
+    def update_settings(self, conversation_id: int, settings: MemorySettings) -> Conversation:
+        """Switch type or sizes; it applies from the next turn and rewrites nothing stored."""
+        return self.store.update_settings(self.user_id, conversation_id, settings)
+
+    def new_conversation(self, title: str = "New chat", settings: MemorySettings | None = None) -> Conversation:
+        return self.store.create_conversation(self.user_id, title, settings or MemorySettings())
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _history(self, conversation: Conversation, through_turn: int) -> HistoryReader:
+        return HistoryReader(self.store, self.user_id, conversation.id, through_turn, self.counter)
+
+    def _fold(self, conversation: Conversation, through_turn: int) -> SummaryUpdate | None:
+        memory = get_memory_type(conversation.settings.memory_type)
+        if not memory.uses_summary:
+            return None
+        view = self.view(conversation, through_turn=through_turn)
+        if view.summary_pending is None:
+            return None
+        history = self._history(conversation, through_turn)
+        return fold_pending(self.store, self.client, history, view, budget_tokens=self.fold_budget_tokens)
+
+    def _prepare(self, conversation: Conversation, message: Message, facts: FactSet) -> TurnRun:
+        through = message.turn - 1
+        updates = []
+        update = self._fold(conversation, through)
+        if update is not None:
+            updates.append(update)
+        view = self.view(conversation, through_turn=through)
+        if updates and updates[0].error is not None:
+            view = replace(view, notes=view.notes + (f"The summary could not be updated: {updates[0].error.message}",))
+        payload = build_payload(conversation.settings, view, facts, message.content, self.counter,
+                                context_tokens=self.client.context_tokens)
+        return TurnRun(self, conversation, message, payload, tuple(updates), self.params)

@@ -1,0 +1,73 @@
+"""Settings read once from the environment (or Streamlit secrets passed in as a mapping)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .errors import ConfigError
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits; anything over them is refused with a clear message."""
+
+    max_message_chars: int = 32_000
+    max_key_chars: int = 64
+    max_value_chars: int = 2_000
+    max_title_chars: int = 200
+    max_system_prompt_chars: int = 8_000
+    max_window_turns: int = 1_000
+    max_token_limit: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable; `api_key` is held in memory only, never written anywhere."""
+
+    database_url: str
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    model: str = DEFAULT_OPENAI_MODEL
+    timeout_s: float = 60.0
+    max_retries: int = 1
+    context_tokens: int | None = None
+    user_id: str = "local"
+    limits: Limits = Limits()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read DATABASE_URL, OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL and friends."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("MEMORYLAB_DATA_DIR") or DEFAULT_DATA_DIR)
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'memorylab.db'}"
+        max_chars = _int(env, "MEMORYLAB_MAX_MESSAGE_CHARS", Limits.max_message_chars)
+        return cls(
+            database_url=database_url,
+            api_key=env.get("OPENAI_API_KEY") or None,
+            base_url=env.get("OPENAI_BASE_URL") or None,
+            model=env.get("OPENAI_MODEL") or DEFAULT_OPENAI_MODEL,
+            timeout_s=float(_int(env, "OPENAI_TIMEOUT_S", 60)),
+            max_retries=_int(env, "OPENAI_MAX_RETRIES", 1),
+            context_tokens=_int(env, "OPENAI_CONTEXT_TOKENS", 0) or None,
+            limits=Limits(max_message_chars=max_chars),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    """Parse an integer setting, naming the variable when it is not one."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative.")
+    return value

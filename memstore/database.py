@@ -1,0 +1,116 @@
+"""Opening the database: engine, SQLite pragmas, and Alembic migrations applied on open."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from .errors import ConfigError, StorageError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def alembic_config() -> Config:
+    """Alembic settings pointing at the scripts shipped inside the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL, NORMAL sync, enforced foreign keys and a busy timeout on every SQLite connection."""
+    dbapi_connection.isolation_level = None  # SQLAlchemy's begin event issues BEGIN itself
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode != "memory":  # in-memory databases cannot use WAL
+        cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    """Writers take the lock up front (BEGIN IMMEDIATE) so they queue instead of failing."""
+    if connection.get_execution_options().get("memstore_write"):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for any SQLAlchemy URL; SQLite files get their folder created and pragmas set."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {url!r}.") from None
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).expanduser().resolve().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"Cannot create the data folder {folder}: {exc.strerror}.") from None
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = create_engine(parsed, pool_pre_ping=not is_sqlite)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"No driver for {parsed.drivername}: {exc}.") from None
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the schema to the newest revision; refuse a database newer than this code."""
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current is not None and current not in known:
+                raise StorageError(
+                    f"The database schema (revision {current}) is newer than this version of Memory Lab "
+                    f"understands (newest {script.get_current_head()}). Upgrade Memory Lab; nothing was changed."
+                )
+            if current != script.get_current_head():
+                upgrade(connection, "head")
+    except DBAPIError as exc:
+        raise StorageError(describe_db_error(exc)) from None
+    return script.get_current_head()
+
+
+def upgrade(connection, revision: str) -> None:
+    """Run Alembic's upgrade on an open connection (tests use it to stop at old revisions)."""
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+    connection.commit()
+
+
+def describe_db_error(exc: DBAPIError) -> str:
+    """A sentence for people from a driver error."""
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    lowered = text.lower()
+    if "not a database" in lowered or "malformed" in lowered:
+        return "The database file is damaged or is not a Memory Lab database; it was left untouched."
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return "The database cannot be written (the file or its folder is read-only or missing)."
+    if "locked" in lowered:
+        return "The database is busy; another writer held it too long. Try again."
+    if "connection" in lowered or "could not connect" in lowered:
+        return "Cannot reach the database server named in DATABASE_URL."
+    return f"Database error: {text.splitlines()[0] if text else type(exc).__name__}"

@@ -1,0 +1,38 @@
+"""Errors memstore raises; the UI turns each into one friendly sentence."""
+from __future__ import annotations
+
+
+class MemoryLabError(Exception):
+    """Base of every error memstore raises on purpose, so the UI can catch one type."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(MemoryLabError):
+    """Input was refused before anything changed."""
+
+
+class NotFound(MemoryLabError):
+    """The thing does not exist, or belongs to another user (the two look the same on purpose)."""
+
+
+class StorageError(MemoryLabError):
+    """The database cannot be opened or used (corrupt, read-only, newer schema)."""
+
+
+class ConfigError(MemoryLabError):
+    """The settings do not describe a usable model or database."""
+
+
+class LLMError(MemoryLabError):
+    """A model call failed; `kind` is a stable code, `message` a sentence for people."""
+
+    def __init__(self, kind: str, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retryable = retryable

@@ -1,0 +1,142 @@
+"""The chat client over the openai package: OpenAI or any OpenAI-compatible server, streamed."""
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import urlparse
+
+import openai
+
+from ..errors import LLMError
+from ..records import ChatMessage, Usage
+from ..tokens import TokenCounter, counter_for_model
+from .base import Completion, Stopwatch
+
+# Context windows of OpenAI models by name prefix, longest prefix first; others use the default.
+CONTEXT_TOKENS = (
+    ("gpt-4.1", 1_047_576), ("gpt-5", 400_000), ("gpt-4o", 128_000), ("o4", 200_000), ("o3", 200_000),
+    ("o1", 200_000), ("gpt-4-turbo", 128_000), ("gpt-3.5-turbo", 16_385), ("gpt-4", 8_192),
+)
+DEFAULT_CONTEXT_TOKENS = 8_192
+
+
+def context_tokens_for(model: str) -> int:
+    for prefix, size in CONTEXT_TOKENS:
+        if model.startswith(prefix):
+            return size
+    return DEFAULT_CONTEXT_TOKENS
+
+
+def translate_error(exc: Exception, *, model: str, host: str) -> LLMError:
+    """One domain error, in words a person understands, for every failure the openai package raises."""
+    if isinstance(exc, openai.AuthenticationError):
+        return LLMError("auth", f"The server at {host} refused the API key (401). Check OPENAI_API_KEY.", retryable=False)
+    if isinstance(exc, openai.PermissionDeniedError):
+        return LLMError("forbidden", f"The key is not allowed to use {model} at {host} (403).", retryable=False)
+    if isinstance(exc, openai.NotFoundError):
+        return LLMError("unknown_model", f"The server at {host} does not know the model {model!r} (404). "
+                        "Check OPENAI_MODEL.", retryable=False)
+    if isinstance(exc, openai.RateLimitError):
+        return LLMError("rate_limit", f"The server at {host} is rate-limiting requests or the quota is used up (429). "
+                        "Wait a moment and retry.")
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMError("timeout", f"The model at {host} took too long to answer. Retry, or raise OPENAI_TIMEOUT_S.")
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMError("unreachable", f"Cannot reach the model server at {host}. Is it running? "
+                        "Check OPENAI_BASE_URL.")
+    if isinstance(exc, openai.BadRequestError):
+        detail = _detail(exc)
+        return LLMError("bad_request", f"The server at {host} refused the request (400): {detail}", retryable=False)
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500:
+            return LLMError("server_error", f"The model server at {host} failed ({exc.status_code}). Retry shortly.")
+        return LLMError("http_error", f"The server at {host} answered {exc.status_code}: {_detail(exc)}")
+    if isinstance(exc, openai.APIResponseValidationError):
+        return LLMError("bad_response", f"The server at {host} sent a reply that is not valid chat data.")
+    if isinstance(exc, openai.OpenAIError):
+        return LLMError("error", f"The model call failed: {exc}")
+    return LLMError("bad_response", f"The server at {host} sent data that could not be read ({type(exc).__name__}).")
+
+
+def _detail(exc: Exception) -> str:
+    """The server's own error message, shortened."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error")
+        message = inner.get("message") if isinstance(inner, dict) else body.get("message")
+        if message:
+            return str(message)[:300]
+    return str(getattr(exc, "message", exc))[:300]
+
+
+class OpenAIStream:
+    """One streamed chat completion; keeps what arrived if the stream breaks."""
+
+    def __init__(self, client: "OpenAIClient", messages: Sequence[ChatMessage], params: Mapping[str, Any]):
+        self._client = client
+        self._messages = [m.as_dict() for m in messages]
+        self._params = dict(params)
+        self._raw: Any = None
+        self.text = ""
+        self.completion: Completion | None = None
+        self.stopwatch = Stopwatch()
+
+    def __iter__(self) -> Iterator[str]:
+        client = self._client
+        parts: list[str] = []
+        finish_reason: str | None = None
+        usage = Usage()
+        try:
+            self._raw = client.sdk.chat.completions.create(
+                model=client.model, messages=self._messages, stream=True,
+                stream_options={"include_usage": True}, **self._params,
+            )
+            for chunk in self._raw:
+                if getattr(chunk, "usage", None) is not None:
+                    u = chunk.usage
+                    usage = Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens)
+                for choice in chunk.choices or ():
+                    delta = choice.delta.content if choice.delta is not None else None
+                    if delta:
+                        self.stopwatch.token()
+                        parts.append(delta)
+                        self.text = "".join(parts)
+                        yield delta
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        except LLMError:
+            raise
+        except Exception as exc:  # every failure of the SDK or the wire becomes one domain error
+            raise translate_error(exc, model=client.model, host=client.host) from exc
+        if finish_reason is None:
+            raise LLMError("truncated", f"The connection to {client.host} ended before the reply was finished; "
+                           "what arrived is kept.")
+        self.completion = Completion(self.text, finish_reason, usage, self.stopwatch.elapsed_ms(),
+                                     self.stopwatch.first_token_ms)
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+
+
+class OpenAIClient:
+    """Chat Completions over the openai package; the key stays inside the SDK object."""
+
+    def __init__(self, *, model: str, api_key: str | None, base_url: str | None, timeout_s: float = 60.0,
+                 max_retries: int = 1, context_tokens: int | None = None):
+        self.model = model
+        self.provider = "openai" if base_url is None else "openai-compatible"
+        self.host = urlparse(base_url).netloc if base_url else "api.openai.com"
+        self.base_url = base_url
+        self.context_tokens = context_tokens or context_tokens_for(model)
+        # Local servers accept any key; the SDK refuses to start without one.
+        self.sdk = openai.OpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s,
+                                 max_retries=max_retries)
+        self._counter: TokenCounter | None = None
+
+    def counter(self) -> TokenCounter:
+        if self._counter is None:
+            self._counter = counter_for_model(self.model)
+        return self._counter
+
+    def stream_chat(self, messages: Sequence[ChatMessage], *, params: Mapping[str, Any]) -> OpenAIStream:
+        return OpenAIStream(self, messages, params)

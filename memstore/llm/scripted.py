@@ -1,0 +1,80 @@
+"""A scripted chat client for tests and benchmarks: each call takes the next scripted outcome."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+from ..errors import LLMError
+from .base import Completion, Stopwatch
+from ..records import ChatMessage, Usage
+from ..tokens import CharEstimateCounter, TokenCounter
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A reply that streams `text` and then breaks with `error`."""
+
+    text: str
+    error: LLMError
+
+
+class ScriptedStream:
+    def __init__(self, outcome: Any, words_per_delta: int = 1):
+        self.outcome = outcome
+        self.text = ""
+        self.completion: Completion | None = None
+        self.stopwatch = Stopwatch()
+        self.closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        outcome = self.outcome
+        if isinstance(outcome, LLMError):
+            raise outcome
+        text = outcome.text if isinstance(outcome, Cut) else str(outcome)
+        for piece in text.split(" "):
+            delta = piece if not self.text else " " + piece
+            self.stopwatch.token()
+            self.text += delta
+            yield delta
+        if isinstance(outcome, Cut):
+            raise outcome.error
+        words = len(self.text.split())
+        self.completion = Completion(self.text, "stop", Usage(11, words, 11 + words), self.stopwatch.elapsed_ms(),
+                                     self.stopwatch.first_token_ms)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedClient:
+    """Replies from a script; when the script runs out it echoes the last user message."""
+
+    provider = "scripted"
+    host = "in-process"
+
+    def __init__(self, script: Sequence[Any] = (), *, model: str = "scripted", context_tokens: int = 8_192,
+                 counter: TokenCounter | None = None):
+        self.script = list(script)
+        self.model = model
+        self.context_tokens = context_tokens
+        self._counter = counter or CharEstimateCounter()
+        self.requests: list[list[ChatMessage]] = []
+        self.params: list[dict] = []
+
+    def counter(self) -> TokenCounter:
+        return self._counter
+
+    def stream_chat(self, messages: Sequence[ChatMessage], *, params: Mapping[str, Any]) -> ScriptedStream:
+        self.requests.append(list(messages))
+        self.params.append(dict(params))
+        if self.script:
+            outcome = self.script.pop(0)
+        elif messages[0].role == "system" and "running summary" in messages[0].content:
+            outcome = "SUMMARY " + messages[-1].content.split("New lines of conversation:\n", 1)[-1][:200]
+        else:
+            outcome = f"echo: {messages[-1].content}"
+        return ScriptedStream(outcome)
+
+    @property
+    def chat_requests(self) -> list[list[ChatMessage]]:
+        return [r for r in self.requests if not (r[0].role == "system" and "running summary" in r[0].content)]

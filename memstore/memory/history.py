@@ -1,0 +1,108 @@
+"""Bounded reads of a conversation's past turns, as memory types see them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..records import ChatMessage, Message, Summary
+from ..store_api import TranscriptStore
+from ..tokens import TokenCounter, message_tokens
+
+FIRST_BATCH_TURNS = 8
+MAX_BATCH_TURNS = 256
+
+
+@dataclass(frozen=True)
+class TurnView:
+    """One past turn: the user's message and the reply that counts (latest complete or partial)."""
+
+    number: int
+    user: Message | None
+    reply: Message | None
+    failed_attempts: int
+    tokens: int
+
+    def chat_messages(self) -> list[ChatMessage]:
+        out = []
+        if self.user is not None:
+            out.append(ChatMessage("user", self.user.content))
+        if self.reply is not None:
+            out.append(ChatMessage("assistant", self.reply.content))
+        return out
+
+
+def group_turns(messages: Sequence[Message], counter: TokenCounter) -> list[TurnView]:
+    """Group messages (ordered by seq) into turns; failed attempts are counted, never sent."""
+    by_turn: dict[int, list[Message]] = {}
+    for message in messages:
+        by_turn.setdefault(message.turn, []).append(message)
+    turns = []
+    for number in sorted(by_turn):
+        rows = by_turn[number]
+        user = next((m for m in rows if m.role == "user"), None)
+        replies = [m for m in rows if m.role == "assistant" and m.status in ("complete", "partial")]
+        reply = replies[-1] if replies else None
+        failed = sum(1 for m in rows if m.role == "assistant" and m.status == "failed")
+        tokens = sum(_tokens(m, counter) for m in (user, reply) if m is not None)
+        turns.append(TurnView(number, user, reply, failed, tokens))
+    return turns
+
+
+def _tokens(message: Message, counter: TokenCounter) -> int:
+    """Stored count when it was made with this tokenizer, else a fresh count."""
+    content_tokens = message.tokens if message.tokenizer == counter.name else counter.count(message.content)
+    return message_tokens(counter, "") + content_tokens
+
+
+class HistoryReader:
+    """Past turns of one conversation up to `through_turn`, read in bounded, indexed slices."""
+
+    def __init__(self, store: TranscriptStore, user_id: str, conversation_id: int, through_turn: int,
+                 counter: TokenCounter):
+        self.store = store
+        self.user_id = user_id
+        self.conversation_id = conversation_id
+        self.through_turn = through_turn
+        self.counter = counter
+
+    def turns(self, from_turn: int, to_turn: int) -> list[TurnView]:
+        """Turns in [from_turn, to_turn], clipped to the past."""
+        to_turn = min(to_turn, self.through_turn)
+        from_turn = max(from_turn, 1)
+        if to_turn < from_turn:
+            return []
+        messages = self.store.turns_between(self.user_id, self.conversation_id, from_turn, to_turn)
+        return group_turns(messages, self.counter)
+
+    def last_turns(self, count: int) -> list[TurnView]:
+        """The newest `count` turns (k counts exchanges, not messages)."""
+        if count <= 0:
+            return []
+        return self.turns(self.through_turn - count + 1, self.through_turn)
+
+    def newest_within(self, max_tokens: int, *, end_turn: int | None = None,
+                      start_turn: int = 1) -> tuple[list[TurnView], TurnView | None]:
+        """The newest whole turns whose tokens fit `max_tokens`, and the first turn that did not fit.
+
+        Reads backwards in growing batches of turns, so the cost depends on the limit,
+        never on the length of the conversation.
+        """
+        end = self.through_turn if end_turn is None else min(end_turn, self.through_turn)
+        kept: list[TurnView] = []
+        used = 0
+        batch = FIRST_BATCH_TURNS
+        while end >= start_turn:
+            start = max(start_turn, end - batch + 1)
+            for turn in reversed(self.turns(start, end)):
+                if used + turn.tokens > max_tokens:
+                    kept.reverse()
+                    return kept, turn
+                used += turn.tokens
+                kept.append(turn)
+            end = start - 1
+            batch = min(batch * 2, MAX_BATCH_TURNS)
+        kept.reverse()
+        return kept, None
+
+    def summary(self, memory_type: str) -> Summary | None:
+        return self.store.latest_summary(self.user_id, self.conversation_id, memory_type)

@@ -1,0 +1,97 @@
+"""The exact request for a turn, split into sections with token counts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .facts import FactSet
+from .memory import MemoryView
+from .records import ChatMessage, MemorySettings
+from .tokens import TOKENS_PER_REPLY, TokenCounter, message_tokens
+
+FACTS_HEADER = "Known facts about the user (from memory):"
+SUMMARY_HEADER = "Summary of the earlier conversation:"
+SECTION_LABELS = {
+    "system": "System prompt",
+    "facts": "Facts and preferences",
+    "summary": "Summary",
+    "history": "History",
+    "new_message": "New message",
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the request and the tokens it costs (message framing included)."""
+
+    name: str
+    label: str
+    tokens: int
+    items: int
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Exactly what a turn sends, why, and what it costs."""
+
+    messages: tuple[ChatMessage, ...]
+    sections: tuple[Section, ...]
+    tokenizer: str
+    exact_tokens: bool
+    context_tokens: int
+    view: MemoryView
+    facts: FactSet
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(s.tokens for s in self.sections)
+
+    @property
+    def context_fill(self) -> float:
+        """Share of the model's context window this request takes (0.0 to 1.0 and beyond)."""
+        return self.total_tokens / self.context_tokens if self.context_tokens else 0.0
+
+    def section(self, name: str) -> Section:
+        return next(s for s in self.sections if s.name == name)
+
+    def tokens_by_section(self) -> dict[str, int]:
+        return {s.name: s.tokens for s in self.sections}
+
+
+def facts_block(facts: FactSet) -> str:
+    if not facts.injected:
+        return ""
+    lines = [f"- {f.key}: {f.value}" for f in facts.injected]
+    return "\n\n" + FACTS_HEADER + "\n" + "\n".join(lines)
+
+
+def summary_block(view: MemoryView) -> str:
+    if view.summary is None or not view.summary.text.strip():
+        return ""
+    return "\n\n" + SUMMARY_HEADER + "\n" + view.summary.text.strip()
+
+
+def build_payload(settings: MemorySettings, view: MemoryView, facts: FactSet, new_message: str,
+                  counter: TokenCounter, *, context_tokens: int) -> Payload:
+    """System prompt with facts and summary, then the history the memory chose, then the new message."""
+    facts_text = facts_block(facts)
+    summary_text = summary_block(view)
+    system_text = (settings.system_prompt.strip() + facts_text + summary_text).strip()
+    messages: list[ChatMessage] = []
+    if system_text:
+        messages.append(ChatMessage("system", system_text))
+    history = [m for turn in view.turns for m in turn.chat_messages()]
+    messages.extend(history)
+    messages.append(ChatMessage("user", new_message))
+
+    prompt = settings.system_prompt.strip()
+    sections = (
+        Section("system", SECTION_LABELS["system"],
+                message_tokens(counter, prompt) if system_text else 0, 1 if prompt else 0),
+        Section("facts", SECTION_LABELS["facts"], counter.count(facts_text), len(facts.injected)),
+        Section("summary", SECTION_LABELS["summary"], counter.count(summary_text), 1 if summary_text else 0),
+        Section("history", SECTION_LABELS["history"], sum(message_tokens(counter, m.content) for m in history),
+                len(history)),
+        Section("new_message", SECTION_LABELS["new_message"],
+                message_tokens(counter, new_message) + TOKENS_PER_REPLY, 1),
+    )
+    return Payload(tuple(messages), sections, counter.name, counter.exact, context_tokens, view, facts)

@@ -1,0 +1,133 @@
+"""Frozen records that cross the storage boundary; the UI never sees ORM objects."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+MessageStatus = Literal["complete", "partial", "failed"]
+CallPurpose = Literal["chat", "summary"]
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """How a conversation remembers: the type and its sizes, in named units."""
+
+    memory_type: str = "window"
+    window_turns: int = 3
+    max_tokens: int = 1_000
+    system_prompt: str = "You are a helpful assistant."
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation's header with running counters (no messages)."""
+
+    id: int
+    user_id: str
+    title: str
+    settings: MemorySettings
+    created_at: datetime
+    updated_at: datetime
+    message_count: int = 0
+    token_total: int = 0
+    last_turn: int = 0
+    temporary: bool = False
+
+
+@dataclass(frozen=True)
+class Message:
+    """One stored message; `turn` groups a user message with its reply attempts."""
+
+    id: int
+    conversation_id: int
+    seq: int
+    turn: int
+    role: Role
+    content: str
+    status: MessageStatus
+    tokens: int
+    tokenizer: str
+    created_at: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One version of a running summary; new versions are added, old ones kept."""
+
+    id: int
+    conversation_id: int
+    memory_type: str
+    text: str
+    from_turn: int
+    through_turn: int
+    tokens: int
+    created_at: datetime
+    call_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Preference:
+    """A stored fact about the user, injected into the system prompt while enabled."""
+
+    key: str
+    value: str
+    enabled: bool
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """A message exactly as sent to the model."""
+
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage as the server reported it (None where it reported nothing)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class CallDraft:
+    """What the ledger records about one model call, before it has an id."""
+
+    purpose: CallPurpose
+    conversation_id: int | None
+    turn: int | None
+    memory_type: str
+    model: str
+    provider: str
+    host: str
+    params: dict[str, Any]
+    request: tuple[ChatMessage, ...]
+    reply: str = ""
+    finish_reason: str | None = None
+    usage: Usage = Usage()
+    counted_prompt_tokens: int | None = None
+    sections: dict[str, int] = field(default_factory=dict)
+    history_from_turn: int | None = None
+    history_to_turn: int | None = None
+    latency_ms: float | None = None
+    first_token_ms: float | None = None
+    error_kind: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelCall(CallDraft):
+    """A ledger row: one model call, chat or summary, exactly as made."""
+
+    id: int = 0
+    user_id: str = ""
+    created_at: datetime | None = None

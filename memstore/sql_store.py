@@ -1,0 +1,571 @@
+"""The persistent store: SQLAlchemy over SQLite or PostgreSQL, one transaction per unit of work."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterator, Sequence
+
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import validation
+from .config import Limits
+from .database import create_db_engine, describe_db_error, migrate
+from .errors import InvalidInput, NotFound, StorageError
+from .records import (
+    CallDraft,
+    ChatMessage,
+    Conversation,
+    MemorySettings,
+    Message,
+    MessageStatus,
+    ModelCall,
+    Preference,
+    Summary,
+    Usage,
+)
+from .schema import ConversationRow, MessageRow, ModelCallRow, PreferenceRow, SummaryRow, utcnow
+from .store_api import NewMessage
+
+MAX_PAGE = 500
+STATUSES = ("complete", "partial", "failed")
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything leaving the store is UTC-aware."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _conversation(row: ConversationRow) -> Conversation:
+    return Conversation(
+        id=row.id,
+        user_id=row.user_id,
+        title=row.title,
+        settings=MemorySettings(row.memory_type, row.window_turns, row.max_tokens, row.system_prompt),
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+        message_count=row.message_count,
+        token_total=row.token_total,
+        last_turn=row.last_turn,
+    )
+
+
+def _message(row: MessageRow) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        turn=row.turn,
+        role=row.role,  # type: ignore[arg-type]
+        content=row.content,
+        status=row.status,  # type: ignore[arg-type]
+        tokens=row.tokens,
+        tokenizer=row.tokenizer,
+        created_at=_aware(row.created_at),
+        error=row.error,
+    )
+
+
+def _summary(row: SummaryRow) -> Summary:
+    return Summary(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        memory_type=row.memory_type,
+        text=row.text,
+        from_turn=row.from_turn,
+        through_turn=row.through_turn,
+        tokens=row.tokens,
+        created_at=_aware(row.created_at),
+        call_id=row.call_id,
+    )
+
+
+def _preference(row: PreferenceRow) -> Preference:
+    return Preference(key=row.key, value=row.value, enabled=bool(row.enabled), updated_at=_aware(row.updated_at))
+
+
+def _call(row: ModelCallRow) -> ModelCall:
+    return ModelCall(
+        id=row.id,
+        user_id=row.user_id,
+        created_at=_aware(row.created_at),
+        purpose=row.purpose,  # type: ignore[arg-type]
+        conversation_id=row.conversation_id,
+        turn=row.turn,
+        memory_type=row.memory_type,
+        model=row.model,
+        provider=row.provider,
+        host=row.host,
+        params=dict(row.params or {}),
+        request=tuple(ChatMessage(m["role"], m["content"]) for m in row.request),  # type: ignore[arg-type]
+        reply=row.reply,
+        finish_reason=row.finish_reason,
+        usage=Usage(row.prompt_tokens, row.completion_tokens, row.total_tokens),
+        counted_prompt_tokens=row.counted_prompt_tokens,
+        sections=dict(row.sections or {}),
+        history_from_turn=row.history_from_turn,
+        history_to_turn=row.history_to_turn,
+        latency_ms=row.latency_ms,
+        first_token_ms=row.first_token_ms,
+        error_kind=row.error_kind,
+        error=row.error,
+    )
+
+
+def _call_row(user_id: str, call: CallDraft, now: datetime) -> ModelCallRow:
+    return ModelCallRow(
+        user_id=user_id,
+        conversation_id=call.conversation_id,
+        turn=call.turn,
+        purpose=call.purpose,
+        memory_type=call.memory_type,
+        model=call.model,
+        provider=call.provider,
+        host=call.host,
+        params=dict(call.params),
+        request=[m.as_dict() for m in call.request],
+        reply=call.reply,
+        finish_reason=call.finish_reason,
+        prompt_tokens=call.usage.prompt_tokens,
+        completion_tokens=call.usage.completion_tokens,
+        total_tokens=call.usage.total_tokens,
+        counted_prompt_tokens=call.counted_prompt_tokens,
+        sections=dict(call.sections),
+        history_from_turn=call.history_from_turn,
+        history_to_turn=call.history_to_turn,
+        latency_ms=call.latency_ms,
+        first_token_ms=call.first_token_ms,
+        error_kind=call.error_kind,
+        error=call.error,
+        created_at=now,
+    )
+
+
+def check_page(limit: int, offset: int = 0) -> None:
+    """Page sizes are bounded so no read can ask for a whole table."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"A page holds 1 to {MAX_PAGE} rows.")
+    if offset < 0:
+        raise InvalidInput("A page offset cannot be negative.")
+
+
+class SqlStore:
+    """Conversations, messages, summaries, preferences and the ledger in one SQL database."""
+
+    temporary = False
+
+    def __init__(self, engine: Engine, *, limits: Limits = Limits(), known_memory_types: frozenset[str] | None = None):
+        self._engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(engine.execution_options(memstore_write=True), expire_on_commit=False)
+        self.limits = limits
+        self._known_types = known_memory_types
+
+    @classmethod
+    def open(cls, url: str, *, limits: Limits = Limits(), known_memory_types: frozenset[str] | None = None) -> "SqlStore":
+        """Open (and migrate) the database at a SQLAlchemy URL."""
+        engine = create_db_engine(url)
+        migrate(engine)
+        return cls(engine, limits=limits, known_memory_types=known_memory_types)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[Session]:
+        """One transaction per unit of work; driver errors become a StorageError sentence."""
+        factory = self._write if write else self._read
+        try:
+            with factory() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            raise StorageError(describe_db_error(exc)) from None
+
+    def _owned(self, session: Session, user_id: str, conversation_id: int, *, lock: bool = False) -> ConversationRow:
+        query = select(ConversationRow).where(
+            ConversationRow.id == conversation_id, ConversationRow.user_id == user_id
+        )
+        if lock:
+            query = query.with_for_update()
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            raise NotFound(f"Conversation {conversation_id} was not found.")
+        return row
+
+    def _settings(self, settings: MemorySettings) -> MemorySettings:
+        known = self._known_types
+        if known is None:
+            from .memory import MEMORY_TYPES
+
+            known = frozenset(MEMORY_TYPES)
+        return validation.memory_settings(settings, known, self.limits)
+
+    # -- conversations --------------------------------------------------------------------
+
+    def create_conversation(self, user_id: str, title: str, settings: MemorySettings) -> Conversation:
+        validation.user_id(user_id)
+        title = validation.title(title, self.limits)
+        settings = self._settings(settings)
+        now = utcnow()
+        with self._tx(write=True) as session:
+            row = ConversationRow(
+                user_id=user_id,
+                title=title,
+                memory_type=settings.memory_type,
+                window_turns=settings.window_turns,
+                max_tokens=settings.max_tokens,
+                system_prompt=settings.system_prompt,
+                created_at=now,
+                updated_at=now,
+                last_seq=0,
+                last_turn=0,
+                message_count=0,
+                token_total=0,
+            )
+            session.add(row)
+            session.flush()
+            return _conversation(row)
+
+    def get_conversation(self, user_id: str, conversation_id: int) -> Conversation:
+        with self._tx(write=False) as session:
+            return _conversation(self._owned(session, user_id, conversation_id))
+
+    def list_conversations(
+        self, user_id: str, *, search: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Conversation]:
+        check_page(limit, offset)
+        query = select(ConversationRow).where(ConversationRow.user_id == user_id)
+        if search and search.strip():
+            query = query.where(func.lower(ConversationRow.title).contains(search.strip().lower(), autoescape=True))
+        query = query.order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc()).limit(limit).offset(offset)
+        with self._tx(write=False) as session:
+            return [_conversation(row) for row in session.scalars(query)]
+
+    def rename_conversation(self, user_id: str, conversation_id: int, title: str) -> Conversation:
+        title = validation.title(title, self.limits)
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            row.title = title
+            row.updated_at = utcnow()
+            session.flush()
+            return _conversation(row)
+
+    def update_settings(self, user_id: str, conversation_id: int, settings: MemorySettings) -> Conversation:
+        settings = self._settings(settings)
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            row.memory_type = settings.memory_type
+            row.window_turns = settings.window_turns
+            row.max_tokens = settings.max_tokens
+            row.system_prompt = settings.system_prompt
+            session.flush()
+            return _conversation(row)
+
+    def delete_conversation(self, user_id: str, conversation_id: int) -> None:
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            session.delete(row)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def _append(
+        self,
+        session: Session,
+        conv: ConversationRow,
+        *,
+        turn: int,
+        role: str,
+        content: str,
+        status: str,
+        tokens: int,
+        tokenizer: str,
+        error: str | None,
+        now: datetime,
+    ) -> MessageRow:
+        conv.last_seq += 1
+        conv.message_count += 1
+        conv.token_total += tokens
+        conv.updated_at = now
+        row = MessageRow(
+            conversation_id=conv.id,
+            user_id=conv.user_id,
+            seq=conv.last_seq,
+            turn=turn,
+            role=role,
+            content=content,
+            status=status,
+            error=error,
+            tokens=tokens,
+            tokenizer=tokenizer,
+            created_at=now,
+        )
+        session.add(row)
+        return row
+
+    def add_user_message(
+        self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
+    ) -> Message:
+        content = validation.message_text(content, self.limits)
+        with self._tx(write=True) as session:
+            conv = self._owned(session, user_id, conversation_id, lock=True)
+            conv.last_turn += 1
+            row = self._append(
+                session, conv, turn=conv.last_turn, role="user", content=content, status="complete",
+                tokens=tokens, tokenizer=tokenizer, error=None, now=utcnow(),
+            )
+            session.flush()
+            return _message(row)
+
+    def add_reply(
+        self,
+        user_id: str,
+        conversation_id: int,
+        turn: int,
+        content: str,
+        *,
+        status: MessageStatus,
+        tokens: int,
+        tokenizer: str,
+        error: str | None = None,
+        call: CallDraft | None = None,
+    ) -> tuple[Message, ModelCall | None]:
+        if status not in STATUSES:
+            raise InvalidInput(f"Unknown message status {status!r}.")
+        if "\x00" in content:
+            content = content.replace("\x00", "\ufffd")
+        now = utcnow()
+        with self._tx(write=True) as session:
+            conv = self._owned(session, user_id, conversation_id, lock=True)
+            if not 1 <= turn <= conv.last_turn:
+                raise InvalidInput(f"Turn {turn} does not exist in this conversation.")
+            row = self._append(
+                session, conv, turn=turn, role="assistant", content=content, status=status,
+                tokens=tokens, tokenizer=tokenizer, error=error, now=now,
+            )
+            call_row = _call_row(user_id, call, now) if call is not None else None
+            if call_row is not None:
+                session.add(call_row)
+            session.flush()
+            return _message(row), (_call(call_row) if call_row is not None else None)
+
+    def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int:
+        """Append many messages in one transaction; a user message starts each new turn."""
+        for m in messages:
+            if m.role not in ("user", "assistant"):
+                raise InvalidInput(f"Cannot import a message with role {m.role!r}.")
+            if m.status not in STATUSES:
+                raise InvalidInput(f"Cannot import a message with status {m.status!r}.")
+            if m.role == "user":
+                validation.message_text(m.content, self.limits)
+            elif "\x00" in m.content:
+                raise InvalidInput("An imported message contains a NUL byte.")
+        now = utcnow()
+        with self._tx(write=True) as session:
+            conv = self._owned(session, user_id, conversation_id, lock=True)
+            rows = []
+            for m in messages:
+                if m.role == "user" or conv.last_turn == 0:
+                    conv.last_turn += 1
+                conv.last_seq += 1
+                conv.message_count += 1
+                conv.token_total += m.tokens
+                rows.append(
+                    dict(
+                        conversation_id=conv.id, user_id=user_id, seq=conv.last_seq, turn=conv.last_turn,
+                        role=m.role, content=m.content, status=m.status, error=None, tokens=m.tokens,
+                        tokenizer=m.tokenizer, created_at=now,
+                    )
+                )
+            conv.updated_at = now
+            if rows:
+                session.execute(insert(MessageRow), rows)
+            return len(rows)
+
+    def last_turns(self, user_id: str, conversation_id: int, turns: int, *, through_turn: int) -> list[Message]:
+        """Messages of the `turns` turns ending at `through_turn`: one indexed range read."""
+        if turns <= 0 or through_turn <= 0:
+            self.get_conversation(user_id, conversation_id)
+            return []
+        return self.turns_between(user_id, conversation_id, max(1, through_turn - turns + 1), through_turn)
+
+    def turns_between(self, user_id: str, conversation_id: int, from_turn: int, to_turn: int) -> list[Message]:
+        query = (
+            select(MessageRow)
+            .where(
+                MessageRow.conversation_id == conversation_id,
+                MessageRow.user_id == user_id,
+                MessageRow.turn >= from_turn,
+                MessageRow.turn <= to_turn,
+            )
+            .order_by(MessageRow.seq)
+        )
+        with self._tx(write=False) as session:
+            self._owned(session, user_id, conversation_id)
+            return [_message(row) for row in session.scalars(query)]
+
+    def page(
+        self, user_id: str, conversation_id: int, *, limit: int = 50, before_seq: int | None = None
+    ) -> list[Message]:
+        """The newest `limit` messages before `before_seq`, oldest first."""
+        check_page(limit)
+        query = select(MessageRow).where(
+            MessageRow.conversation_id == conversation_id, MessageRow.user_id == user_id
+        )
+        if before_seq is not None:
+            query = query.where(MessageRow.seq < before_seq)
+        query = query.order_by(MessageRow.seq.desc()).limit(limit)
+        with self._tx(write=False) as session:
+            self._owned(session, user_id, conversation_id)
+            rows = list(session.scalars(query))
+        return [_message(row) for row in reversed(rows)]
+
+    # -- summaries ------------------------------------------------------------------------------
+
+    def latest_summary(self, user_id: str, conversation_id: int, memory_type: str) -> Summary | None:
+        query = (
+            select(SummaryRow)
+            .where(
+                SummaryRow.conversation_id == conversation_id,
+                SummaryRow.user_id == user_id,
+                SummaryRow.memory_type == memory_type,
+            )
+            .order_by(SummaryRow.id.desc())
+            .limit(1)
+        )
+        with self._tx(write=False) as session:
+            self._owned(session, user_id, conversation_id)
+            row = session.scalars(query).one_or_none()
+            return _summary(row) if row is not None else None
+
+    def add_summary(
+        self,
+        user_id: str,
+        conversation_id: int,
+        memory_type: str,
+        text: str,
+        *,
+        from_turn: int,
+        through_turn: int,
+        tokens: int,
+        call: CallDraft | None,
+    ) -> tuple[Summary, ModelCall | None]:
+        now = utcnow()
+        with self._tx(write=True) as session:
+            self._owned(session, user_id, conversation_id)
+            call_row = _call_row(user_id, call, now) if call is not None else None
+            if call_row is not None:
+                session.add(call_row)
+                session.flush()
+            row = SummaryRow(
+                conversation_id=conversation_id, user_id=user_id, memory_type=memory_type, text=text,
+                from_turn=from_turn, through_turn=through_turn, tokens=tokens,
+                call_id=call_row.id if call_row is not None else None, created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            return _summary(row), (_call(call_row) if call_row is not None else None)
+
+    # -- ledger ---------------------------------------------------------------------------------
+
+    def record_call(self, user_id: str, call: CallDraft) -> ModelCall:
+        validation.user_id(user_id)
+        now = utcnow()
+        with self._tx(write=True) as session:
+            if call.conversation_id is not None:
+                self._owned(session, user_id, call.conversation_id)
+            row = _call_row(user_id, call, now)
+            session.add(row)
+            session.flush()
+            return _call(row)
+
+    def list_calls(
+        self, user_id: str, *, conversation_id: int | None = None, purpose: str | None = None,
+        limit: int = 50, offset: int = 0,
+    ) -> list[ModelCall]:
+        check_page(limit, offset)
+        query = select(ModelCallRow).where(ModelCallRow.user_id == user_id)
+        if conversation_id is not None:
+            query = query.where(ModelCallRow.conversation_id == conversation_id)
+        if purpose is not None:
+            query = query.where(ModelCallRow.purpose == purpose)
+        query = query.order_by(ModelCallRow.id.desc()).limit(limit).offset(offset)
+        with self._tx(write=False) as session:
+            return [_call(row) for row in session.scalars(query)]
+
+    # -- preferences ----------------------------------------------------------------------------
+
+    def list_preferences(self, user_id: str) -> list[Preference]:
+        query = (
+            select(PreferenceRow).where(PreferenceRow.user_id == user_id).order_by(PreferenceRow.key).limit(MAX_PAGE)
+        )
+        with self._tx(write=False) as session:
+            return [_preference(row) for row in session.scalars(query)]
+
+    def set_preference(self, user_id: str, key: str, value: str, *, enabled: bool = True) -> Preference:
+        validation.user_id(user_id)
+        key = validation.fact_key(key, self.limits)
+        value = validation.fact_value(value, self.limits)
+        with self._tx(write=True) as session:
+            row = session.scalars(
+                select(PreferenceRow).where(PreferenceRow.user_id == user_id, PreferenceRow.key == key).with_for_update()
+            ).one_or_none()
+            if row is None:
+                self._check_preference_room(session, user_id, adding=1)
+                row = PreferenceRow(user_id=user_id, key=key, value=value, enabled=enabled, updated_at=utcnow())
+                session.add(row)
+            elif row.value != value or bool(row.enabled) != enabled:
+                row.value, row.enabled, row.updated_at = value, enabled, utcnow()
+            session.flush()
+            return _preference(row)
+
+    def delete_preference(self, user_id: str, key: str) -> None:
+        with self._tx(write=True) as session:
+            result = session.execute(
+                delete(PreferenceRow).where(PreferenceRow.user_id == user_id, PreferenceRow.key == key)
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"No preference named {key!r}.")
+
+    def replace_preferences(self, user_id: str, rows: Sequence[tuple[str, str, bool]]) -> list[Preference]:
+        """Make the user's preferences exactly `rows` in one transaction (the editor's save)."""
+        validation.user_id(user_id)
+        cleaned: dict[str, tuple[str, bool]] = {}
+        for key, value, enabled in rows:
+            key = validation.fact_key(key, self.limits)
+            if key in cleaned:
+                raise InvalidInput(f"The key {key!r} appears twice.")
+            cleaned[key] = (validation.fact_value(value, self.limits), bool(enabled))
+        if len(cleaned) > MAX_PAGE:
+            raise InvalidInput(f"A user can keep at most {MAX_PAGE} preferences.")
+        now = utcnow()
+        with self._tx(write=True) as session:
+            existing = {
+                row.key: row
+                for row in session.scalars(select(PreferenceRow).where(PreferenceRow.user_id == user_id).with_for_update())
+            }
+            for key, row in existing.items():
+                if key not in cleaned:
+                    session.delete(row)
+            for key, (value, enabled) in cleaned.items():
+                row = existing.get(key)
+                if row is None:
+                    session.add(PreferenceRow(user_id=user_id, key=key, value=value, enabled=enabled, updated_at=now))
+                elif row.value != value or bool(row.enabled) != enabled:
+                    row.value, row.enabled, row.updated_at = value, enabled, now
+        return self.list_preferences(user_id)
+
+    def _check_preference_room(self, session: Session, user_id: str, *, adding: int) -> None:
+        count = session.scalar(select(func.count()).select_from(PreferenceRow).where(PreferenceRow.user_id == user_id))
+        if (count or 0) + adding > MAX_PAGE:
+            raise InvalidInput(f"A user can keep at most {MAX_PAGE} preferences.")

@@ -1,0 +1,94 @@
+"""The storage contract every store implements (SQL and temporary), tested by one suite."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from .records import CallDraft, Conversation, MemorySettings, Message, MessageStatus, ModelCall, Preference, Summary
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to import in bulk (export files, benchmarks)."""
+
+    role: str
+    content: str
+    tokens: int
+    tokenizer: str
+    status: MessageStatus = "complete"
+
+
+class TranscriptStore(Protocol):
+    """Conversations, their append-only messages, summary versions and the model-call ledger.
+
+    Every method takes the user id first and only ever sees that user's rows; another
+    user's conversation raises NotFound, exactly like a missing one.
+    """
+
+    temporary: bool
+
+    def create_conversation(self, user_id: str, title: str, settings: MemorySettings) -> Conversation: ...
+    def get_conversation(self, user_id: str, conversation_id: int) -> Conversation: ...
+    def list_conversations(
+        self, user_id: str, *, search: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Conversation]: ...
+    def rename_conversation(self, user_id: str, conversation_id: int, title: str) -> Conversation: ...
+    def update_settings(self, user_id: str, conversation_id: int, settings: MemorySettings) -> Conversation: ...
+    def delete_conversation(self, user_id: str, conversation_id: int) -> None: ...
+
+    def add_user_message(
+        self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
+    ) -> Message: ...
+    def add_reply(
+        self,
+        user_id: str,
+        conversation_id: int,
+        turn: int,
+        content: str,
+        *,
+        status: MessageStatus,
+        tokens: int,
+        tokenizer: str,
+        error: str | None = None,
+        call: CallDraft | None = None,
+    ) -> tuple[Message, ModelCall | None]: ...
+    def import_messages(
+        self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]
+    ) -> int: ...
+
+    def last_turns(self, user_id: str, conversation_id: int, turns: int, *, through_turn: int) -> list[Message]: ...
+    def turns_between(self, user_id: str, conversation_id: int, from_turn: int, to_turn: int) -> list[Message]: ...
+    def page(
+        self, user_id: str, conversation_id: int, *, limit: int = 50, before_seq: int | None = None
+    ) -> list[Message]: ...
+
+    def latest_summary(self, user_id: str, conversation_id: int, memory_type: str) -> Summary | None: ...
+    def add_summary(
+        self,
+        user_id: str,
+        conversation_id: int,
+        memory_type: str,
+        text: str,
+        *,
+        from_turn: int,
+        through_turn: int,
+        tokens: int,
+        call: CallDraft | None,
+    ) -> tuple[Summary, ModelCall | None]: ...
+
+    def record_call(self, user_id: str, call: CallDraft) -> ModelCall: ...
+    def list_calls(
+        self, user_id: str, *, conversation_id: int | None = None, purpose: str | None = None,
+        limit: int = 50, offset: int = 0,
+    ) -> list[ModelCall]: ...
+
+
+class PreferenceStore(Protocol):
+    """Per-user key/value facts kept in the database (custom memory)."""
+
+    def list_preferences(self, user_id: str) -> list[Preference]: ...
+    def set_preference(self, user_id: str, key: str, value: str, *, enabled: bool = True) -> Preference: ...
+    def delete_preference(self, user_id: str, key: str) -> None: ...
+    def replace_preferences(
+        self, user_id: str, rows: Sequence[tuple[str, str, bool]]
+    ) -> list[Preference]: ...

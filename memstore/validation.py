@@ -1,0 +1,102 @@
+"""Checks run before any write, so bad input changes nothing."""
+from __future__ import annotations
+
+import re
+
+from .config import Limits
+from .errors import InvalidInput
+from .records import MemorySettings
+
+_KEY_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]+$")
+
+
+def _no_nul(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise InvalidInput(f"{what} contains a NUL byte, which cannot be stored.")
+
+
+def message_text(text: object, limits: Limits) -> str:
+    """A chat message: non-blank, no NUL bytes, within the character limit."""
+    if not isinstance(text, str):
+        raise InvalidInput("A message must be text.")
+    _no_nul(text, "The message")
+    if not text.strip():
+        raise InvalidInput("The message is empty.")
+    if len(text) > limits.max_message_chars:
+        raise InvalidInput(
+            f"The message is {len(text):,} characters; the limit is {limits.max_message_chars:,}."
+        )
+    return text
+
+
+def fact_key(key: object, limits: Limits) -> str:
+    """A preference or session-fact key: 1 to 64 printable characters, trimmed."""
+    if not isinstance(key, str):
+        raise InvalidInput("A key must be text.")
+    _no_nul(key, "The key")
+    key = key.strip()
+    if not key:
+        raise InvalidInput("A key cannot be empty.")
+    if len(key) > limits.max_key_chars:
+        raise InvalidInput(f"The key {key[:20]!r}… is {len(key)} characters; the limit is {limits.max_key_chars}.")
+    if not _KEY_PATTERN.match(key):
+        raise InvalidInput(f"The key {key!r} contains control characters or line breaks.")
+    return key
+
+
+def fact_value(value: object, limits: Limits) -> str:
+    """A preference value: text without NUL bytes, within its limit (may be empty)."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput("A value must be text.")
+    _no_nul(value, "The value")
+    if len(value) > limits.max_value_chars:
+        raise InvalidInput(f"The value is {len(value):,} characters; the limit is {limits.max_value_chars:,}.")
+    return value
+
+
+def title(text: object, limits: Limits) -> str:
+    """A conversation title: non-blank, one line, within its limit."""
+    if not isinstance(text, str):
+        raise InvalidInput("A title must be text.")
+    _no_nul(text, "The title")
+    text = " ".join(text.split())
+    if not text:
+        raise InvalidInput("The title is empty.")
+    if len(text) > limits.max_title_chars:
+        raise InvalidInput(f"The title is {len(text)} characters; the limit is {limits.max_title_chars}.")
+    return text
+
+
+def user_id(user: object) -> str:
+    """Every read and write is scoped to a non-empty user id."""
+    if not isinstance(user, str) or not user.strip() or len(user) > 200 or "\x00" in user:
+        raise InvalidInput("A user id must be 1 to 200 characters of text.")
+    return user
+
+
+def memory_settings(settings: MemorySettings, known_types: frozenset[str], limits: Limits) -> MemorySettings:
+    """Memory settings: a known type, k >= 0 turns, a token limit >= 1."""
+    if settings.memory_type not in known_types:
+        raise InvalidInput(
+            f"Unknown memory type {settings.memory_type!r}; choose one of {', '.join(sorted(known_types))}."
+        )
+    if isinstance(settings.window_turns, bool) or not isinstance(settings.window_turns, int):
+        raise InvalidInput("The window size must be a whole number of turns.")
+    if settings.window_turns < 0:
+        raise InvalidInput("The window size cannot be below 0 turns.")
+    if settings.window_turns > limits.max_window_turns:
+        raise InvalidInput(f"The window size cannot exceed {limits.max_window_turns} turns.")
+    if isinstance(settings.max_tokens, bool) or not isinstance(settings.max_tokens, int):
+        raise InvalidInput("The token limit must be a whole number of tokens.")
+    if settings.max_tokens < 1:
+        raise InvalidInput("The token limit must be at least 1 token.")
+    if settings.max_tokens > limits.max_token_limit:
+        raise InvalidInput(f"The token limit cannot exceed {limits.max_token_limit:,} tokens.")
+    if not isinstance(settings.system_prompt, str):
+        raise InvalidInput("The system prompt must be text.")
+    _no_nul(settings.system_prompt, "The system prompt")
+    if len(settings.system_prompt) > limits.max_system_prompt_chars:
+        raise InvalidInput(f"The system prompt is over {limits.max_system_prompt_chars:,} characters.")
+    return settings

@@ -1,0 +1,54 @@
+"""Fixtures: every store implementation, a fake model, and a user id."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from memstore import SqlStore, TemporaryStore  # noqa: E402
+from memstore.database import create_db_engine  # noqa: E402
+
+POSTGRES_URL = os.environ.get("MEMORYLAB_TEST_POSTGRES_URL")
+STORE_KINDS = ["sqlite", "temporary"] + (["postgresql"] if POSTGRES_URL else [])
+SQL_KINDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
+def make_sql_store(kind: str, tmp_path: Path) -> SqlStore:
+    if kind == "sqlite":
+        return SqlStore.open(f"sqlite:///{tmp_path / 'memorylab.db'}")
+    assert POSTGRES_URL
+    _reset_postgres(POSTGRES_URL)
+    return SqlStore.open(POSTGRES_URL)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store(request, tmp_path):
+    """Every TranscriptStore implementation, fresh for each test."""
+    if request.param == "temporary":
+        yield TemporaryStore()
+        return
+    sql = make_sql_store(request.param, tmp_path)
+    yield sql
+    sql.close()
+
+
+@pytest.fixture(params=SQL_KINDS)
+def sql_store(request, tmp_path):
+    """Every SQL database the project supports, fresh for each test."""
+    sql = make_sql_store(request.param, tmp_path)
+    yield sql
+    sql.close()

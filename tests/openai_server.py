@@ -1,0 +1,124 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1 for tests: streams, fails and drops on request."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def _chunk(model: str, *, content: str | None = None, finish: str | None = None) -> dict[str, Any]:
+    delta = {"content": content} if content is not None else {}
+    return {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+class FakeOpenAIServer:
+    """Serves /v1/chat/completions. Queue behaviours with `expect(...)`; default is a streamed echo.
+
+    Behaviours: ("reply", text), ("status", code), ("drop", text) — stream text then close
+    without a finish reason, ("reset", text) — stream text then break the chunked body,
+    ("garbage",), ("sleep", seconds).
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.behaviours: deque[tuple] = deque()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.requests.append(body)
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                behaviour = server.behaviours.popleft() if server.behaviours else ("echo",)
+                server.respond(self, body, behaviour)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def expect(self, *behaviours: tuple) -> None:
+        self.behaviours.extend(behaviours)
+
+    def __enter__(self) -> "FakeOpenAIServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- responses ----------------------------------------------------------------------------
+
+    def respond(self, handler: BaseHTTPRequestHandler, body: dict[str, Any], behaviour: tuple) -> None:
+        kind = behaviour[0]
+        model = body.get("model", "test-model")
+        if kind == "status":
+            code = behaviour[1]
+            payload = json.dumps({"error": {"message": f"test error {code}", "type": "test", "code": code}}).encode()
+            handler.send_response(code)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
+        if kind == "sleep":
+            time.sleep(behaviour[1])
+            kind, behaviour = "echo", ("echo",)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+
+        def send(data: str) -> None:
+            raw = data.encode()
+            handler.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+            handler.wfile.flush()
+
+        def event(obj: Any) -> None:
+            send("data: " + (obj if isinstance(obj, str) else json.dumps(obj)) + "\n\n")
+
+        if kind == "garbage":
+            event(_chunk(model, content="Hel"))
+            send("data: {this is not json\n\n")
+            handler.wfile.write(b"0\r\n\r\n")
+            return
+        if kind == "echo":
+            last = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+            text = f"echo: {last[-200:]}"
+        else:
+            text = behaviour[1]
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            event(_chunk(model, content=word if i == 0 else " " + word))
+        if kind == "drop":
+            handler.wfile.write(b"0\r\n\r\n")  # a clean end of body, but no finish reason and no [DONE]
+            handler.close_connection = True
+            return
+        if kind == "reset":
+            handler.wfile.write(b"40\r\npartial-chunk")  # promise 64 bytes, send fewer, then hang up
+            handler.wfile.flush()
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+            return
+        event(_chunk(model, finish="stop"))
+        prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", []))
+        event({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": model,
+               "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
+                                        "total_tokens": prompt_tokens + len(words)}})
+        event("[DONE]")
+        handler.wfile.write(b"0\r\n\r\n")

@@ -1,0 +1,197 @@
+"""The storage contract, run against every store: SQLite, temporary (and PostgreSQL when configured)."""
+from __future__ import annotations
+
+import pytest
+
+from memstore import InvalidInput, MemorySettings, NewMessage, NotFound
+from memstore.records import CallDraft, ChatMessage, Usage
+
+ME, OTHER = "alice", "bob"
+
+
+def add_turn(store, conv_id, user_text, reply_text, *, status="complete", user=ME):
+    msg = store.add_user_message(user, conv_id, user_text, tokens=len(user_text) // 4, tokenizer="t")
+    reply, _ = store.add_reply(user, conv_id, msg.turn, reply_text, status=status, tokens=len(reply_text) // 4,
+                               tokenizer="t")
+    return msg, reply
+
+
+def test_conversation_round_trip(store):
+    settings = MemorySettings("token_window", window_turns=0, max_tokens=77, system_prompt="Be brief. ünïcødé ✓")
+    conv = store.create_conversation(ME, "  My   first chat ", settings)
+    assert conv.title == "My first chat"
+    got = store.get_conversation(ME, conv.id)
+    assert got.settings == settings
+    assert got.created_at.tzinfo is not None
+    renamed = store.rename_conversation(ME, conv.id, "Renamed")
+    assert store.get_conversation(ME, conv.id).title == renamed.title == "Renamed"
+    changed = store.update_settings(ME, conv.id, MemorySettings("window", 1, 10))
+    assert store.get_conversation(ME, conv.id).settings == changed.settings
+
+
+def test_messages_round_trip_unchanged_and_ordered(store):
+    conv = store.create_conversation(ME, "chat", MemorySettings())
+    texts = ["Hello <b>there</b>", "'; DROP TABLE messages; --", "emoji 🧠 and\nnewlines\n\n", "x" * 32_000]
+    for text in texts:
+        add_turn(store, conv.id, text, "reply to " + text[:10])
+    page = store.page(ME, conv.id, limit=50)
+    assert [m.content for m in page if m.role == "user"] == texts
+    assert [m.seq for m in page] == list(range(1, 9))
+    assert [m.turn for m in page] == [1, 1, 2, 2, 3, 3, 4, 4]
+    conv = store.get_conversation(ME, conv.id)
+    assert (conv.message_count, conv.last_turn) == (8, 4)
+
+
+def test_pages_walk_backwards_without_gaps(store):
+    conv = store.create_conversation(ME, "long", MemorySettings())
+    store.import_messages(ME, conv.id, [NewMessage("user" if i % 2 == 0 else "assistant", f"m{i}", 1, "t")
+                                        for i in range(120)])
+    newest = store.page(ME, conv.id, limit=50)
+    assert [m.content for m in newest] == [f"m{i}" for i in range(70, 120)]
+    older = store.page(ME, conv.id, limit=50, before_seq=newest[0].seq)
+    assert [m.content for m in older] == [f"m{i}" for i in range(20, 70)]
+    oldest = store.page(ME, conv.id, limit=50, before_seq=older[0].seq)
+    assert [m.content for m in oldest] == [f"m{i}" for i in range(0, 20)]
+    with pytest.raises(InvalidInput):
+        store.page(ME, conv.id, limit=100_000)
+
+
+def test_last_turns_reads_only_the_window(store):
+    conv = store.create_conversation(ME, "w", MemorySettings())
+    for i in range(1, 11):
+        add_turn(store, conv.id, f"q{i}", f"a{i}")
+    rows = store.last_turns(ME, conv.id, 3, through_turn=10)
+    assert [m.content for m in rows] == ["q8", "a8", "q9", "a9", "q10", "a10"]
+    assert store.last_turns(ME, conv.id, 0, through_turn=10) == []
+    assert [m.content for m in store.last_turns(ME, conv.id, 2, through_turn=5)] == ["q4", "a4", "q5", "a5"]
+    assert len(store.last_turns(ME, conv.id, 50, through_turn=10)) == 20
+
+
+def test_failed_and_partial_attempts_are_kept_not_rewritten(store):
+    conv = store.create_conversation(ME, "f", MemorySettings())
+    msg = store.add_user_message(ME, conv.id, "question", tokens=1, tokenizer="t")
+    store.add_reply(ME, conv.id, msg.turn, "", status="failed", tokens=0, tokenizer="t", error="server down")
+    store.add_reply(ME, conv.id, msg.turn, "half an ans", status="partial", tokens=3, tokenizer="t", error="cut")
+    store.add_reply(ME, conv.id, msg.turn, "full answer", status="complete", tokens=2, tokenizer="t")
+    rows = store.turns_between(ME, conv.id, 1, 1)
+    assert [(m.role, m.status, m.content) for m in rows] == [
+        ("user", "complete", "question"), ("assistant", "failed", ""), ("assistant", "partial", "half an ans"),
+        ("assistant", "complete", "full answer"),
+    ]
+    assert rows[1].error == "server down"
+    with pytest.raises(InvalidInput):
+        store.add_reply(ME, conv.id, 2, "no such turn", status="complete", tokens=1, tokenizer="t")
+
+
+def test_summaries_are_versioned_and_latest_wins(store):
+    conv = store.create_conversation(ME, "s", MemorySettings("summary"))
+    assert store.latest_summary(ME, conv.id, "summary") is None
+    s1, _ = store.add_summary(ME, conv.id, "summary", "first", from_turn=1, through_turn=1, tokens=1, call=None)
+    draft = CallDraft(purpose="summary", conversation_id=conv.id, turn=2, memory_type="summary", model="m",
+                      provider="p", host="h", params={}, request=(ChatMessage("user", "fold"),), reply="second",
+                      usage=Usage(5, 1, 6))
+    s2, call = store.add_summary(ME, conv.id, "summary", "second", from_turn=1, through_turn=2, tokens=1, call=draft)
+    assert store.latest_summary(ME, conv.id, "summary") == s2
+    assert store.latest_summary(ME, conv.id, "summary_buffer") is None
+    assert s2.call_id == call.id and call.reply == "second" and call.usage.total_tokens == 6
+    assert s1.id != s2.id
+
+
+def test_ledger_records_exact_request_and_filters(store):
+    conv = store.create_conversation(ME, "l", MemorySettings())
+    msg = store.add_user_message(ME, conv.id, "hi", tokens=1, tokenizer="t")
+    request = (ChatMessage("system", "sys"), ChatMessage("user", "hi ✓"))
+    draft = CallDraft(purpose="chat", conversation_id=conv.id, turn=msg.turn, memory_type="window", model="m",
+                      provider="openai", host="127.0.0.1:1", params={"temperature": 0.5}, request=request,
+                      reply="hello", finish_reason="stop", usage=Usage(9, 2, 11), counted_prompt_tokens=10,
+                      sections={"system": 5, "new_message": 5}, latency_ms=12.5)
+    _, call = store.add_reply(ME, conv.id, msg.turn, "hello", status="complete", tokens=1, tokenizer="t", call=draft)
+    assert call.request == request and call.params == {"temperature": 0.5}
+    listed = store.list_calls(ME, conversation_id=conv.id)
+    assert listed[0].id == call.id and listed[0].sections == {"system": 5, "new_message": 5}
+    assert listed[0].usage == Usage(9, 2, 11) and listed[0].latency_ms == 12.5
+    assert store.list_calls(ME, conversation_id=conv.id, purpose="summary") == []
+    assert store.list_calls(OTHER) == []
+
+
+def test_delete_cascades_to_messages_summaries_and_calls(store):
+    conv = store.create_conversation(ME, "d", MemorySettings())
+    keep = store.create_conversation(ME, "keep", MemorySettings())
+    add_turn(store, conv.id, "a", "b")
+    add_turn(store, keep.id, "c", "d")
+    store.add_summary(ME, conv.id, "summary", "x", from_turn=1, through_turn=1, tokens=1, call=None)
+    store.record_call(ME, CallDraft(purpose="chat", conversation_id=conv.id, turn=1, memory_type="buffer", model="m",
+                                    provider="p", host="h", params={}, request=()))
+    store.delete_conversation(ME, conv.id)
+    with pytest.raises(NotFound):
+        store.get_conversation(ME, conv.id)
+    with pytest.raises(NotFound):
+        store.page(ME, conv.id)
+    assert store.list_calls(ME, conversation_id=conv.id) == []
+    assert [c.id for c in store.list_conversations(ME)] == [keep.id]
+    assert len(store.page(ME, keep.id)) == 2
+
+
+def test_another_users_conversation_is_invisible(store):
+    conv = store.create_conversation(ME, "private", MemorySettings())
+    add_turn(store, conv.id, "secret", "ok")
+    assert store.list_conversations(OTHER) == []
+    for call in (
+        lambda: store.get_conversation(OTHER, conv.id),
+        lambda: store.page(OTHER, conv.id),
+        lambda: store.last_turns(OTHER, conv.id, 3, through_turn=1),
+        lambda: store.turns_between(OTHER, conv.id, 1, 1),
+        lambda: store.latest_summary(OTHER, conv.id, "summary"),
+        lambda: store.add_user_message(OTHER, conv.id, "intrude", tokens=1, tokenizer="t"),
+        lambda: store.add_reply(OTHER, conv.id, 1, "intrude", status="complete", tokens=1, tokenizer="t"),
+        lambda: store.rename_conversation(OTHER, conv.id, "mine now"),
+        lambda: store.update_settings(OTHER, conv.id, MemorySettings()),
+        lambda: store.delete_conversation(OTHER, conv.id),
+        lambda: store.add_summary(OTHER, conv.id, "summary", "x", from_turn=1, through_turn=1, tokens=1, call=None),
+        lambda: store.import_messages(OTHER, conv.id, [NewMessage("user", "x", 1, "t")]),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert store.get_conversation(ME, conv.id).title == "private"
+    assert [m.content for m in store.page(ME, conv.id)] == ["secret", "ok"]
+
+
+def test_list_search_is_literal_and_newest_first(store):
+    a = store.create_conversation(ME, "Trip to Rome", MemorySettings())
+    b = store.create_conversation(ME, "100% sure_thing", MemorySettings())
+    add_turn(store, a.id, "newest activity", "ok")
+    assert [c.id for c in store.list_conversations(ME)] == [a.id, b.id]
+    assert [c.title for c in store.list_conversations(ME, search="rome")] == ["Trip to Rome"]
+    assert [c.title for c in store.list_conversations(ME, search="100%")] == ["100% sure_thing"]
+    assert store.list_conversations(ME, search="_") == [store.get_conversation(ME, b.id)]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda s, c: s.add_user_message(ME, c, "", tokens=0, tokenizer="t"),
+        lambda s, c: s.add_user_message(ME, c, "   \n\t", tokens=0, tokenizer="t"),
+        lambda s, c: s.add_user_message(ME, c, "nul\x00byte", tokens=1, tokenizer="t"),
+        lambda s, c: s.add_user_message(ME, c, "x" * 32_001, tokens=1, tokenizer="t"),
+        lambda s, c: s.rename_conversation(ME, c, "   "),
+        lambda s, c: s.update_settings(ME, c, MemorySettings("window", window_turns=-1)),
+        lambda s, c: s.update_settings(ME, c, MemorySettings("token_window", max_tokens=0)),
+        lambda s, c: s.update_settings(ME, c, MemorySettings("telepathy")),
+        lambda s, c: s.import_messages(ME, c, [NewMessage("user", "ok", 1, "t"), NewMessage("system", "no", 1, "t")]),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(store, bad):
+    conv = store.create_conversation(ME, "guarded", MemorySettings("window", 2, 50))
+    add_turn(store, conv.id, "before", "reply")
+    before = store.get_conversation(ME, conv.id)
+    with pytest.raises(InvalidInput) as info:
+        bad(store, conv.id)
+    assert str(info.value)  # a sentence, not an empty error
+    after = store.get_conversation(ME, conv.id)
+    assert (after.title, after.settings, after.message_count) == (before.title, before.settings, before.message_count)
+    assert [m.content for m in store.page(ME, conv.id)] == ["before", "reply"]
+
+
+def test_unknown_conversation_is_not_found(store):
+    with pytest.raises(NotFound):
+        store.get_conversation(ME, 999_999)
