@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from . import validation
 from .config import Limits
@@ -11,11 +11,23 @@ from .facts import FactSet
 from .llm import ChatClient, ReplyStream
 from .memory import HistoryReader, MemoryView, get_memory_type
 from .payload import Payload, build_payload
-from .records import CallDraft, Conversation, MemorySettings, Message, ModelCall, Usage
+from .records import CallDraft, ChatMessage, Conversation, MemorySettings, Message, ModelCall, Usage
 from .store_api import TranscriptStore
 from .summarizer import SummaryUpdate, fold_pending
+from .tokens import message_tokens
 
 DEFAULT_FOLD_BUDGET_TOKENS = 2_000
+DEFAULT_TITLE = "New chat"
+TITLE_FROM_MESSAGE_CHARS = 48
+
+
+def title_from_message(text: str) -> str:
+    """A short title from a first message: one line, cut at a word boundary."""
+    line = " ".join(text.split())
+    if len(line) <= TITLE_FROM_MESSAGE_CHARS:
+        return line
+    cut = line[:TITLE_FROM_MESSAGE_CHARS]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
 
 
 @dataclass(frozen=True)
@@ -137,10 +149,18 @@ class Chat:
         view = self.view(conversation, through_turn=conversation.last_turn, settings=settings)
         return build_payload(settings, view, facts, draft, self.counter, context_tokens=self.client.context_tokens)
 
+    def count_request(self, messages: Sequence[ChatMessage]) -> tuple[int, ...]:
+        """Tokens of each message of a request, framing included, with this model's tokenizer."""
+        return tuple(message_tokens(self.counter, m.content) for m in messages)
+
+    def last_call(self, conversation_id: int, purpose: str = "chat") -> ModelCall | None:
+        """The newest ledger row of a kind (chat or summary) in a conversation."""
+        calls = self.store.list_calls(self.user_id, conversation_id=conversation_id, purpose=purpose, limit=1)
+        return calls[0] if calls else None
+
     def last_chat_call(self, conversation_id: int) -> ModelCall | None:
         """The ledger row of the newest chat call in a conversation: what the last turn really sent."""
-        calls = self.store.list_calls(self.user_id, conversation_id=conversation_id, purpose="chat", limit=1)
-        return calls[0] if calls else None
+        return self.last_call(conversation_id, "chat")
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -151,6 +171,8 @@ class Chat:
         message = self.store.add_user_message(
             self.user_id, conversation_id, text, tokens=self.counter.count(text), tokenizer=self.counter.name
         )
+        if conversation.message_count == 0 and conversation.title == DEFAULT_TITLE:
+            conversation = self.store.rename_conversation(self.user_id, conversation_id, title_from_message(text))
         return self._prepare(conversation, message, facts)
 
     def retry(self, conversation_id: int, facts: FactSet) -> TurnRun:
@@ -176,7 +198,7 @@ class Chat:
         """Switch type or sizes; it applies from the next turn and rewrites nothing stored."""
         return self.store.update_settings(self.user_id, conversation_id, settings)
 
-    def new_conversation(self, title: str = "New chat", settings: MemorySettings | None = None) -> Conversation:
+    def new_conversation(self, title: str = DEFAULT_TITLE, settings: MemorySettings | None = None) -> Conversation:
         return self.store.create_conversation(self.user_id, title, settings or MemorySettings())
 
     # -- internals --------------------------------------------------------------------------

@@ -60,3 +60,22 @@ def without_session_fact(facts: Mapping[str, str], key: str) -> dict[str, str]:
     if key not in facts:
         raise NotFound(f"No session fact named {key!r}.")
     return {k: v for k, v in facts.items() if k != key}
+
+
+def _cell_text(value: object) -> str:
+    """A table cell as text: empty cells (None, NaN) become empty strings."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def preference_rows(records: Sequence[Mapping[str, object]]) -> list[tuple[str, str, bool]]:
+    """Rows from an edited table (key, value, enabled) as preferences to save; blank new rows are skipped."""
+    rows = []
+    for record in records:
+        key, value = _cell_text(record.get("key")), _cell_text(record.get("value"))
+        if not key.strip() and not value.strip():
+            continue  # an added row the user left empty
+        enabled = record.get("enabled")
+        rows.append((key, value, True if enabled is None or enabled != enabled else bool(enabled)))
+    return rows

@@ -40,6 +40,7 @@ class Payload:
     context_tokens: int
     view: MemoryView
     facts: FactSet
+    message_tokens: tuple[int, ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -94,4 +95,5 @@ def build_payload(settings: MemorySettings, view: MemoryView, facts: FactSet, ne
         Section("new_message", SECTION_LABELS["new_message"],
                 message_tokens(counter, new_message) + TOKENS_PER_REPLY, 1),
     )
-    return Payload(tuple(messages), sections, counter.name, counter.exact, context_tokens, view, facts)
+    return Payload(tuple(messages), sections, counter.name, counter.exact, context_tokens, view, facts,
+                   tuple(message_tokens(counter, m.content) for m in messages))

@@ -43,7 +43,11 @@ class FakeOpenAIServer:
                 behaviour = server.behaviours.popleft() if server.behaviours else ("echo",)
                 server.respond(self, body, behaviour)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # clients hanging up on kept-alive connections are expected here
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -122,3 +126,9 @@ class FakeOpenAIServer:
                                         "total_tokens": prompt_tokens + len(words)}})
         event("[DONE]")
         handler.wfile.write(b"0\r\n\r\n")
+
+
+if __name__ == "__main__":  # serve until interrupted: python tests/openai_server.py
+    with FakeOpenAIServer() as running:
+        print(running.base_url, flush=True)
+        running.thread.join()

@@ -198,3 +198,27 @@ def test_exact_token_counts_with_the_real_tokenizer(store):
     # "hello world" is 2 o200k tokens; a message costs 4 framing tokens; a reply is primed with 3.
     assert payload.section("new_message").tokens == 2 + 4 + 3
     assert counter_for_model("some-local-model").exact is False
+
+
+def test_without_a_model_the_message_is_kept_and_the_error_says_what_to_set(store):
+    from memstore.llm import UnconfiguredClient
+
+    chat = Chat(store, UnconfiguredClient(), user_id=ME)
+    conv = chat.new_conversation()
+    run = chat.send(conv.id, "hello?", FactSet())
+    run.run()
+    assert run.result.error.kind == "not_configured" and "OPENAI_API_KEY" in run.result.error.message
+    assert rows(store, conv.id) == [(1, "user", "complete", "hello?"), (1, "assistant", "failed", "")]
+    assert chat.preview(conv.id, FactSet()).total_tokens > 0
+
+
+def test_first_message_names_a_new_chat(store):
+    chat = Chat(store, FakeClient(), user_id=ME)
+    conv = chat.new_conversation()
+    named = chat.new_conversation("My own title")
+    chat.send(named.id, "this does not rename it", FactSet()).run()
+    assert store.get_conversation(ME, named.id).title == "My own title"
+    chat.send(conv.id, "Plan a weekend in Porto with my two kids, on a budget", FactSet()).run()
+    assert store.get_conversation(ME, conv.id).title == "Plan a weekend in Porto with my two kids, on a…"
+    chat.send(conv.id, "second message", FactSet()).run()
+    assert store.get_conversation(ME, conv.id).title.startswith("Plan a weekend")

@@ -120,8 +120,9 @@ def test_settings_pick_the_client_and_never_show_the_key():
     local = client_from_settings(Settings.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1",
                                                     "OPENAI_MODEL": "llama3.2"}))
     assert local.provider == "openai-compatible" and local.counter().exact is False
-    with pytest.raises(ConfigError):
-        client_from_settings(Settings.from_env({}))
+    assert client_from_settings(Settings.from_env({})).provider == "none"
+    with pytest.raises(ConfigError, match="OPENAI_BASE_URL"):
+        client_from_settings(Settings.from_env({"OPENAI_BASE_URL": "localhost:11434"}))
     with pytest.raises(ConfigError, match="OPENAI_TIMEOUT_S"):
         Settings.from_env({"OPENAI_TIMEOUT_S": "soon"})
 

@@ -1,0 +1,356 @@
+"""Memory Lab: chat with a model beside a live view of what its memory holds and sends."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+import ui
+from memstore import (MEMORY_TYPES, Chat, Conversation, FactSet, InvalidInput, MemoryLabError, MemorySettings,
+                      NotFound, TurnRun, get_memory_type, with_session_fact, without_session_fact)
+from ui import ConversationRef
+
+st.set_page_config(page_title="Memory Lab", page_icon=":material/memory:", layout="wide")
+settings, store, client = ui.resources()
+USER = ui.user_id()
+
+
+# -- which conversation is open ----------------------------------------------------------------
+
+def first_conversation(temporary: bool) -> ConversationRef:
+    """The most recent conversation of the chosen kind, or a new one."""
+    target = ui.temporary_store() if temporary else store
+    recent = target.list_conversations(USER, limit=1)
+    conv = recent[0] if recent else Chat(target, client, user_id=USER).new_conversation()
+    return ConversationRef(conv.id, temporary)
+
+
+def current() -> tuple[ConversationRef, Chat, Conversation]:
+    ref = st.session_state.get("conversation_ref")
+    if ref is None:
+        ref = first_conversation(temporary=False)
+        ui.open_conversation(ref)
+    chat = ui.chat_for(ref, store, client)
+    try:
+        return ref, chat, chat.store.get_conversation(USER, ref.id)
+    except NotFound:  # deleted elsewhere (another tab or page)
+        ref = first_conversation(ref.temporary)
+        ui.open_conversation(ref)
+        chat = ui.chat_for(ref, store, client)
+        return ref, chat, chat.store.get_conversation(USER, ref.id)
+
+
+ref, chat, conversation = current()
+
+
+# -- sidebar: conversations, memory settings, session facts, model ----------------------------
+
+def new_chat() -> None:
+    if conversation.message_count == 0:
+        return  # the open chat is still empty: reuse it
+    created = chat.new_conversation(settings=conversation.settings)
+    ui.open_conversation(ConversationRef(created.id, ref.temporary))
+
+
+def sidebar_conversations() -> None:
+    st.subheader("Conversations")
+    temporary = st.toggle("Temporary chat", value=ref.temporary,
+                          help="A temporary chat is never written to the database and is gone when this "
+                               "browser session ends. Preferences still apply; nothing new is saved.")
+    if temporary != ref.temporary:
+        ui.open_conversation(first_conversation(temporary))
+        st.rerun()
+    st.button("New chat", icon=":material/add:", on_click=new_chat, width="stretch")
+    recent = chat.store.list_conversations(USER, limit=50)
+    ids = [c.id for c in recent]
+    titles = {c.id: c.title for c in recent}
+    if ref.id not in titles:
+        ids.insert(0, ref.id)
+        titles[ref.id] = conversation.title
+    chosen = st.selectbox("Open", ids, index=ids.index(ref.id), format_func=lambda i: titles[i],
+                          key=f"open_{ref.slug}")
+    if chosen != ref.id:
+        ui.open_conversation(ConversationRef(chosen, ref.temporary))
+        st.rerun()
+    with st.expander("Rename or delete"):
+        title = st.text_input("Title", value=conversation.title, key=f"title_{ref.slug}")
+        if st.button("Rename", key=f"rename_{ref.slug}"):
+            try:
+                chat.store.rename_conversation(USER, ref.id, title)
+                st.rerun()
+            except MemoryLabError as exc:
+                ui.show_error(exc)
+        confirm = st.checkbox("Yes, delete this conversation, its memory and its model calls",
+                              key=f"confirm_delete_{ref.slug}")
+        if st.button("Delete conversation", disabled=not confirm, type="primary", key=f"delete_{ref.slug}"):
+            chat.store.delete_conversation(USER, ref.id)
+            ui.open_conversation(first_conversation(ref.temporary))
+            st.rerun()
+
+
+def sidebar_memory() -> None:
+    st.subheader("Memory")
+    saved = conversation.settings
+    names = list(MEMORY_TYPES)
+    memory_type = st.selectbox("Memory type", names, index=names.index(saved.memory_type),
+                               format_func=ui.memory_label, key=f"memory_type_{ref.slug}")
+    st.caption(ui.explain_type(memory_type))
+    window_turns = st.number_input(
+        "Window size k (turns)", min_value=0, max_value=settings.limits.max_window_turns, step=1,
+        value=saved.window_turns, key=f"window_turns_{ref.slug}", disabled=memory_type != "window",
+        help="A turn is one message of yours and its reply, so k turns = 2k messages.")
+    st.caption(f"k = {window_turns} turns = {2 * window_turns} messages")
+    max_tokens = st.number_input(
+        "Token limit (history)", min_value=1, max_value=settings.limits.max_token_limit, step=100,
+        value=saved.max_tokens, key=f"max_tokens_{ref.slug}",
+        disabled=memory_type not in ("token_window", "summary_buffer"),
+        help="Token window and summary + buffer keep the newest whole turns that fit this many tokens.")
+    with st.expander("System prompt"):
+        system_prompt = st.text_area("System prompt", value=saved.system_prompt, key=f"system_prompt_{ref.slug}",
+                                     label_visibility="collapsed")
+    wanted = MemorySettings(memory_type, int(window_turns), int(max_tokens), system_prompt)
+    if wanted != saved:
+        try:
+            chat.update_settings(ref.id, wanted)
+        except MemoryLabError as exc:
+            ui.show_error(exc, what="Settings not changed: ")
+
+
+def sidebar_session_facts() -> None:
+    st.subheader("Session facts")
+    st.caption("Key/value facts for this browser session only (never saved). Stored preferences live on the "
+               "Preferences page.")
+    facts = ui.session_facts()
+    for key, value in facts.items():
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        left.markdown(f"**{key}**: {value}")
+        if right.button("✕", key=f"remove_fact_{key}", help=f"Remove {key}"):
+            ui.set_session_facts(without_session_fact(facts, key))
+            st.rerun()
+    with st.form("add_fact", clear_on_submit=True, border=False):
+        key = st.text_input("Key", placeholder="e.g. name")
+        value = st.text_input("Value", placeholder="e.g. Alice")
+        if st.form_submit_button("Add or update fact"):
+            try:
+                ui.set_session_facts(with_session_fact(facts, key, value, settings.limits))
+                st.rerun()
+            except MemoryLabError as exc:
+                ui.show_error(exc, what="Fact not saved: ")
+
+
+def sidebar_model() -> None:
+    st.subheader("Model")
+    counter = chat.counter
+    st.markdown(f"**{client.model}** · {client.provider} · `{client.host}`")
+    st.caption(f"Context window {client.context_tokens:,} tokens · tokenizer {counter.name}"
+               + ("" if counter.exact else " (an estimate)"))
+    if client.provider == "none":
+        st.warning("No model configured: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server. "
+                   "Memory and history still work; messages are kept and can be retried.")
+
+
+with st.sidebar:
+    sidebar_conversations()
+    sidebar_memory()
+    sidebar_session_facts()
+    sidebar_model()
+    show_panel = st.toggle("Show memory panel", value=True, key="show_panel")
+
+conversation = chat.store.get_conversation(USER, ref.id)  # settings may have just changed
+
+
+# -- the chat ------------------------------------------------------------------------------------
+
+def request_retry() -> None:
+    st.session_state.retry_requested = True
+
+
+def show_older() -> None:
+    st.session_state.pages_shown = st.session_state.get("pages_shown", 1) + 1
+
+
+def transcript() -> None:
+    limit = min(ui.PAGE_MESSAGES * st.session_state.get("pages_shown", 1), 500)
+    messages = chat.store.page(USER, ref.id, limit=limit)
+    hidden = conversation.message_count - len(messages)
+    if hidden > 0:
+        if limit < 500:
+            st.button(f"Show older messages ({hidden:,} more)", on_click=show_older)
+        else:
+            st.caption(f"{hidden:,} older messages are not drawn; export the conversation to read them all.")
+    if not messages:
+        st.caption(f"{ui.memory_label(conversation.settings.memory_type)}: "
+                   f"{ui.explain_type(conversation.settings.memory_type)} Say hello to start.")
+    for message in messages:
+        ui.render_message(message)
+    if messages and needs_retry(messages):
+        st.button("Retry the last message", icon=":material/refresh:", on_click=request_retry, key="retry_last")
+
+
+def needs_retry(messages) -> bool:
+    """The newest turn has no complete reply (it failed, was cut short, or never ran)."""
+    last_turn = messages[-1].turn
+    replies = [m for m in messages if m.turn == last_turn and m.role == "assistant"]
+    return not replies or replies[-1].status != "complete"
+
+
+def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
+    """Show the user's message, stream the reply, and report any error with a retry button."""
+    if prompt is not None:
+        with st.chat_message("user", avatar=ui.ROLE_AVATARS["user"]):
+            st.markdown(prompt)
+    try:
+        run = start()
+    except InvalidInput as exc:
+        ui.show_error(exc, what="Not sent: ")
+        if prompt is not None:
+            st.text_area("Your message, kept so you can copy it", value=prompt, key="unsent_message")
+        return
+    except MemoryLabError as exc:
+        ui.show_error(exc)
+        return
+    for update in run.summary_updates:
+        if update.error is not None:
+            st.warning(f"The summary could not be updated first: {update.error.message}")
+        elif update.folded:
+            st.caption(f"Summary brought up to date (turns {update.folded[0]}–{update.folded[1]}).")
+    with st.chat_message("assistant", avatar=ui.ROLE_AVATARS["assistant"]):
+        st.write_stream(run.stream())
+        result = run.result
+        if result is not None and result.error is not None:
+            kept = " What arrived is kept." if result.reply.content else ""
+            st.error(f"{result.error.message}{kept}", icon=":material/error:")
+            st.button("Retry", icon=":material/refresh:", on_click=request_retry, key="retry_after_error")
+            return
+    if get_memory_type(conversation.settings.memory_type).uses_summary:
+        with st.spinner("Updating the summary…"):
+            try:
+                update = chat.update_memory(ref.id)
+            except MemoryLabError as exc:
+                ui.show_error(exc, what="Summary not updated: ")
+                return
+        if update is not None and update.error is not None:
+            st.warning(f"The summary could not be updated: {update.error.message} It will catch up next turn.")
+            return
+    st.rerun()  # redraw header, transcript and panel from what was stored
+
+
+# -- the memory panel ----------------------------------------------------------------------------
+
+@st.fragment
+def memory_panel(ref: ConversationRef) -> None:
+    """What the memory holds now, what the next and last requests contain, and what they cost."""
+    panel_chat = ui.chat_for(ref, store, client)
+    conv = panel_chat.store.get_conversation(USER, ref.id)
+    facts = ui.current_facts(store)
+    draft_key = f"draft_{ref.slug}"
+    payload = panel_chat.preview(ref.id, facts, draft=st.session_state.get(draft_key) or "")
+    memory = get_memory_type(conv.settings.memory_type)
+    st.markdown(f"#### :material/memory: {memory.label}")
+    st.caption(memory.explanation)
+    estimate = "" if payload.exact_tokens else " (estimated)"
+    st.progress(min(payload.context_fill, 1.0),
+                text=f"Next request: {payload.total_tokens:,} of {payload.context_tokens:,} tokens"
+                     f" ({payload.context_fill:.1%} of the context window){estimate}")
+    st.dataframe(
+        ui.sections_frame(payload), hide_index=True, width="stretch",
+        column_config={"tokens": st.column_config.ProgressColumn(
+            "tokens", format="%d", min_value=0, max_value=max(payload.total_tokens, 1))},
+    )
+    holds, next_tab, last_tab, summary_tab = st.tabs(["Holds now", "Next request", "Last request", "Summary call"])
+    with holds:
+        render_holdings(payload, conv)
+    with next_tab:
+        st.text_input("Preview a message", key=draft_key, placeholder="Type to see what it would cost",
+                      help="Shows the next request with this message in it; nothing is sent.")
+        st.caption(f"Exactly what the next turn would send under the current settings ({payload.tokenizer}"
+                   f"{estimate}). The last message is your next one.")
+        ui.render_request(payload.messages, payload.message_tokens, key="next")
+    with last_tab:
+        call = panel_chat.last_chat_call(ref.id)
+        if call is None:
+            st.caption("No turn has been sent yet.")
+        else:
+            st.caption(f"Turn {call.turn} · {ui.memory_label(call.memory_type)} · {ui.call_summary(call)}")
+            ui.render_request(call.request, panel_chat.count_request(call.request), key="last")
+            st.markdown("**Reply**")
+            st.code(call.reply or "(none)", language=None, wrap_lines=True)
+    with summary_tab:
+        render_summary_call(panel_chat, conv)
+
+
+def render_holdings(payload, conv: Conversation) -> None:
+    view = payload.view
+    for note in view.notes:
+        st.caption(note)
+    if view.summary is not None:
+        st.markdown(f"**Summary** · turns {view.summary.from_turn}–{view.summary.through_turn} · "
+                    f"{view.summary.tokens:,} tokens")
+        st.info(view.summary.text or "(empty)")
+    shown = view.turns[-20:]
+    if view.turns:
+        st.markdown(f"**In memory: {len(view.turns)} turn{'s' if len(view.turns) != 1 else ''}**"
+                    f" ({sum(t.tokens for t in view.turns):,} tokens)")
+        if len(view.turns) > len(shown):
+            st.caption(f"…and {len(view.turns) - len(shown)} older turns, also sent.")
+        for turn in shown:
+            with st.container(border=True):
+                st.caption(f"Turn {turn.number} · {turn.tokens:,} tokens")
+                st.text("\n".join(f"{m.role}: {ui.turn_preview(m.content)}" for m in turn.chat_messages()))
+    elif conv.last_turn == 0:
+        st.caption("Nothing yet: the conversation has no turns.")
+    if view.dropped_count:
+        st.markdown(f"**Fell out: {view.dropped_count} turn{'s' if view.dropped_count != 1 else ''}** "
+                    "(stored, but no longer sent)")
+        for dropped in view.dropped_recent:
+            left = (f"out of the window since turn {dropped.left_at_turn}" if dropped.left_at_turn
+                    else "no longer fits")
+            user_text = dropped.turn.user.content if dropped.turn.user else ""
+            st.caption(f"~~Turn {dropped.turn.number}~~ · {left} · {ui.turn_preview(user_text, 80)}")
+    render_facts(payload.facts)
+
+
+def render_facts(facts: FactSet) -> None:
+    if facts.injected:
+        st.markdown("**Facts injected into the system prompt**")
+        st.dataframe([{"source": f.source, "key": f.key, "value": f.value} for f in facts.injected],
+                     hide_index=True, width="stretch")
+    else:
+        st.caption("No session facts or preferences are injected.")
+    for fact, why in facts.left_out:
+        st.caption(f"Left out: {fact.key} ({fact.source}, {why})")
+
+
+def render_summary_call(panel_chat: Chat, conv: Conversation) -> None:
+    if not get_memory_type(conv.settings.memory_type).uses_summary:
+        st.caption("This memory type makes no summary call. Summary and summary + buffer add one model call "
+                   "after each turn.")
+        return
+    call = panel_chat.last_call(conv.id, "summary")
+    if call is None:
+        st.caption("No summary call yet: the first one runs after the first turn.")
+        return
+    st.caption(f"After turn {call.turn}, folding turns {call.history_from_turn}–{call.history_to_turn} · "
+               f"{ui.call_summary(call)}")
+    ui.render_request(call.request, panel_chat.count_request(call.request), key="summary")
+    st.markdown("**Output**")
+    st.code(call.reply or "(none)", language=None, wrap_lines=True)
+
+
+# -- layout ----------------------------------------------------------------------------------------
+
+kind = "Temporary chat · nothing is saved" if ref.temporary else "Saved conversation"
+st.markdown(f"### {conversation.title}")
+st.caption(f"{kind} · {ui.memory_label(conversation.settings.memory_type)} · {conversation.message_count:,} "
+           f"messages")
+chat_column, panel_column = st.columns([3, 2], gap="large") if show_panel else (st.container(), None)
+prompt = st.chat_input("Message Memory Lab", max_chars=settings.limits.max_message_chars)
+with chat_column:
+    transcript()
+    if prompt:
+        run_turn(lambda: chat.send(ref.id, prompt, ui.current_facts(store)), prompt)
+    elif st.session_state.pop("retry_requested", False):
+        run_turn(lambda: chat.retry(ref.id, ui.current_facts(store)), None)
+if panel_column is not None:
+    with panel_column:
+        memory_panel(ref)

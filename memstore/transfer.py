@@ -1,0 +1,151 @@
+"""Export conversations as JSON and Markdown, and import exported JSON back, validated."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, Iterator
+
+from . import validation
+from .errors import InvalidInput, MemoryLabError
+from .memory import MEMORY_TYPES
+from .records import Conversation, MemorySettings, Message
+from .sql_store import MAX_PAGE
+from .store_api import NewMessage, TranscriptStore
+from .tokens import TokenCounter
+
+FORMAT = "memorylab.conversations/1"
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+MAX_IMPORT_MESSAGES = 100_000
+MAX_IMPORT_CONVERSATIONS = 1_000
+
+
+def iter_messages(store: TranscriptStore, user_id: str, conversation_id: int) -> Iterator[Message]:
+    """Every message of a conversation, oldest first, read in bounded pages."""
+    pages: list[list[Message]] = []
+    before: int | None = None
+    while True:
+        page = store.page(user_id, conversation_id, limit=MAX_PAGE, before_seq=before)
+        if not page:
+            break
+        pages.append(page)
+        before = page[0].seq
+    for page in reversed(pages):
+        yield from page
+
+
+def conversation_record(store: TranscriptStore, user_id: str, conversation: Conversation) -> dict[str, Any]:
+    return {
+        "title": conversation.title,
+        "settings": asdict(conversation.settings),
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+        "messages": [
+            {"turn": m.turn, "role": m.role, "content": m.content, "status": m.status,
+             "created_at": m.created_at.isoformat(), **({"error": m.error} if m.error else {})}
+            for m in iter_messages(store, user_id, conversation.id)
+        ],
+    }
+
+
+def export_conversations(store: TranscriptStore, user_id: str, conversation_ids: list[int] | None = None) -> dict:
+    """One, several or (with None) all of a user's conversations as a JSON-ready dict."""
+    if conversation_ids is None:
+        conversations, offset = [], 0
+        while True:
+            batch = store.list_conversations(user_id, limit=MAX_PAGE, offset=offset)
+            conversations.extend(batch)
+            if len(batch) < MAX_PAGE:
+                break
+            offset += MAX_PAGE
+    else:
+        conversations = [store.get_conversation(user_id, cid) for cid in conversation_ids]
+    return {"format": FORMAT, "conversations": [conversation_record(store, user_id, c) for c in conversations]}
+
+
+def to_json(export: dict) -> str:
+    return json.dumps(export, ensure_ascii=False, indent=2)
+
+
+def to_markdown(export: dict) -> str:
+    """A readable transcript; message text is quoted so it cannot change the document's structure."""
+    out = []
+    for conv in export["conversations"]:
+        s = conv["settings"]
+        out.append(f"# {conv['title']}\n")
+        out.append(f"Memory: `{s['memory_type']}`, window {s['window_turns']} turns, token limit {s['max_tokens']}."
+                   f" Created {conv['created_at']}.\n")
+        for m in conv["messages"]:
+            status = "" if m["status"] == "complete" else f" ({m['status']})"
+            body = "\n".join("> " + line for line in m["content"].splitlines()) or ">"
+            out.append(f"**Turn {m['turn']} · {m['role']}{status}**\n\n{body}\n")
+    return "\n".join(out)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvalidInput(f"The file is not a Memory Lab export: {message}")
+
+
+def parse_export(raw: bytes, counter: TokenCounter, limits=None) -> list[tuple[str, MemorySettings, list[NewMessage]]]:
+    """Validate an exported JSON file completely before anything is written."""
+    from .config import Limits
+
+    limits = limits or Limits()
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise InvalidInput(f"The file is {len(raw) / 1e6:.1f} MB; the limit is {MAX_IMPORT_BYTES / 1e6:.0f} MB.")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"The file is not valid UTF-8 JSON ({exc}).") from None
+    _check(isinstance(data, dict) and data.get("format") == FORMAT, f"its format is not {FORMAT!r}.")
+    conversations = data.get("conversations")
+    _check(isinstance(conversations, list) and conversations, "it holds no conversations.")
+    _check(len(conversations) <= MAX_IMPORT_CONVERSATIONS, f"over {MAX_IMPORT_CONVERSATIONS} conversations.")
+    parsed, total = [], 0
+    for n, conv in enumerate(conversations, 1):
+        _check(isinstance(conv, dict), f"conversation {n} is not an object.")
+        settings_raw = conv.get("settings") or {}
+        _check(isinstance(settings_raw, dict), f"conversation {n} has no settings object.")
+        try:
+            settings = MemorySettings(**{k: settings_raw[k] for k in MemorySettings.__dataclass_fields__
+                                         if k in settings_raw})
+            validation.memory_settings(settings, frozenset(MEMORY_TYPES), limits)
+            title = validation.title(conv.get("title") or "Imported chat", limits)
+        except (TypeError, MemoryLabError) as exc:
+            raise InvalidInput(f"Conversation {n}: {exc}") from None
+        messages = conv.get("messages")
+        _check(isinstance(messages, list), f"conversation {n} has no message list.")
+        total += len(messages)
+        _check(total <= MAX_IMPORT_MESSAGES, f"over {MAX_IMPORT_MESSAGES:,} messages.")
+        rows = []
+        for i, m in enumerate(messages, 1):
+            where = f"conversation {n}, message {i}"
+            _check(isinstance(m, dict), f"{where} is not an object.")
+            _check(m.get("role") in ("user", "assistant"), f"{where} has role {m.get('role')!r}.")
+            _check(isinstance(m.get("content"), str), f"{where} has no text.")
+            status = m.get("status", "complete")
+            _check(status in ("complete", "partial", "failed"), f"{where} has status {status!r}.")
+            content = m["content"]
+            _check("\x00" not in content and len(content) <= limits.max_message_chars,
+                   f"{where} has a NUL byte or is over {limits.max_message_chars:,} characters.")
+            _check(m["role"] != "user" or bool(content.strip()), f"{where} is an empty user message.")
+            rows.append(NewMessage(m["role"], content, counter.count(content), counter.name, status))
+        parsed.append((title, settings, rows))
+    return parsed
+
+
+def import_export(store: TranscriptStore, user_id: str, raw: bytes, counter: TokenCounter) -> list[Conversation]:
+    """Create new conversations from an exported file; nothing is written unless all of it is valid."""
+    parsed = parse_export(raw, counter, getattr(store, "limits", None))
+    created: list[Conversation] = []
+    try:
+        for title, settings, rows in parsed:
+            conv = store.create_conversation(user_id, title, settings)
+            created.append(conv)
+            for start in range(0, len(rows), 10_000):
+                store.import_messages(user_id, conv.id, rows[start:start + 10_000])
+    except MemoryLabError:
+        for conv in created:
+            store.delete_conversation(user_id, conv.id)
+        raise
+    return [store.get_conversation(user_id, c.id) for c in created]

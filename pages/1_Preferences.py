@@ -1,0 +1,57 @@
+"""Preferences: what Memory Lab remembers about you across conversations, editable as a table."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from memstore import MemoryLabError
+from memstore.facts import preference_rows
+
+st.set_page_config(page_title="Preferences · Memory Lab", page_icon=":material/memory:", layout="wide")
+settings, store, client = ui.resources()
+USER = ui.user_id()
+
+st.title("Preferences")
+st.caption("Facts about you that every conversation injects into the system prompt (custom memory). "
+           "Switch one off to leave it out of the next turns without deleting it. Keys are 1 to "
+           f"{settings.limits.max_key_chars} characters; each key appears once.")
+
+preferences = store.list_preferences(USER)
+table = pd.DataFrame(
+    [{"key": p.key, "value": p.value, "enabled": p.enabled, "updated": p.updated_at} for p in preferences],
+    columns=["key", "value", "enabled", "updated"],
+)
+edited = st.data_editor(
+    table,
+    key="preferences_editor",
+    num_rows="dynamic",
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "key": st.column_config.TextColumn("Key", required=True, max_chars=settings.limits.max_key_chars),
+        "value": st.column_config.TextColumn("Value", max_chars=settings.limits.max_value_chars),
+        "enabled": st.column_config.CheckboxColumn("Used in prompts", default=True),
+        "updated": st.column_config.DatetimeColumn("Last changed", disabled=True, format="YYYY-MM-DD HH:mm"),
+    },
+)
+rows = preference_rows(edited.to_dict("records"))
+unsaved = rows != [(p.key, p.value, p.enabled) for p in preferences]
+left, right = st.columns([1, 4], vertical_alignment="center")
+if left.button("Save preferences", type="primary", disabled=not unsaved):
+    try:
+        saved = store.replace_preferences(USER, rows)
+    except MemoryLabError as exc:
+        ui.show_error(exc, what="Not saved: ")
+    else:
+        st.session_state.pop("preferences_editor", None)
+        st.toast(f"Saved {len(saved)} preference{'s' if len(saved) != 1 else ''}.")
+        st.rerun()
+right.caption("You have unsaved changes." if unsaved else "Everything is saved.")
+
+injected = [p for p in preferences if p.enabled]
+st.subheader("What the next turn will inject")
+if injected:
+    st.code("\n".join(f"- {p.key}: {p.value}" for p in injected), language=None, wrap_lines=True)
+else:
+    st.caption("No preference is switched on.")

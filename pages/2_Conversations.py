@@ -1,0 +1,74 @@
+"""Conversations: find, open, delete, export and import your saved conversations."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from memstore import MemoryLabError
+from memstore.transfer import export_conversations, import_export, to_json, to_markdown
+from ui import ConversationRef
+
+st.set_page_config(page_title="Conversations · Memory Lab", page_icon=":material/memory:", layout="wide")
+settings, store, client = ui.resources()
+USER = ui.user_id()
+
+st.title("Conversations")
+search = st.text_input("Search titles", placeholder="Type part of a title")
+conversations = store.list_conversations(USER, search=search or None, limit=500)
+if not conversations:
+    st.info("No saved conversations match." if search else "No saved conversations yet. Temporary chats are "
+            "never listed here.")
+else:
+    st.dataframe(
+        pd.DataFrame([{
+            "title": c.title, "memory type": ui.memory_label(c.settings.memory_type), "messages": c.message_count,
+            "tokens": c.token_total, "last activity": c.updated_at,
+        } for c in conversations]),
+        hide_index=True, width="stretch",
+        column_config={"last activity": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+    )
+    by_id = {c.id: c for c in conversations}
+    chosen = st.selectbox("Conversation", list(by_id), format_func=lambda i: f"{by_id[i].title} (#{i})")
+    open_col, export_json_col, export_md_col = st.columns(3)
+    if open_col.button("Open in chat", type="primary", width="stretch"):
+        ui.open_conversation(ConversationRef(chosen, temporary=False))
+        st.switch_page("app.py")
+    one = export_conversations(store, USER, [chosen])
+    name = f"memorylab-conversation-{chosen}"
+    export_json_col.download_button("Export as JSON", to_json(one), f"{name}.json", "application/json",
+                                    width="stretch", on_click="ignore")
+    export_md_col.download_button("Export as Markdown", to_markdown(one), f"{name}.md", "text/markdown",
+                                  width="stretch", on_click="ignore")
+    with st.expander("Delete this conversation"):
+        confirm = st.checkbox(f"Yes, delete “{by_id[chosen].title}”, its memory and its model calls",
+                              key=f"confirm_{chosen}")
+        if st.button("Delete", disabled=not confirm, key=f"delete_{chosen}"):
+            store.delete_conversation(USER, chosen)
+            ref = st.session_state.get("conversation_ref")
+            if ref is not None and not ref.temporary and ref.id == chosen:
+                del st.session_state["conversation_ref"]
+            st.toast("Conversation deleted.")
+            st.rerun()
+
+st.subheader("Export everything")
+everything = export_conversations(store, USER) if conversations else None
+left, right = st.columns(2)
+left.download_button("All conversations as JSON", to_json(everything) if everything else "",
+                     "memorylab-all.json", "application/json", disabled=everything is None, width="stretch",
+                     on_click="ignore")
+right.download_button("All conversations as Markdown", to_markdown(everything) if everything else "",
+                      "memorylab-all.md", "text/markdown", disabled=everything is None, width="stretch",
+                      on_click="ignore")
+
+st.subheader("Import")
+st.caption("A JSON file exported from Memory Lab becomes new conversations; nothing existing is changed.")
+upload = st.file_uploader("Exported JSON file", type=["json"])
+if upload is not None and st.button("Import", key="do_import"):
+    try:
+        created = import_export(store, USER, upload.getvalue(), client.counter())
+    except MemoryLabError as exc:
+        ui.show_error(exc, what="Nothing was imported: ")
+    else:
+        st.success(f"Imported {len(created)} conversation{'s' if len(created) != 1 else ''}: "
+                   + ", ".join(c.title for c in created))

@@ -1,0 +1,273 @@
+"""The Streamlit app and its pages, driven with AppTest against a local OpenAI-compatible server."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from memstore import MemorySettings, SqlStore
+from openai_server import FakeOpenAIServer
+
+ROOT = Path(__file__).resolve().parent.parent
+S1 = "saved_1"
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def db_url(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def env(server, db_url, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("OPENAI_MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    return server
+
+
+def app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def send(at: AppTest, text: str) -> AppTest:
+    at.chat_input[0].set_value(text).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def bubbles(at: AppTest) -> list[str]:
+    return [m.markdown[0].value for m in at.chat_message if m.markdown]
+
+
+def captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def code_blocks(at: AppTest) -> list[str]:
+    return [c.value for c in at.code]
+
+
+def test_sending_a_message_streams_the_reply_and_the_panel_shows_it(env, db_url):
+    at = send(app(), "Hi, I am Alice")
+    assert bubbles(at) == ["Hi, I am Alice", "echo: Hi, I am Alice"]
+    assert "Turn 1 · " in captions(at)
+    assert "Hi, I am Alice" in "\n".join(t.value for t in at.text)  # held in memory
+    assert any("Hi, I am Alice" in block for block in code_blocks(at))  # in the next and last request
+    assert any(p.text.startswith("Next request:") for p in at.progress)
+    store = SqlStore.open(db_url)
+    assert [m.content for m in store.page("local", 1)] == ["Hi, I am Alice", "echo: Hi, I am Alice"]
+    assert store.get_conversation("local", 1).title == "Hi, I am Alice"
+    store.close()
+
+
+def test_switching_type_and_k_updates_the_panel_without_sending(env):
+    at = app()
+    for text in ["My name is Alice", "I like tea", "I live in Oslo"]:
+        at = send(at, text)
+    sent_before = len(env.requests)
+    at.number_input(key=f"window_turns_{S1}").set_value(1).run()
+    assert len(env.requests) == sent_before  # nothing was sent
+    text = captions(at)
+    assert "k = 1 turns = 2 messages" in text
+    assert "~~Turn 2~~ · out of the window since turn 4" in text
+    assert "~~Turn 1~~ · out of the window since turn 3" in text
+    next_request = code_blocks(at)
+    assert not any("My name is Alice" in block for block in next_request[:4])
+    at.selectbox(key=f"memory_type_{S1}").set_value("buffer").run()
+    assert "Fell out" not in "\n".join(m.value for m in at.markdown)
+    assert "In memory: 3 turns" in "\n".join(m.value for m in at.markdown)
+    assert len(env.requests) == sent_before
+
+
+def test_a_failed_reply_keeps_the_message_and_retry_recovers(env):
+    env.expect(("status", 500))
+    at = send(app(), "Are you there?")
+    assert any("failed (500)" in e.value for e in at.error)
+    assert "Are you there?" in bubbles(at)
+    retry = [b for b in at.button if b.label.startswith("Retry")]
+    retry[0].click().run()
+    assert not at.exception
+    assert bubbles(at)[-1] == "echo: Are you there?"
+    assert [m["content"] for m in env.requests[-1]["messages"] if m["role"] == "user"] == ["Are you there?"]
+
+
+def test_without_a_model_the_app_still_works_and_explains(db_url, monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    at = send(app(), "hello?")
+    assert any("OPENAI_API_KEY" in e.value for e in at.error)
+    assert "hello?" in bubbles(at)
+    assert any("No model configured" in w.value for w in at.warning)
+
+
+def test_temporary_chat_writes_nothing(env, db_url):
+    at = app()
+    at.toggle[0].set_value(True).run()
+    at = send(at, "This must not be saved")
+    assert "This must not be saved" in bubbles(at)
+    assert "Temporary chat · nothing is saved" in captions(at)
+    store = SqlStore.open(db_url)
+    assert all(c.message_count == 0 for c in store.list_conversations("local")) and store.list_calls("local") == []
+    store.close()
+
+
+def test_session_facts_are_added_injected_and_removed(env):
+    at = app()
+    form_inputs = [t for t in at.sidebar.text_input if t.label in ("Key", "Value")]
+    form_inputs[0].set_value("name")
+    form_inputs[1].set_value("Alice")
+    at.sidebar.button[[b.label for b in at.sidebar.button].index("Add or update fact")].click().run()
+    assert "**name**: Alice" in [m.value for m in at.sidebar.markdown]
+    assert "- name: Alice" in code_blocks(at)[0]  # the next request's system prompt
+    at = send(at, "What is my name?")
+    assert "- name: Alice" in env.requests[-1]["messages"][0]["content"]
+    at.sidebar.button(key="remove_fact_name").click().run()
+    assert "- name: Alice" not in code_blocks(at)[0]  # the next request's system prompt
+    bad = [t for t in at.sidebar.text_input if t.label == "Key"][0]
+    bad.set_value("x" * 65)
+    at.sidebar.button[[b.label for b in at.sidebar.button].index("Add or update fact")].click().run()
+    assert any("limit is 64" in e.value for e in at.sidebar.error)
+
+
+def test_summary_memory_shows_the_summary_call(env):
+    at = app()
+    at.selectbox(key=f"memory_type_{S1}").set_value("summary").run()
+    env.expect(("reply", "Nice to meet you."), ("reply", "The user is called Alice."))
+    at = send(at, "I am Alice")
+    assert "The user is called Alice." in [i.value for i in at.info]
+    assert any("Progressively" in b or "running summary" in b for b in code_blocks(at))
+    assert "folding turns 1–1" in captions(at)
+
+
+def seed_conversation(url: str, title: str, texts: list[str]) -> int:
+    store = SqlStore.open(url)
+    conv = store.create_conversation("local", title, MemorySettings("buffer"))
+    for text in texts:
+        msg = store.add_user_message("local", conv.id, text, tokens=1, tokenizer="t")
+        store.add_reply("local", conv.id, msg.turn, "re: " + text, status="complete", tokens=1, tokenizer="t")
+    store.close()
+    return conv.id
+
+
+def test_long_conversations_draw_only_the_newest_page(env, db_url):
+    seed_conversation(db_url, "Long", [f"message {i}" for i in range(100)])
+    at = app()
+    assert len(at.chat_message) == 50 and bubbles(at)[-1] == "re: message 99"
+    older = [b for b in at.button if b.label.startswith("Show older messages")]
+    assert older and "150 more" in older[0].label
+    older[0].click().run()
+    assert len(at.chat_message) == 100
+
+
+def test_preferences_page_adds_edits_switches_off_and_deletes(env, db_url):
+    at = page("1_Preferences.py")
+    at.session_state["preferences_editor"] = {
+        "edited_rows": {}, "deleted_rows": [],
+        "added_rows": [{"key": "name", "value": "Alice"}, {"key": "drink", "value": "tea", "enabled": False}],
+    }
+    at.run()
+    at.button[0].click().run()
+    store = SqlStore.open(db_url)
+    assert [(p.key, p.value, p.enabled) for p in store.list_preferences("local")] == [
+        ("drink", "tea", False), ("name", "Alice", True)]
+    at = page("1_Preferences.py")
+    assert "- name: Alice" in code_blocks(at)[0] and "tea" not in code_blocks(at)[0]
+    at.session_state["preferences_editor"] = {
+        "edited_rows": {1: {"value": "Alice B."}}, "deleted_rows": [0], "added_rows": []}
+    at.run()
+    at.button[0].click().run()
+    assert [(p.key, p.value) for p in store.list_preferences("local")] == [("name", "Alice B.")]
+    at = page("1_Preferences.py")
+    at.session_state["preferences_editor"] = {
+        "edited_rows": {}, "deleted_rows": [], "added_rows": [{"key": "k" * 65, "value": "too long"}]}
+    at.run()
+    at.button[0].click().run()
+    assert any("limit is 64" in e.value for e in at.error)
+    assert [(p.key, p.value) for p in store.list_preferences("local")] == [("name", "Alice B.")]
+    store.close()
+
+
+def test_enabled_preferences_reach_the_model(env, db_url):
+    store = SqlStore.open(db_url)
+    store.set_preference("local", "diet", "vegetarian")
+    store.set_preference("local", "city", "Oslo", enabled=False)
+    store.close()
+    send(app(), "Suggest dinner")
+    system = env.requests[-1]["messages"][0]["content"]
+    assert "- diet: vegetarian" in system and "Oslo" not in system
+
+
+def test_conversations_page_lists_exports_and_deletes(env, db_url):
+    first = seed_conversation(db_url, "Trip to Rome", ["Where should I eat?"])
+    seed_conversation(db_url, "Other chat", ["Hello"])
+    at = page("2_Conversations.py")
+    frame = at.dataframe[0].value
+    assert list(frame["title"]) == ["Other chat", "Trip to Rome"] and list(frame["messages"]) == [2, 2]
+    at.text_input[0].set_value("rome").run()
+    assert list(at.dataframe[0].value["title"]) == ["Trip to Rome"]
+    downloads = at.get("download_button")
+    assert len(downloads) >= 2
+    at.selectbox[0].set_value(first).run()
+    at.checkbox(key=f"confirm_{first}").check().run()
+    at.button(key=f"delete_{first}").click().run()
+    assert not at.exception
+    store = SqlStore.open(db_url)
+    assert [c.title for c in store.list_conversations("local")] == ["Other chat"]
+    store.close()
+
+
+def test_export_and_import_round_trip(env, db_url):
+    from memstore.tokens import CharEstimateCounter
+    from memstore.transfer import export_conversations, import_export, to_json, to_markdown
+
+    conv_id = seed_conversation(db_url, "Keep me", ["first <b>bold</b>", "second"])
+    store = SqlStore.open(db_url)
+    exported = export_conversations(store, "local", [conv_id])
+    markdown = to_markdown(exported)
+    assert "# Keep me" in markdown and "> first <b>bold</b>" in markdown
+    created = import_export(store, "local", to_json(exported).encode(), CharEstimateCounter())
+    assert created[0].title == "Keep me" and created[0].message_count == 4
+    assert [m.content for m in store.page("local", created[0].id)] == [
+        "first <b>bold</b>", "re: first <b>bold</b>", "second", "re: second"]
+    bad = json.dumps({"format": "memorylab.conversations/1", "conversations": [
+        {"title": "ok", "settings": {"memory_type": "window"}, "messages": [{"role": "user", "content": "a"}]},
+        {"title": "bad", "settings": {"memory_type": "window"}, "messages": [{"role": "system", "content": "x"}]},
+    ]}).encode()
+    from memstore import InvalidInput
+
+    with pytest.raises(InvalidInput, match="role 'system'"):
+        import_export(store, "local", bad, CharEstimateCounter())
+    assert len(store.list_conversations("local")) == 2  # nothing from the bad file
+    store.close()
+
+
+def test_model_calls_page_shows_the_ledger(env, db_url):
+    at = app()
+    send(at, "first question")
+    calls = page("3_Model_calls.py")
+    frame = calls.dataframe[0].value
+    assert list(frame["kind"]) == ["chat"] and list(frame["model"]) == ["gpt-4o-mini"]
+    assert any("first question" in block for block in code_blocks(calls))
+    calls.selectbox[1].set_value("summary").run()
+    assert any("No model calls" in i.value for i in calls.info)

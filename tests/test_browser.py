@@ -1,0 +1,111 @@
+"""A real browser: `streamlit run app.py` driven by Playwright in Debian's Chromium."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from openai_server import FakeOpenAIServer
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def running_app(tmp_path):
+    """The app on a free 127.0.0.1 port, talking to a local OpenAI-compatible server."""
+    with FakeOpenAIServer() as server:
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'browser.db'}",
+               "OPENAI_BASE_URL": server.base_url, "OPENAI_MODEL": "gpt-4o-mini", "OPENAI_MAX_RETRIES": "0",
+               "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true",
+               "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+        env.pop("OPENAI_API_KEY", None)
+        log = open(tmp_path / "streamlit.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError((tmp_path / "streamlit.log").read_text())
+                    time.sleep(0.3)
+            yield url, server
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            log.close()
+
+
+def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
+    url, server = running_app
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(url)
+        chat_box = page.get_by_test_id("stChatInputTextArea")
+        chat_box.wait_for(timeout=30_000)
+        page.get_by_test_id("stSelectbox").filter(has_text="Memory type").click()
+        page.get_by_role("option", name="Buffer (every turn)").click()
+        page.get_by_text("Sends every earlier turn word for word").first.wait_for()
+
+        for text in ["My name is Alice.", "I love green tea.", "I live in Oslo."]:
+            chat_box.fill(text)
+            chat_box.press("Enter")
+            page.get_by_text(f"echo: {text}").first.wait_for(timeout=30_000)
+            page.wait_for_function("() => !document.querySelector('[data-testid=stChatInputTextArea]').disabled")
+        assert len(server.requests) == 3
+
+        page.get_by_test_id("stSelectbox").filter(has_text="Memory type").click()
+        page.get_by_role("option", name="Window (last k turns)").click()
+        k_box = page.get_by_role("spinbutton", name="Window size k (turns)")
+        k_box.wait_for()
+        page.wait_for_function("() => !document.querySelector('input[aria-label=\"Window size k (turns)\"]').disabled")
+        k_box.fill("1")
+        k_box.press("Enter")
+        page.get_by_text("k = 1 turns = 2 messages").wait_for(timeout=30_000)
+        panel = page.get_by_text("Turn 1 · out of the window since turn 3")
+        panel.wait_for(timeout=30_000)
+        assert page.get_by_text("Turn 2 · out of the window since turn 4").count() == 1
+        assert page.get_by_text("Fell out: 2 turns").count() == 1
+        assert len(server.requests) == 3  # changing memory sent nothing
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "browser-window-k1.png"))
+
+        chat_box.fill("What is my name?")
+        chat_box.press("Enter")
+        page.get_by_text("echo: What is my name?").first.wait_for(timeout=30_000)
+        sent = [(m["role"], m["content"]) for m in server.requests[-1]["messages"]]
+        assert sent[1:] == [("user", "I live in Oslo."), ("assistant", "echo: I live in Oslo."),
+                            ("user", "What is my name?")]
+        assert sent[0][0] == "system"
+        assert page.get_by_test_id("stException").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "browser-after-turn-4.png"))
+        browser.close()

@@ -1,0 +1,170 @@
+"""Shared Streamlit helpers: settings, cached store and client, session state, and rendering.
+
+UI only: every decision about memory, storage and prompts is made in memstore.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
+
+from memstore import (MEMORY_TYPES, Chat, ChatClient, Conversation, FactSet, MemoryLabError, Message, ModelCall,
+                      Payload, Settings, SqlStore, StorageError, TemporaryStore, client_from_settings,
+                      get_memory_type, open_store, select_facts)
+
+SETTING_NAMES = ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "OPENAI_TIMEOUT_S",
+                 "OPENAI_MAX_RETRIES", "OPENAI_CONTEXT_TOKENS", "MEMORYLAB_DATA_DIR", "MEMORYLAB_MAX_MESSAGE_CHARS")
+PAGE_MESSAGES = 50
+ROLE_AVATARS = {"user": ":material/person:", "assistant": ":material/smart_toy:", "system": ":material/settings:"}
+FAILED_AVATAR = ":material/error:"
+
+
+# -- configuration and resources ---------------------------------------------------------------
+
+def load_settings() -> Settings:
+    """Settings from the environment, then `.streamlit/secrets.toml` for names the environment lacks."""
+    env = dict(os.environ)
+    try:
+        for name in SETTING_NAMES:
+            if name not in env and name in st.secrets:
+                env[name] = str(st.secrets[name])
+    except StreamlitSecretNotFoundError:
+        pass  # no secrets file: the environment alone configures the app
+    return Settings.from_env(env)
+
+
+@st.cache_resource(show_spinner="Opening the database…")
+def _store(url: str) -> SqlStore:
+    return open_store(Settings(database_url=url))
+
+
+@st.cache_resource(show_spinner=False)
+def _client(settings: Settings) -> ChatClient:
+    return client_from_settings(settings)
+
+
+def resources() -> tuple[Settings, SqlStore, ChatClient]:
+    """The settings, the database and the model client; stops the page with a clear message if unusable."""
+    try:
+        settings = load_settings()
+        return settings, _store(settings.database_url), _client(settings)
+    except MemoryLabError as exc:
+        st.error(f"Memory Lab cannot start: {exc}")
+        if isinstance(exc, StorageError):
+            st.caption("Set DATABASE_URL to another database, or move the file aside. Nothing was overwritten.")
+        st.stop()
+        raise  # unreachable: st.stop() ends the script
+
+
+def user_id() -> str:
+    """Without a login every row belongs to the local user."""
+    return "local"
+
+
+# -- session state -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """Which conversation is open: a saved one, or one in the session's temporary store."""
+
+    id: int
+    temporary: bool
+
+    @property
+    def slug(self) -> str:
+        """A short stable name for widget keys."""
+        return f"{'temporary' if self.temporary else 'saved'}_{self.id}"
+
+
+def temporary_store() -> TemporaryStore:
+    if "temporary_store" not in st.session_state:
+        st.session_state.temporary_store = TemporaryStore()
+    return st.session_state.temporary_store
+
+
+def session_facts() -> dict[str, str]:
+    return dict(st.session_state.get("session_facts", {}))
+
+
+def set_session_facts(facts: dict[str, str]) -> None:
+    st.session_state.session_facts = dict(facts)
+
+
+def chat_for(ref: ConversationRef, store: SqlStore, client: ChatClient) -> Chat:
+    return Chat(temporary_store() if ref.temporary else store, client, user_id=user_id())
+
+
+def current_facts(store: SqlStore) -> FactSet:
+    """Session facts and the user's stored preferences, merged as the next turn will see them."""
+    return select_facts(session_facts(), store.list_preferences(user_id()))
+
+
+def open_conversation(ref: ConversationRef) -> None:
+    st.session_state.conversation_ref = ref
+    st.session_state.pages_shown = 1
+
+
+def show_error(exc: MemoryLabError, *, what: str = "") -> None:
+    """One readable sentence for any memstore error."""
+    st.error(f"{what}{exc}", icon=":material/error:")
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+def memory_label(name: str) -> str:
+    return MEMORY_TYPES[name].label if name in MEMORY_TYPES else name
+
+
+def render_message(message: Message) -> None:
+    """A stored message as a chat bubble; failed and partial replies say so."""
+    if message.role == "assistant" and message.status == "failed":
+        with st.chat_message("assistant", avatar=FAILED_AVATAR):
+            st.error(f"No reply (turn {message.turn}): {message.error or 'the call failed'}")
+        return
+    with st.chat_message(message.role, avatar=ROLE_AVATARS.get(message.role)):
+        st.markdown(message.content)
+        if message.status == "partial":
+            st.caption(f":material/warning: Reply cut short: {message.error or 'the stream ended early'}")
+
+
+def sections_frame(payload: Payload) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"section": s.label, "tokens": s.tokens, "items": s.items} for s in payload.sections]
+    )
+
+
+def render_request(messages, token_counts, *, key: str) -> None:
+    """Messages exactly as sent: role, tokens, and the verbatim text (never rendered as Markdown)."""
+    for i, (message, tokens) in enumerate(zip(messages, token_counts)):
+        st.markdown(f"**{i + 1}. {message.role}** · {tokens:,} tokens")
+        if message.content:
+            st.code(message.content, language=None, wrap_lines=True)
+        else:
+            st.caption("(empty: your next message goes here)")
+
+
+def call_summary(call: ModelCall) -> str:
+    """One line about a ledger row: tokens counted and reported, latency, error."""
+    reported = call.usage.prompt_tokens
+    parts = [f"{call.counted_prompt_tokens or 0:,} prompt tokens counted"]
+    if reported is not None:
+        parts.append(f"{reported:,} reported by the server")
+    if call.usage.completion_tokens is not None:
+        parts.append(f"{call.usage.completion_tokens:,} completion tokens")
+    if call.latency_ms is not None:
+        parts.append(f"{call.latency_ms / 1000:.2f} s")
+    if call.error:
+        parts.append(f"error: {call.error}")
+    return " · ".join(parts)
+
+
+def turn_preview(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def explain_type(name: str) -> str:
+    return get_memory_type(name).explanation
