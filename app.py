@@ -144,9 +144,13 @@ def sidebar_model() -> None:
     st.markdown(f"**{client.model}** · {client.provider} · `{client.host}`")
     st.caption(f"Context window {client.context_tokens:,} tokens · tokenizer {counter.name}"
                + ("" if counter.exact else " (an estimate)"))
-    if client.provider == "none":
-        st.warning("No model configured: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server. "
-                   "Memory and history still work; messages are kept and can be retried.")
+    if client.provider == "local":
+        st.info("This is **SmolLM2-135M**, a tiny model running offline on this machine. It is fast but its "
+                "recall is weak: it often ignores facts that are in its context. For a real model set "
+                "`OPENAI_API_KEY` (OpenAI), or `OPENAI_BASE_URL` and `OPENAI_MODEL` for Ollama, LM Studio or vLLM.")
+    elif client.provider == "none":
+        st.warning(f"No model is available. {client.reason or ''} Set `OPENAI_API_KEY`, or `OPENAI_BASE_URL` for "
+                   "a local server. Memory and history still work; messages are kept and can be retried.")
 
 
 with st.sidebar:

@@ -41,7 +41,7 @@ def _store(url: str) -> SqlStore:
     return open_store(Settings(database_url=url))
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner="Loading the model (once per server start)…")
 def _client(settings: Settings) -> ChatClient:
     return client_from_settings(settings)
 

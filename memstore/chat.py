@@ -130,7 +130,7 @@ class Chat:
         self.limits = limits
         self.counter = client.counter()
         self.fold_budget_tokens = fold_budget_tokens
-        self.params = dict(params or {})
+        self.params = {**client.default_params, **(params or {})}
 
     # -- reading ----------------------------------------------------------------------------
 

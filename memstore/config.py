@@ -37,6 +37,7 @@ class Settings:
     timeout_s: float = 60.0
     max_retries: int = 1
     context_tokens: int | None = None
+    local_model_path: Path | None = None
     user_id: str = "local"
     limits: Limits = Limits()
 
@@ -55,6 +56,7 @@ class Settings:
             timeout_s=float(_int(env, "OPENAI_TIMEOUT_S", 60)),
             max_retries=_int(env, "OPENAI_MAX_RETRIES", 1),
             context_tokens=_int(env, "OPENAI_CONTEXT_TOKENS", 0) or None,
+            local_model_path=Path(env["MEMORYLAB_LOCAL_MODEL"]) if env.get("MEMORYLAB_LOCAL_MODEL") else None,
             limits=Limits(max_message_chars=max_chars),
         )
 

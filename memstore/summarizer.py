@@ -11,7 +11,7 @@ from .records import CallDraft, ChatMessage, ModelCall, Summary
 from .store_api import TranscriptStore
 from .tokens import payload_tokens
 
-SUMMARY_PARAMS = {"temperature": 0.2}
+SUMMARY_PARAMS = {"temperature": 0.2, "max_tokens": 300}
 SUMMARY_INSTRUCTIONS = (
     "You keep a running summary of a conversation between a user and an AI assistant. "
     "Rewrite the current summary so that it also covers the new lines. Keep every name, number, "

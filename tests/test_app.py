@@ -112,13 +112,17 @@ def test_a_failed_reply_keeps_the_message_and_retry_recovers(env):
     assert [m["content"] for m in env.requests[-1]["messages"] if m["role"] == "user"] == ["Are you there?"]
 
 
-def test_without_a_model_the_app_still_works_and_explains(db_url, monkeypatch):
+def test_a_damaged_local_model_explains_and_the_app_still_works(db_url, monkeypatch, tmp_path):
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
         monkeypatch.delenv(name, raising=False)
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(b"GGUF" + b"\x00" * 64)
+    monkeypatch.setenv("MEMORYLAB_LOCAL_MODEL", str(damaged))
     at = send(app(), "hello?")
-    assert any("OPENAI_API_KEY" in e.value for e in at.error)
+    assert any("could not be loaded" in e.value and "OPENAI_API_KEY" in e.value for e in at.error)
     assert "hello?" in bubbles(at)
-    assert any("No model configured" in w.value for w in at.warning)
+    assert any("No model is available" in w.value for w in at.sidebar.warning)
+    assert at.number_input(key="window_turns_saved_1").value == 3  # the rest of the app works
 
 
 def test_temporary_chat_writes_nothing(env, db_url):
@@ -271,3 +275,29 @@ def test_model_calls_page_shows_the_ledger(env, db_url):
     assert any("first question" in block for block in code_blocks(calls))
     calls.selectbox[1].set_value("summary").run()
     assert any("No model calls" in i.value for i in calls.info)
+
+
+def test_sidebar_renames_switches_and_deletes_with_confirmation(env, db_url):
+    seed_conversation(db_url, "Older chat", ["old question"])
+    at = app()
+    assert "### Older chat" in [m.value for m in at.markdown]  # the most recent conversation opens
+    at.sidebar.button[[b.label for b in at.sidebar.button].index("New chat")].click().run()
+    assert "### New chat" in [m.value for m in at.markdown]
+    at = send(at, "newest question")
+    current = at.session_state["conversation_ref"]
+    at.sidebar.text_input(key=f"title_{current.slug}").set_value("Renamed chat")
+    at.sidebar.button(key=f"rename_{current.slug}").click().run()
+    assert "### Renamed chat" in [m.value for m in at.markdown]
+    delete = at.sidebar.button(key=f"delete_{current.slug}")
+    assert delete.disabled  # nothing is deleted without the confirmation box
+    at.sidebar.checkbox(key=f"confirm_delete_{current.slug}").check().run()
+    at.sidebar.button(key=f"delete_{current.slug}").click().run()
+    assert not at.exception
+    assert "### Older chat" in [m.value for m in at.markdown] and "re: old question" in bubbles(at)
+    store = SqlStore.open(db_url)
+    assert [c.title for c in store.list_conversations("local")] == ["Older chat"]
+    store.close()
+    bad = at.sidebar.text_input(key=f"title_{at.session_state['conversation_ref'].slug}")
+    bad.set_value("   ")
+    at.sidebar.button(key=f"rename_{at.session_state['conversation_ref'].slug}").click().run()
+    assert any("title is empty" in e.value for e in at.sidebar.error)

@@ -42,6 +42,7 @@ class ChatClient(Protocol):
     host: str
     model: str
     context_tokens: int
+    default_params: dict[str, Any]
 
     def counter(self) -> TokenCounter: ...
     def stream_chat(self, messages: Sequence[ChatMessage], *, params: Mapping[str, Any]) -> ReplyStream: ...

@@ -128,6 +128,7 @@ class OpenAIClient:
         self.host = urlparse(base_url).netloc if base_url else "api.openai.com"
         self.base_url = base_url
         self.context_tokens = context_tokens or context_tokens_for(model)
+        self.default_params: dict[str, Any] = {}
         # Local servers accept any key; the SDK refuses to start without one.
         self.sdk = openai.OpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s,
                                  max_retries=max_retries)

@@ -58,6 +58,7 @@ class ScriptedClient:
         self.model = model
         self.context_tokens = context_tokens
         self._counter = counter or CharEstimateCounter()
+        self.default_params: dict[str, Any] = {}
         self.requests: list[list[ChatMessage]] = []
         self.params: list[dict] = []
 
