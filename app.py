@@ -332,7 +332,9 @@ def render_summary_call(panel_chat: Chat, conv: Conversation) -> None:
         return
     call = panel_chat.last_call(conv.id, "summary")
     if call is None:
-        st.caption("No summary call yet: the first one runs after the first turn.")
+        when = ("after the first turn" if conv.settings.memory_type == "summary"
+                else "when a turn falls out of the token limit")
+        st.caption(f"No summary call yet: the first one runs {when}.")
         return
     st.caption(f"After turn {call.turn}, folding turns {call.history_from_turn}–{call.history_to_turn} · "
                f"{ui.call_summary(call)}")

@@ -301,3 +301,18 @@ def test_sidebar_renames_switches_and_deletes_with_confirmation(env, db_url):
     bad.set_value("   ")
     at.sidebar.button(key=f"rename_{at.session_state['conversation_ref'].slug}").click().run()
     assert any("title is empty" in e.value for e in at.sidebar.error)
+
+
+def test_with_no_settings_the_app_chats_with_the_bundled_offline_model(db_url, monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "MEMORYLAB_LOCAL_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert any("SmolLM2-135M" in i.value and "recall is weak" in i.value for i in at.sidebar.info)
+    at.chat_input[0].set_value("Hello! Who are you?").run()
+    assert not at.exception and not at.error
+    assert bubbles(at)[0] == "Hello! Who are you?" and bubbles(at)[1].strip()
+    store = SqlStore.open(db_url)
+    call = store.list_calls("local")[0]
+    assert call.provider == "local" and call.usage.completion_tokens > 0
+    store.close()

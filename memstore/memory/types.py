@@ -109,14 +109,15 @@ class TokenWindowMemory:
         )
 
 
-def _summary_state(summary: Summary | None, needed_through: int) -> tuple[tuple[int, int] | None, int, tuple[str, ...]]:
+def _summary_state(summary: Summary | None, needed_through: int,
+                   starts: str) -> tuple[tuple[int, int] | None, int, tuple[str, ...]]:
     """What the summary still has to fold, how many turns it never covered, and notes."""
     covered = summary.through_turn if summary else 0
     pending = (covered + 1, needed_through) if needed_through > covered else None
     never = (summary.from_turn - 1) if summary else 0
     notes = []
     if summary is None and needed_through == 0:
-        notes.append("No summary yet: it starts after the first turn.")
+        notes.append(f"No summary yet: {starts}.")
     if summary is not None:
         notes.append(f"Summary covers turns {summary.from_turn}–{summary.through_turn}.")
     if never > 0:
@@ -135,7 +136,7 @@ class SummaryMemory:
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
         summary = history.summary(self.name)
-        pending, never, notes = _summary_state(summary, history.through_turn)
+        pending, never, notes = _summary_state(summary, history.through_turn, "it starts after the first turn")
         return MemoryView(self.name, summary=summary, summary_pending=pending, dropped_count=never, notes=notes)
 
 
@@ -150,7 +151,8 @@ class SummaryBufferMemory:
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
         kept, first_kept, tail_notes = _token_tail(history, settings.max_tokens)
         summary = history.summary(self.name)
-        pending, never, notes = _summary_state(summary, first_kept - 1)
+        pending, never, notes = _summary_state(summary, first_kept - 1,
+                                               "turns are summarized once they fall out of the token limit")
         return MemoryView(
             self.name, turns=tuple(kept), summary=summary, summary_pending=pending, dropped_count=never,
             notes=tail_notes + notes,
