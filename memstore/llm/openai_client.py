@@ -9,7 +9,7 @@ import openai
 from ..errors import LLMError
 from ..records import ChatMessage, Usage
 from ..tokens import TokenCounter, counter_for_model
-from .base import Completion, Stopwatch
+from .base import StreamState
 
 # Context windows of OpenAI models by name prefix, longest prefix first; others use the default.
 CONTEXT_TOKENS = (
@@ -68,21 +68,15 @@ def _detail(exc: Exception) -> str:
     return str(getattr(exc, "message", exc))[:300]
 
 
-class OpenAIStream:
+class OpenAIStream(StreamState):
     """One streamed chat completion; keeps what arrived if the stream breaks."""
 
     def __init__(self, client: "OpenAIClient", messages: Sequence[ChatMessage], params: Mapping[str, Any]):
+        super().__init__(messages, params)
         self._client = client
-        self._messages = [m.as_dict() for m in messages]
-        self._params = dict(params)
-        self._raw: Any = None
-        self.text = ""
-        self.completion: Completion | None = None
-        self.stopwatch = Stopwatch()
 
     def __iter__(self) -> Iterator[str]:
         client = self._client
-        parts: list[str] = []
         finish_reason: str | None = None
         usage = Usage()
         try:
@@ -97,10 +91,7 @@ class OpenAIStream:
                 for choice in chunk.choices or ():
                     delta = choice.delta.content if choice.delta is not None else None
                     if delta:
-                        self.stopwatch.token()
-                        parts.append(delta)
-                        self.text = "".join(parts)
-                        yield delta
+                        yield self._received(delta)
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
         except LLMError:
@@ -110,12 +101,7 @@ class OpenAIStream:
         if finish_reason is None:
             raise LLMError("truncated", f"The connection to {client.host} ended before the reply was finished; "
                            "what arrived is kept.")
-        self.completion = Completion(self.text, finish_reason, usage, self.stopwatch.elapsed_ms(),
-                                     self.stopwatch.first_token_ms)
-
-    def close(self) -> None:
-        if self._raw is not None:
-            self._raw.close()
+        self._finish(finish_reason, usage)
 
 
 class OpenAIClient:

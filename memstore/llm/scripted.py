@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import LLMError
-from .base import Completion, Stopwatch
 from ..records import ChatMessage, Usage
 from ..tokens import CharEstimateCounter, TokenCounter
+from .base import StreamState
 
 
 @dataclass(frozen=True)
@@ -18,12 +18,12 @@ class Cut:
     error: LLMError
 
 
-class ScriptedStream:
-    def __init__(self, outcome: Any, words_per_delta: int = 1):
+class ScriptedStream(StreamState):
+    """Streams a scripted outcome word by word: a reply, an error, or a reply cut by an error."""
+
+    def __init__(self, outcome: Any, messages: Sequence[ChatMessage], params: Mapping[str, Any]):
+        super().__init__(messages, params)
         self.outcome = outcome
-        self.text = ""
-        self.completion: Completion | None = None
-        self.stopwatch = Stopwatch()
         self.closed = False
 
     def __iter__(self) -> Iterator[str]:
@@ -32,15 +32,11 @@ class ScriptedStream:
             raise outcome
         text = outcome.text if isinstance(outcome, Cut) else str(outcome)
         for piece in text.split(" "):
-            delta = piece if not self.text else " " + piece
-            self.stopwatch.token()
-            self.text += delta
-            yield delta
+            yield self._received(piece if not self.text else " " + piece)
         if isinstance(outcome, Cut):
             raise outcome.error
         words = len(self.text.split())
-        self.completion = Completion(self.text, "stop", Usage(11, words, 11 + words), self.stopwatch.elapsed_ms(),
-                                     self.stopwatch.first_token_ms)
+        self._finish("stop", Usage(11, words, 11 + words))
 
     def close(self) -> None:
         self.closed = True
@@ -74,7 +70,7 @@ class ScriptedClient:
             outcome = "SUMMARY " + messages[-1].content.split("New lines of conversation:\n", 1)[-1][:200]
         else:
             outcome = f"echo: {messages[-1].content}"
-        return ScriptedStream(outcome)
+        return ScriptedStream(outcome, messages, params)
 
     @property
     def chat_requests(self) -> list[list[ChatMessage]]:
