@@ -17,7 +17,7 @@ if [ "$have" != "$wanted" ]; then
   echo "Compiling llama.cpp for the offline model ($llama): about 6 to 8 minutes on 2 cores."
   echo "Each line below is one finished build step; the full log is $log"
   if ! python3 -m pip install -v "$llama" 2>&1 | tee "$log" \
-      | sed -unE 's#^ *\[([0-9]+)/([0-9]+)\] .*[ /]([^ /]+)$#  step \1 of \2: \3#p'; then
+      | sed -unE 's#^ *\[([0-9]+)/([0-9]+)\] .*[ /]([^ /:]+)$#  step \1 of \2: \3#p'; then
     tail -n 40 "$log"
     echo "The llama.cpp build failed (log above and in $log). It needs gcc, g++ and the Python headers." >&2
     exit 1

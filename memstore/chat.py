@@ -13,7 +13,7 @@ from .memory import HistoryReader, MemoryView, get_memory_type
 from .payload import Payload, build_payload
 from .records import CallDraft, ChatMessage, Conversation, MemorySettings, Message, ModelCall, Usage
 from .store_api import TranscriptStore
-from .summarizer import SummaryUpdate, fold_pending
+from .summarizer import CallCache, SummaryUpdate, fold_pending
 from .tokens import message_tokens
 
 DEFAULT_FOLD_BUDGET_TOKENS = 2_000
@@ -123,7 +123,8 @@ class Chat:
     """Turns for one user over one store and one model client."""
 
     def __init__(self, store: TranscriptStore, client: ChatClient, *, user_id: str, limits: Limits = Limits(),
-                 fold_budget_tokens: int = DEFAULT_FOLD_BUDGET_TOKENS, params: Mapping[str, Any] | None = None):
+                 fold_budget_tokens: int = DEFAULT_FOLD_BUDGET_TOKENS, params: Mapping[str, Any] | None = None,
+                 summary_cache: CallCache | None = None):
         self.store = store
         self.client = client
         self.user_id = validation.user_id(user_id)
@@ -131,6 +132,7 @@ class Chat:
         self.counter = client.counter()
         self.fold_budget_tokens = fold_budget_tokens
         self.params = {**client.default_params, **(params or {})}
+        self.summary_cache = summary_cache
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -189,6 +191,16 @@ class Chat:
             raise InvalidInput("The newest turn already has a complete reply.")
         return self._prepare(conversation, user, facts)
 
+    def replay_turn(self, conversation_id: int, text: str, reply: str, facts: FactSet) -> TurnRun:
+        """A turn whose reply is already known: memory and summaries run as live, the chat model is not called."""
+        run = self.send(conversation_id, text, facts)
+        message, _ = self.store.add_reply(
+            self.user_id, conversation_id, run.user_message.turn, reply, status="complete",
+            tokens=self.counter.count(reply), tokenizer=self.counter.name,
+        )
+        run.result = TurnResult(message, None, None)
+        return run
+
     def update_memory(self, conversation_id: int) -> SummaryUpdate | None:
         """After a turn: fold what the summary types need, so the next prompt is ready."""
         conversation = self.store.get_conversation(self.user_id, conversation_id)
@@ -214,7 +226,8 @@ class Chat:
         if view.summary_pending is None:
             return None
         history = self._history(conversation, through_turn)
-        return fold_pending(self.store, self.client, history, view, budget_tokens=self.fold_budget_tokens)
+        return fold_pending(self.store, self.client, history, view, budget_tokens=self.fold_budget_tokens,
+                            cache=self.summary_cache)
 
     def _prepare(self, conversation: Conversation, message: Message, facts: FactSet) -> TurnRun:
         through = message.turn - 1

@@ -1,6 +1,8 @@
 """Frozen records that cross the storage boundary; the UI never sees ORM objects."""
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -122,6 +124,13 @@ class CallDraft:
     first_token_ms: float | None = None
     error_kind: str | None = None
     error: str | None = None
+
+
+def request_hash(model: str, request: tuple[ChatMessage, ...], params: dict[str, Any]) -> str:
+    """A stable fingerprint of an exact request: same model, messages and parameters, same hash."""
+    body = json.dumps({"model": model, "messages": [m.as_dict() for m in request], "params": params},
+                      sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,11 @@ class ModelCallRow(Base):
     first_token_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_model_calls_user_conversation", "user_id", "conversation_id", "id"),
         Index("ix_model_calls_conversation_turn", "conversation_id", "turn"),
+        Index("ix_model_calls_user_request_hash", "user_id", "request_hash"),
     )

@@ -24,6 +24,7 @@ from .records import (
     Preference,
     Summary,
     Usage,
+    request_hash,
 )
 from .schema import ConversationRow, MessageRow, ModelCallRow, PreferenceRow, SummaryRow, utcnow
 from .store_api import NewMessage
@@ -138,6 +139,7 @@ def _call_row(user_id: str, call: CallDraft, now: datetime) -> ModelCallRow:
         first_token_ms=call.first_token_ms,
         error_kind=call.error_kind,
         error=call.error,
+        request_hash=request_hash(call.model, call.request, call.params),
         created_at=now,
     )
 
@@ -502,6 +504,19 @@ class SqlStore:
         query = query.order_by(ModelCallRow.id.desc()).limit(limit).offset(offset)
         with self._tx(write=False) as session:
             return [_call(row) for row in session.scalars(query)]
+
+    def find_call(self, user_id: str, request_hash: str) -> ModelCall | None:
+        """The newest successful call with exactly this request (a replay's summary cache)."""
+        query = (
+            select(ModelCallRow)
+            .where(ModelCallRow.user_id == user_id, ModelCallRow.request_hash == request_hash,
+                   ModelCallRow.error.is_(None))
+            .order_by(ModelCallRow.id.desc())
+            .limit(1)
+        )
+        with self._tx(write=False) as session:
+            row = session.scalars(query).one_or_none()
+            return _call(row) if row is not None else None
 
     # -- preferences ----------------------------------------------------------------------------
 

@@ -1,13 +1,13 @@
 """Folding turns into a running summary with a model call that goes through the ledger."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol, Sequence
 
 from .errors import LLMError
 from .llm import ChatClient, complete
 from .memory import HistoryReader, MemoryView, TurnView
-from .records import CallDraft, ChatMessage, ModelCall, Summary
+from .records import CallDraft, ChatMessage, ModelCall, Summary, request_hash
 from .store_api import TranscriptStore
 from .tokens import payload_tokens
 
@@ -28,6 +28,14 @@ class SummaryUpdate:
     call: ModelCall | None
     error: LLMError | None
     folded: tuple[int, int] | None
+    cached: bool = False
+
+
+class CallCache(Protocol):
+    """A ledger that can answer 'was this exact request already made?' (replays reuse summaries)."""
+
+    def find_call(self, user_id: str, request_hash: str) -> ModelCall | None: ...
+    def record_call(self, user_id: str, call: CallDraft) -> ModelCall: ...
 
 
 def transcript_lines(turns: Sequence[TurnView], max_chars: int) -> str:
@@ -50,7 +58,7 @@ def summary_request(previous: str, turns: Sequence[TurnView], *, max_chars: int)
 
 
 def fold_pending(store: TranscriptStore, client: ChatClient, history: HistoryReader, view: MemoryView,
-                 *, budget_tokens: int) -> SummaryUpdate | None:
+                 *, budget_tokens: int, cache: CallCache | None = None) -> SummaryUpdate | None:
     """Fold the view's pending turns into a new summary version, reading at most `budget_tokens` of turns.
 
     If the pending turns do not fit the budget, only the newest that fit are folded and the
@@ -76,16 +84,23 @@ def fold_pending(store: TranscriptStore, client: ChatClient, history: HistoryRea
         params=dict(SUMMARY_PARAMS), request=request, counted_prompt_tokens=payload_tokens(counter, request),
         history_from_turn=turns[0].number, history_to_turn=turns[-1].number,
     )
-    try:
-        result = complete(client, request, params=SUMMARY_PARAMS)
-    except LLMError as exc:
-        call = store.record_call(history.user_id, CallDraft(**base, error_kind=exc.kind, error=exc.message))
-        return SummaryUpdate(None, call, exc, None)
-    text = result.text.strip()
-    draft = CallDraft(**base, reply=result.text, finish_reason=result.finish_reason, usage=result.usage,
-                      latency_ms=result.latency_ms, first_token_ms=result.first_token_ms)
+    cached = cache.find_call(history.user_id, request_hash(client.model, request, base["params"])) if cache else None
+    if cached is not None:
+        draft = CallDraft(**base, reply=cached.reply, finish_reason=cached.finish_reason, usage=cached.usage,
+                          latency_ms=0.0)
+    else:
+        try:
+            result = complete(client, request, params=SUMMARY_PARAMS)
+        except LLMError as exc:
+            call = store.record_call(history.user_id, CallDraft(**base, error_kind=exc.kind, error=exc.message))
+            return SummaryUpdate(None, call, exc, None)
+        draft = CallDraft(**base, reply=result.text, finish_reason=result.finish_reason, usage=result.usage,
+                          latency_ms=result.latency_ms, first_token_ms=result.first_token_ms)
+        if cache is not None and cache is not store:
+            cache.record_call(history.user_id, replace(draft, conversation_id=None))
+    text = draft.reply.strip()
     summary, call = store.add_summary(
         history.user_id, history.conversation_id, view.memory_type, text,
         from_turn=from_turn, through_turn=turns[-1].number, tokens=counter.count(text), call=draft,
     )
-    return SummaryUpdate(summary, call, None, (turns[0].number, turns[-1].number))
+    return SummaryUpdate(summary, call, None, (turns[0].number, turns[-1].number), cached=cached is not None)

@@ -9,6 +9,7 @@ from . import validation
 from .config import Limits
 from .errors import InvalidInput, NotFound
 from .records import CallDraft, Conversation, MemorySettings, Message, MessageStatus, ModelCall, Summary
+from .records import request_hash as record_request_hash
 from .schema import utcnow
 from .sql_store import STATUSES, check_page
 from .store_api import NewMessage
@@ -233,6 +234,14 @@ class TemporaryStore:
             if call.conversation_id is not None:
                 self._owned(user_id, call.conversation_id)
             return self._store_call(user_id, call)
+
+    def find_call(self, user_id: str, request_hash: str) -> ModelCall | None:
+        with self._lock:
+            for call in reversed(self._calls):
+                if call.user_id == user_id and call.error is None and \
+                        record_request_hash(call.model, call.request, call.params) == request_hash:
+                    return call
+        return None
 
     def list_calls(
         self, user_id: str, *, conversation_id: int | None = None, purpose: str | None = None,

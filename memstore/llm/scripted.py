@@ -67,10 +67,19 @@ class ScriptedClient:
         if self.script:
             outcome = self.script.pop(0)
         elif messages[0].role == "system" and "running summary" in messages[0].content:
-            outcome = "SUMMARY " + messages[-1].content.split("New lines of conversation:\n", 1)[-1][:200]
+            outcome = self._summary(messages[-1].content)
         else:
             outcome = f"echo: {messages[-1].content}"
         return ScriptedStream(outcome, messages, params)
+
+    @staticmethod
+    def _summary(request: str) -> str:
+        """A deterministic 'summary': the previous one plus the new lines, so nothing is forgotten."""
+        previous, _, lines = request.partition("\n\nNew lines of conversation:\n")
+        previous = previous.removeprefix("Current summary:\n")
+        lines = lines.removesuffix("\n\nNew summary:").replace("\n", " ")
+        kept = "" if previous.startswith("(empty") else previous.removeprefix("SUMMARY ") + " "
+        return f"SUMMARY {kept}{lines}"
 
     @property
     def chat_requests(self) -> list[list[ChatMessage]]:

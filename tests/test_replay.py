@@ -1,0 +1,111 @@
+"""Replay, fact survival and per-turn diffs over every memory type, at the edges."""
+from __future__ import annotations
+
+import pytest
+
+from fakes import FakeClient
+from memstore import MEMORY_TYPES, Chat, FactSet, MemorySettings, SqlStore, TemporaryStore
+from memstore.replay import ScriptTurn, diff_frames, fact_survival, mentions, replay, word_diff
+
+SCRIPT = [
+    ScriptTurn("My name is Alice.", "Nice to meet you, Alice."),
+    ScriptTurn("I love green tea.", "Green tea is lovely."),
+    ScriptTurn("I live in Oslo.", "Oslo is a beautiful city."),
+    ScriptTurn("I work as a nurse.", "Thank you for your work."),
+    ScriptTurn("My cat is called Miso.", "Miso is a cute name."),
+    ScriptTurn("What is my name?", "Your name is Alice."),
+]
+ALL = [MemorySettings(name, window_turns=2, max_tokens=40) for name in MEMORY_TYPES]
+
+
+def by_type(results):
+    return {r.memory_type: r for r in results}
+
+
+@pytest.mark.parametrize("settings", ALL, ids=lambda s: s.memory_type)
+def test_replay_sends_exactly_what_a_live_chat_would(settings):
+    echo_script = [ScriptTurn(t.user, f"echo: {t.user}") for t in SCRIPT]  # what the live fake model answers
+    results = replay(echo_script, [settings], FakeClient(), user_id="u")
+    live = Chat(TemporaryStore(), FakeClient(), user_id="u")
+    conv = live.new_conversation("live", settings)
+    for frame, turn in zip(results[0].frames, echo_script):
+        run = live.send(conv.id, turn.user, FactSet())
+        run.run()
+        live.update_memory(conv.id)
+        assert frame.payload.messages == run.payload.messages
+        assert frame.payload.sections == run.payload.sections
+    assert [f.turn for f in results[0].frames] == list(range(1, 7))
+
+
+def test_replay_never_calls_the_chat_model_and_summaries_are_counted():
+    client = FakeClient()
+    results = by_type(replay(SCRIPT, ALL, client, user_id="u"))
+    assert all(r[0].content.startswith("You keep a running summary") for r in client.requests)
+    assert results["summary"].summary_calls == 6 and results["summary"].summary_tokens > 0
+    assert results["window"].summary_calls == 0 and results["buffer"].summary_tokens == 0
+    assert results["buffer"].prompt_tokens > results["window"].prompt_tokens > results["none"].prompt_tokens
+
+
+def test_fact_survival_per_type():
+    results = replay(SCRIPT, ALL + [MemorySettings("window", window_turns=0)], FakeClient(), user_id="u")
+    survival = fact_survival(results, fact_turn=1, needle="Alice")
+    got = {(s.memory_type, i): s for i, s in enumerate(survival)}
+    by_name = {name: s for (name, i), s in got.items() if i < len(ALL)}
+    assert by_name["buffer"].status == "kept" and by_name["buffer"].last_verbatim_turn == 6
+    assert (by_name["window"].status, by_name["window"].last_verbatim_turn, by_name["window"].lost_at_turn) == (
+        "evicted", 3, 4)  # k=2: turn 1 is sent at turns 2 and 3, gone from turn 4
+    assert by_name["none"].status == "never_sent" and by_name["none"].lost_at_turn == 2
+    assert by_name["summary"].status == "folded" and by_name["summary"].summary_mentions is True
+    assert by_name["summary_buffer"].status == "folded"
+    forgetful = replay(SCRIPT, [MemorySettings("summary")], FakeClient(["The user likes tea."] * 6), user_id="u")
+    lost = fact_survival(forgetful, fact_turn=1, needle="Alice")[0]
+    assert (lost.status, lost.summary_mentions) == ("folded", False)  # folded, but the summary dropped it
+    k0 = survival[-1]
+    assert (k0.memory_type, k0.status, k0.last_verbatim_turn) == ("window", "never_sent", None)
+
+
+def test_a_token_limit_smaller_than_one_message_sends_no_history():
+    long_script = [ScriptTurn("word " * 50, "reply " * 50) for _ in range(3)]
+    results = replay(long_script, [MemorySettings("token_window", max_tokens=10)], FakeClient(), user_id="u")
+    assert all(f.sent_turns == () for f in results[0].frames)
+    assert fact_survival(results, 1, "word")[0].status == "never_sent"
+
+
+def test_diff_shows_turns_entering_and_leaving_and_the_summary_change():
+    results = by_type(replay(SCRIPT, ALL, FakeClient(), user_id="u"))
+    window = results["window"].frames
+    d4 = diff_frames(window[2], window[3])
+    assert (d4.entered, d4.left) == ((3,), (1,))
+    assert diff_frames(None, window[0]).entered == ()
+    summary = results["summary"].frames
+    d = diff_frames(summary[1], summary[2])
+    assert d.summary_changed and any(op == "insert" for op, _ in d.summary_ops)
+    assert word_diff("a b c", "a x c") == (("equal", "a"), ("delete", "b"), ("insert", "x"), ("equal", "c"))
+
+
+def test_facts_and_mentions():
+    from memstore import Preference, select_facts
+    from memstore.schema import utcnow
+
+    facts = select_facts({"mood": "calm"}, [Preference("name", "Alice", True, utcnow())])
+    results = replay(SCRIPT[:2], [MemorySettings("none")], FakeClient(), user_id="u", facts=facts)
+    assert "- name: Alice" in results[0].frames[1].payload.messages[0].content
+    assert mentions("The user's name is Alice; she likes tea.", "My name is Alice")
+    assert not mentions("The user likes tea.", "Alice")
+
+
+def test_replay_reuses_summaries_from_the_ledger(tmp_path):
+    cache = SqlStore.open(f"sqlite:///{tmp_path / 'cache.db'}")
+    client = FakeClient()
+    settings = [MemorySettings("summary")]
+    first = replay(SCRIPT, settings, client, user_id="u", cache=cache)
+    calls_after_first = len(client.requests)
+    assert calls_after_first == 6 and len(cache.list_calls("u", purpose="summary")) == 6
+    progress = []
+    second = replay(SCRIPT, settings, client, user_id="u", cache=cache, on_progress=lambda d, t: progress.append(d))
+    assert len(client.requests) == calls_after_first  # every summary came from the ledger
+    assert sum(f.cached_summaries for f in second[0].frames) == 6
+    assert [f.payload.messages for f in second[0].frames] == [f.payload.messages for f in first[0].frames]
+    assert progress == list(range(1, 7))
+    assert replay(SCRIPT, settings, client, user_id="someone else", cache=cache) and len(client.requests) == 12
+    cache.close()
