@@ -8,6 +8,7 @@ import streamlit as st
 import ui
 from memstore import (MEMORY_TYPES, Chat, Conversation, FactSet, InvalidInput, MemoryLabError, MemorySettings,
                       NotFound, TurnRun, get_memory_type, with_session_fact, without_session_fact)
+from memstore.hints import hints
 from ui import ConversationRef
 
 st.set_page_config(page_title="Memory Lab", page_icon=":material/memory:", layout="wide")
@@ -256,6 +257,8 @@ def memory_panel(ref: ConversationRef) -> None:
     st.progress(min(payload.context_fill, 1.0),
                 text=f"Next request: {payload.total_tokens:,} of {payload.context_tokens:,} tokens"
                      f" ({payload.context_fill:.1%} of the context window){estimate}")
+    for note in hints(conv.settings, payload, last_turn=conv.last_turn):
+        st.caption(f":material/lightbulb: {note}")
     st.dataframe(
         ui.sections_frame(payload), hide_index=True, width="stretch",
         column_config={"tokens": st.column_config.ProgressColumn(

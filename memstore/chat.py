@@ -201,6 +201,31 @@ class Chat:
         run.result = TurnResult(message, None, None)
         return run
 
+    def ask(self, payload: Payload, *, memory_type: str) -> str:
+        """Send a prepared request outside any conversation (a lesson's question); it goes in the ledger."""
+        reply = self.client.stream_chat(payload.messages, params=self.params)
+        error: LLMError | None = None
+        try:
+            for _ in reply:
+                pass
+        except LLMError as exc:
+            error = exc
+        finally:
+            reply.close()
+        completion = reply.completion
+        self.store.record_call(self.user_id, CallDraft(
+            purpose="chat", conversation_id=None, turn=None, memory_type=memory_type, model=self.client.model,
+            provider=self.client.provider, host=self.client.host, params={**self.params, "stream": True},
+            request=payload.messages, reply=reply.text, finish_reason=completion.finish_reason if completion else None,
+            usage=completion.usage if completion else Usage(), counted_prompt_tokens=payload.total_tokens,
+            sections=payload.tokens_by_section(), latency_ms=reply.stopwatch.elapsed_ms(),
+            first_token_ms=reply.stopwatch.first_token_ms, error_kind=error.kind if error else None,
+            error=error.message if error else None,
+        ))
+        if error is not None and not reply.text:
+            raise error
+        return reply.text
+
     def update_memory(self, conversation_id: int) -> SummaryUpdate | None:
         """After a turn: fold what the summary types need, so the next prompt is ready."""
         conversation = self.store.get_conversation(self.user_id, conversation_id)

@@ -109,3 +109,28 @@ def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
         assert page.get_by_test_id("stException").count() == 0
         page.screenshot(path=str(ARTIFACTS / "browser-after-turn-4.png"))
         browser.close()
+
+
+def test_compare_page_draws_the_chart_and_every_types_payload(running_app):
+    url, server = running_app
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1400})
+        page.goto(f"{url}/Compare")
+        page.get_by_role("button", name="Replay").click()
+        page.get_by_text("Tokens sent per turn").wait_for(timeout=60_000)
+        chart = page.get_by_test_id("stVegaLiteChart").first
+        chart.wait_for(timeout=30_000)
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg')",
+            timeout=30_000)
+        box = chart.bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 100
+        for label in ("No memory", "Buffer (every turn)", "Window (last k turns)", "Token window", "Summary",
+                      "Summary + buffer"):
+            assert page.get_by_text(f"{label} ·", exact=False).count() >= 1, label
+        assert page.get_by_test_id("stException").count() == 0
+        assert all(r["messages"][0]["content"].startswith("You keep a running summary") for r in server.requests)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "browser-compare.png"), full_page=True)
+        browser.close()

@@ -1,0 +1,104 @@
+"""Compare: one conversation replayed through every memory type, side by side, turn by turn."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from memstore import MEMORY_TYPES, MemoryLabError, MemorySettings
+from memstore.costs import prices_from_rows, shipped_prices
+from memstore.facts import select_facts
+from memstore.lessons import load_lessons
+from memstore.replay import MAX_REPLAY_TURNS, diff_frames, fact_survival, script_from_conversation
+
+st.set_page_config(page_title="Compare · Memory Lab", page_icon=":material/memory:", layout="wide")
+settings, store, client = ui.resources()
+USER = ui.user_id()
+
+st.title("Compare memory types")
+st.caption("Replays one conversation through every memory type: what each would send at each turn, message by "
+           "message. The chat model is not called; summary types do call the summarizer, and each summary "
+           "already in the ledger is reused.")
+
+lessons = {lesson.slug: lesson for lesson in load_lessons()}
+source = st.radio("Conversation", ["A bundled lesson", "A saved conversation"], horizontal=True)
+if source == "A bundled lesson":
+    slug = st.selectbox("Lesson", list(lessons), format_func=lambda s: lessons[s].title)
+    lesson = lessons[slug]
+    script = list(lesson.turns)
+    source_key = ("lesson", slug)
+    default_k, default_tokens = lesson.window_turns, lesson.max_tokens
+else:
+    saved = store.list_conversations(USER, limit=200)
+    if not saved:
+        st.info("No saved conversations yet: chat first, or pick a bundled lesson.")
+        st.stop()
+    titles = {c.id: c.title for c in saved}
+    conv_id = st.selectbox("Saved conversation", list(titles), format_func=lambda i: f"{titles[i]} (#{i})")
+    script = script_from_conversation(store, USER, conv_id)
+    source_key = ("conversation", conv_id, len(script))
+    default_k, default_tokens = 3, 500
+    if len(script) == MAX_REPLAY_TURNS:
+        st.caption(f"Only the newest {MAX_REPLAY_TURNS} turns are replayed.")
+
+left, mid, right = st.columns([1, 1, 3])
+k = left.number_input("Window k (turns)", min_value=0, max_value=100, value=default_k, step=1,
+                      help="k turns = 2k messages.")
+max_tokens = mid.number_input("Token limit", min_value=1, max_value=100_000, value=default_tokens, step=50)
+chosen = right.multiselect("Memory types", list(MEMORY_TYPES), default=list(MEMORY_TYPES),
+                           format_func=ui.memory_label)
+use_preferences = st.checkbox("Inject my stored preferences and session facts", value=True)
+
+if not script:
+    st.info("This conversation has no turns to replay.")
+    st.stop()
+facts = ui.current_facts(store) if use_preferences else select_facts({}, [])
+run_key = (source_key, int(k), int(max_tokens), tuple(chosen), facts, client.model)
+if st.button("Replay", type="primary", disabled=not chosen):
+    try:
+        st.session_state.compare = (run_key, ui.run_replay(
+            script, [MemorySettings(t, int(k), int(max_tokens)) for t in chosen], facts, store, client))
+    except MemoryLabError as exc:
+        ui.show_error(exc, what="Replay failed: ")
+
+cached = st.session_state.get("compare")
+if cached is None or cached[0] != run_key:
+    st.caption("Press Replay to compute (again) with these settings.")
+    st.stop()
+results = cached[1]
+
+st.subheader("Tokens sent per turn")
+st.line_chart(ui.tokens_chart_frame(results), x_label="turn", y_label="prompt tokens")
+
+with st.expander("Prices (USD per million tokens; edits last for this session)"):
+    shipped = st.session_state.get("prices") or shipped_prices()
+    edited = st.data_editor(
+        pd.DataFrame([{"model": m, "input": p.input_per_million, "output": p.output_per_million}
+                      for m, p in shipped.items()]),
+        key="prices_editor", num_rows="dynamic", hide_index=True, width="stretch")
+    try:
+        st.session_state.prices = prices_from_rows(edited.to_dict("records"))
+    except MemoryLabError as exc:
+        ui.show_error(exc, what="Prices not changed: ")
+prices = st.session_state.get("prices") or shipped_prices()
+st.subheader("Totals")
+st.caption(f"Cost at {client.model}'s price (models not in the table count as free).")
+st.dataframe(ui.totals_frame(results, prices, client.model), hide_index=True, width="stretch",
+             column_config={"cost (USD)": st.column_config.NumberColumn(format="$%.6f")})
+
+st.subheader("Each turn, side by side")
+turn = st.slider("Turn", 1, len(script), len(script)) if len(script) > 1 else 1
+st.caption(f"Turn {turn}: “{ui.turn_preview(script[turn - 1].user, 120)}”")
+ui.render_frames_side_by_side(results, turn)
+with st.expander(f"What changed at turn {turn}"):
+    for result in results:
+        before = result.frames[turn - 2] if turn > 1 else None
+        st.markdown(f"**{ui.memory_label(result.memory_type)}**")
+        st.code(ui.diff_text(diff_frames(before, result.frames[turn - 1])), language="diff")
+
+st.subheader("When does a fact stop reaching the model?")
+fact_turn = st.number_input("Pin the message of turn", min_value=1, max_value=len(script), value=1, step=1)
+needle = st.text_input("Words that must still be there", value=ui.turn_preview(script[fact_turn - 1].user, 80),
+                       key=f"needle_{fact_turn}",
+                       help="A summary 'still mentions' the fact when it contains every distinctive word here.")
+st.dataframe(ui.survival_frame(fact_survival(results, int(fact_turn), needle)), hide_index=True, width="stretch")

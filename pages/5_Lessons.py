@@ -1,0 +1,93 @@
+"""Lessons: predict what each memory type sends, then see it side by side."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from memstore import MEMORY_TYPES, MemoryLabError, MemorySettings
+from memstore.facts import select_facts
+from memstore.lessons import grade, load_lessons
+from memstore.replay import fact_survival
+from memstore.schema import utcnow
+from memstore.records import Preference
+
+st.set_page_config(page_title="Lessons · Memory Lab", page_icon=":material/memory:", layout="wide")
+settings, store, client = ui.resources()
+USER = ui.user_id()
+
+st.title("Lessons")
+lessons = {lesson.slug: lesson for lesson in load_lessons()}
+slug = st.selectbox("Lesson", list(lessons), format_func=lambda s: lessons[s].title)
+lesson = lessons[slug]
+st.markdown(f"**Goal.** {lesson.goal}")
+st.caption(f"Window k = {lesson.window_turns} turns ({2 * lesson.window_turns} messages) · token limit "
+           f"{lesson.max_tokens:,} · {len(lesson.turns)} turns"
+           + (" · preferences: " + ", ".join(f"{k}: {v}" for k, v in lesson.preferences) if lesson.preferences else ""))
+with st.expander("The conversation"):
+    for number, turn in enumerate(lesson.turns, 1):
+        st.text(f"{number}. user: {turn.user}\n   assistant: {turn.assistant}")
+
+question = lesson.question
+st.subheader("Predict")
+st.markdown(question.text)
+prediction = st.multiselect("Memory types that still send it", list(MEMORY_TYPES), format_func=ui.memory_label,
+                            key=f"prediction_{slug}")
+
+facts = select_facts({}, [Preference(k, v, True, utcnow()) for k, v in lesson.preferences])
+state_key = f"lesson_{slug}"
+if st.button("Reveal", type="primary"):
+    try:
+        results = ui.run_replay(
+            lesson.turns[: question.at_turn],
+            [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in MEMORY_TYPES], facts, store, client)
+        st.session_state[state_key] = results
+    except MemoryLabError as exc:
+        ui.show_error(exc, what="Could not replay the lesson: ")
+
+results = st.session_state.get(state_key)
+if results is None:
+    st.caption("Make your prediction, then press Reveal.")
+    st.stop()
+
+survival = fact_survival(results, question.fact_turn, question.needle)
+grades = grade(prediction, survival, question.at_turn)
+right = sum(g.correct for g in grades)
+st.subheader(f"Reveal: you got {right} of {len(grades)} right")
+st.dataframe(pd.DataFrame([{
+    "memory type": ui.memory_label(g.memory_type),
+    "you said": "sends it" if g.predicted else "forgets it",
+    "replay shows": "sends it" if g.actual else "forgets it",
+    "": "✓" if g.correct else "✗",
+} for g in grades]), hide_index=True, width="stretch")
+st.info(lesson.explanation)
+st.dataframe(ui.survival_frame(survival, question.at_turn), hide_index=True, width="stretch")
+
+st.subheader(f"What each type sends at turn {question.at_turn}")
+ui.render_frames_side_by_side(results, question.at_turn)
+
+st.subheader("Ask the model")
+st.caption(f"Sends each type's request above to {client.model} ({client.provider}) and shows the replies. "
+           "These are real model calls, recorded on the Model calls page.")
+if st.button("Ask the configured model"):
+    from memstore import Chat
+
+    chat = Chat(store, client, user_id=USER)
+    answers = {}
+    progress = st.progress(0.0)
+    for i, result in enumerate(results, 1):
+        try:
+            answers[result.memory_type] = chat.ask(result.frames[question.at_turn - 1].payload,
+                                                   memory_type=result.memory_type)
+        except MemoryLabError as exc:
+            answers[result.memory_type] = f"(failed: {exc})"
+        progress.progress(i / len(results))
+    progress.empty()
+    st.session_state[f"answers_{slug}"] = answers
+answers = st.session_state.get(f"answers_{slug}")
+if answers:
+    columns = st.columns(3)
+    for i, (memory_type, answer) in enumerate(answers.items()):
+        with columns[i % 3], st.container(border=True):
+            st.markdown(f"**{ui.memory_label(memory_type)}**")
+            st.text(answer)

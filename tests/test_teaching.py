@@ -1,0 +1,118 @@
+"""Lessons, prices and hints in memstore; the Compare and Lessons pages with AppTest."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fakes import FakeClient
+from memstore import MEMORY_TYPES, Chat, FactSet, InvalidInput, MemorySettings, TemporaryStore
+from memstore.costs import Price, price_for, prices_from_rows, shipped_prices
+from memstore.hints import hints
+from memstore.lessons import grade, load_lessons, sends_fact_at
+from memstore.replay import fact_survival, replay
+from openai_server import FakeOpenAIServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_bundled_lesson_loads_and_its_answer_differs_by_type():
+    lessons = load_lessons()
+    assert {lesson.slug for lesson in lessons} >= {"recall_a_name", "preferences_vs_window", "what_a_summary_loses"}
+    for lesson in lessons:
+        settings = [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in MEMORY_TYPES]
+        results = replay(lesson.turns[: lesson.question.at_turn], settings, FakeClient(), user_id="u")
+        answers = {s.memory_type: sends_fact_at(s, lesson.question.at_turn)
+                   for s in fact_survival(results, lesson.question.fact_turn, lesson.question.needle)}
+        assert answers["buffer"] is True and answers["none"] is False, lesson.slug
+        assert answers["window"] is False, lesson.slug  # every lesson's window is too small on purpose
+
+
+def test_grading_a_prediction():
+    lesson = next(lesson for lesson in load_lessons() if lesson.slug == "recall_a_name")
+    results = replay(lesson.turns, [MemorySettings(t, lesson.window_turns, lesson.max_tokens)
+                                    for t in ("buffer", "window", "none")], FakeClient(), user_id="u")
+    survival = fact_survival(results, 1, "Alice")
+    grades = {g.memory_type: g for g in grade(["buffer", "window"], survival, 7)}
+    assert grades["buffer"].correct and not grades["window"].correct and grades["none"].correct
+
+
+def test_prices_are_shipped_matched_by_prefix_and_validated():
+    table = shipped_prices()
+    assert price_for("gpt-4o-mini-2024-07-18", table) == table["gpt-4o-mini"]
+    assert price_for("SmolLM2-135M-Instruct", table) == Price(0, 0)
+    assert Price(1.0, 2.0).cost(1_000_000, 500_000) == pytest.approx(2.0)
+    assert prices_from_rows([{"model": "m", "input": 1, "output": 2}, {"model": "", "input": 5}]) == {"m": Price(1, 2)}
+    for bad in ({"model": "m", "input": -1, "output": 1}, {"model": "m", "input": "cheap", "output": 1},
+                {"model": "m", "input": float("nan"), "output": 1}):
+        with pytest.raises(InvalidInput):
+            prices_from_rows([bad])
+
+
+def test_hints_follow_the_settings():
+    chat = Chat(TemporaryStore(), FakeClient(), user_id="u")
+    conv = chat.new_conversation(settings=MemorySettings("window", window_turns=1))
+    for text in ("My name is Alice", "two", "three"):
+        chat.send(conv.id, text, FactSet()).run()
+    payload = chat.preview(conv.id, FactSet())
+    assert any("With k=1, turns 1–2 are no longer sent" in h for h in hints(MemorySettings("window", 1), payload,
+                                                                                last_turn=3))
+    summary = chat.preview(conv.id, FactSet(), settings=MemorySettings("summary"))
+    assert any("one model call per turn" in h for h in hints(MemorySettings("summary"), summary, last_turn=3))
+    chat.client.context_tokens = 60
+    full = chat.preview(conv.id, FactSet(), settings=MemorySettings("buffer"))
+    assert any("of the model's context window" in h for h in hints(MemorySettings("buffer"), full, last_turn=3))
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    with FakeOpenAIServer() as server:
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'teach.db'}")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_MODEL", "gpt-4o-mini")
+        monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+        yield server
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
+    at = page("4_Compare.py")
+    at.selectbox[0].set_value("recall_a_name").run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any(getattr(e, "type", "") == "vega_lite_chart" for e in at.main)
+    totals = at.dataframe[1].value
+    assert len(totals) == len(MEMORY_TYPES)
+    by_type = dict(zip(totals["memory type"], totals["prompt tokens sent"]))
+    assert by_type["Buffer (every turn)"] > by_type["Window (last k turns)"] > by_type["No memory"]
+    assert dict(zip(totals["memory type"], totals["summary calls"]))["Summary"] >= 1
+    assert all(r["messages"][0]["content"].startswith("You keep a running summary") for r in env.requests)
+    survival = at.dataframe[2].value
+    assert dict(zip(survival["memory type"], survival["what happened"]))["Window (last k turns)"].startswith("evicted")
+    assert any("Hi! My name is Alice." in c.value for c in at.code)  # the buffer's payload at the last turn
+    calls_before = len(env.requests)
+    at.slider[0].set_value(2).run()
+    assert len(env.requests) == calls_before and not at.exception  # moving through turns calls nothing
+    assert "Turn 2:" in " ".join(c.value for c in at.caption)
+
+
+def test_lessons_page_predict_reveal_and_ask(env):
+    at = page("5_Lessons.py")
+    at.multiselect[0].set_value(["buffer", "window"]).run()
+    at.button[0].click().run()
+    assert not at.exception
+    grades = at.dataframe[0].value
+    assert dict(zip(grades["memory type"], grades[""]))["Buffer (every turn)"] == "✓"
+    assert dict(zip(grades["memory type"], grades[""]))["Window (last k turns)"] == "✗"
+    assert any(s.value.startswith("Reveal: you got") for s in at.subheader)
+    asked_before = len(env.requests)
+    at.button[1].click().run()
+    assert len(env.requests) == asked_before + len(MEMORY_TYPES)
+    assert len(at.text) >= len(MEMORY_TYPES)
