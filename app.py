@@ -264,7 +264,8 @@ def memory_panel(ref: ConversationRef) -> None:
         column_config={"tokens": st.column_config.ProgressColumn(
             "tokens", format="%d", min_value=0, max_value=max(payload.total_tokens, 1))},
     )
-    holds, next_tab, last_tab, summary_tab = st.tabs(["Holds now", "Next request", "Last request", "Summary call"])
+    holds, next_tab, last_tab, summary_tab, timeline_tab = st.tabs(
+        ["Holds now", "Next request", "Last request", "Summary call", "Timeline"])
     with holds:
         render_holdings(payload, conv)
     with next_tab:
@@ -284,6 +285,34 @@ def memory_panel(ref: ConversationRef) -> None:
             st.code(call.reply or "(none)", language=None, wrap_lines=True)
     with summary_tab:
         render_summary_call(panel_chat, conv)
+    with timeline_tab:
+        render_timeline(panel_chat, conv, ref)
+
+
+def render_timeline(panel_chat: Chat, conv: Conversation, ref: ConversationRef) -> None:
+    """Scrub through past turns: what each one really sent, read back from the ledger."""
+    if conv.last_turn == 0:
+        st.caption("No turns yet.")
+        return
+    turn = (st.slider("Turn", 1, conv.last_turn, conv.last_turn, key=f"timeline_{ref.slug}")
+            if conv.last_turn > 1 else 1)
+    calls = panel_chat.store.calls_for_turn(USER, conv.id, turn)
+    chat_calls = [c for c in calls if c.purpose == "chat"]
+    if not chat_calls:
+        st.caption(f"Turn {turn} has no recorded model call.")
+    for call in chat_calls:
+        sent = (f"turns {call.history_from_turn}–{call.history_to_turn}" if call.history_from_turn
+                else "no earlier turns")
+        st.caption(f"Turn {turn} · {ui.memory_label(call.memory_type)} · sent {sent} · {ui.call_summary(call)}")
+        if call.sections:
+            st.caption(" · ".join(f"{ui.SECTION_NAMES.get(k, k)} {v:,}" for k, v in call.sections.items()))
+        ui.render_request(call.request, panel_chat.count_request(call.request), key=f"timeline_{call.id}")
+        st.markdown("**Reply**")
+        st.code(call.reply or "(none)", language=None, wrap_lines=True)
+    for call in (c for c in calls if c.purpose == "summary"):
+        st.caption(f"Summary call after turn {turn} (folded turns {call.history_from_turn}–{call.history_to_turn}):"
+                   f" {ui.call_summary(call)}")
+        st.code(call.reply or "(none)", language=None, wrap_lines=True)
 
 
 def render_holdings(payload, conv: Conversation) -> None:

@@ -18,6 +18,8 @@ from memstore import (MEMORY_TYPES, Chat, ChatClient, Conversation, FactSet, Mem
 SETTING_NAMES = ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "OPENAI_TIMEOUT_S",
                  "OPENAI_MAX_RETRIES", "OPENAI_CONTEXT_TOKENS", "MEMORYLAB_DATA_DIR", "MEMORYLAB_MAX_MESSAGE_CHARS")
 PAGE_MESSAGES = 50
+SECTION_NAMES = {"system": "system prompt", "facts": "facts", "summary": "summary", "history": "history",
+                 "new_message": "new message"}
 ROLE_AVATARS = {"user": ":material/person:", "assistant": ":material/smart_toy:", "system": ":material/settings:"}
 FAILED_AVATAR = ":material/error:"
 

@@ -219,3 +219,97 @@ def diff_frames(before: Frame | None, after: Frame) -> FrameDiff:
         facts_added=tuple(sorted(new_facts - old_facts)),
         facts_removed=tuple(sorted(old_facts - new_facts)),
     )
+
+
+# -- exporting a replay (a lesson file) ----------------------------------------------------------
+
+REPLAY_FORMAT = "memorylab.replay/1"
+MAX_REPLAY_FILE_BYTES = 10 * 1024 * 1024
+
+
+def export_replay(title: str, script: Sequence[ScriptTurn], results: Sequence[TypeReplay]) -> dict:
+    """Every turn of every type: the exact request, tokens by section, memory state and the diff."""
+    from dataclasses import asdict
+
+    types = []
+    for result in results:
+        frames, before = [], None
+        for frame in result.frames:
+            diff = diff_frames(before, frame)
+            summary = frame.payload.view.summary
+            frames.append({
+                "turn": frame.turn,
+                "tokens": frame.payload.total_tokens,
+                "sections": frame.payload.tokens_by_section(),
+                "messages": [m.as_dict() for m in frame.payload.messages],
+                "sent_turns": list(frame.sent_turns),
+                "dropped_turns": frame.payload.view.dropped_count,
+                "summary": None if summary is None else {
+                    "text": summary.text, "from_turn": summary.from_turn, "through_turn": summary.through_turn},
+                "summary_calls": [{"prompt_tokens": c.counted_prompt_tokens, "completion_tokens":
+                                   c.usage.completion_tokens, "reply": c.reply} for c in frame.summary_calls],
+                "diff": {"entered": list(diff.entered), "left": list(diff.left),
+                         "summary": [list(op) for op in diff.summary_ops if op[0] != "equal"],
+                         "facts_added": list(diff.facts_added), "facts_removed": list(diff.facts_removed)},
+            })
+            before = frame
+        types.append({"settings": asdict(result.settings), "frames": frames})
+    return {"format": REPLAY_FORMAT, "title": title, "tokenizer": results[0].frames[0].payload.tokenizer
+            if results and results[0].frames else None,
+            "turns": [{"user": t.user, "assistant": t.assistant} for t in script], "types": types}
+
+
+def replay_markdown(export: dict) -> str:
+    """A readable lesson: the conversation, then each turn with what every type sent and what changed."""
+    out = [f"# {export['title']}\n", "## The conversation\n"]
+    for number, turn in enumerate(export["turns"], 1):
+        out.append(f"{number}. **user:** {turn['user']}  \n   **assistant:** {turn['assistant']}")
+    out.append("\n## Turn by turn\n")
+    for index in range(len(export["turns"])):
+        out.append(f"### Turn {index + 1}\n")
+        for kind in export["types"]:
+            frame = kind["frames"][index]
+            sections = ", ".join(f"{name} {tokens}" for name, tokens in frame["sections"].items())
+            diff = frame["diff"]
+            changes = []
+            if diff["entered"]:
+                changes.append("now sends turns " + ", ".join(map(str, diff["entered"])))
+            if diff["left"]:
+                changes.append("stopped sending turns " + ", ".join(map(str, diff["left"])))
+            if diff["summary"]:
+                changes.append("summary rewritten")
+            out.append(f"**{kind['settings']['memory_type']}** · {frame['tokens']} tokens ({sections})"
+                       + (f" · {'; '.join(changes)}" if changes else ""))
+            out.append("```text\n" + "\n".join(f"[{m['role']}] {m['content']}" for m in frame["messages"])
+                       .replace("```", "'''") + "\n```")
+    return "\n".join(out)
+
+
+def parse_replay_file(raw: bytes) -> tuple[str, list[ScriptTurn], list[MemorySettings]]:
+    """An exported replay, validated, as a script and settings to replay again."""
+    import json
+
+    from .config import Limits
+    from .errors import InvalidInput
+    from .memory import MEMORY_TYPES
+    from .validation import memory_settings, message_text
+
+    if len(raw) > MAX_REPLAY_FILE_BYTES:
+        raise InvalidInput(f"The file is over {MAX_REPLAY_FILE_BYTES // 1_000_000} MB.")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"The file is not valid UTF-8 JSON ({exc}).") from None
+    if not isinstance(data, dict) or data.get("format") != REPLAY_FORMAT:
+        raise InvalidInput(f"The file is not an exported Memory Lab replay ({REPLAY_FORMAT}).")
+    try:
+        limits = Limits()
+        script = [ScriptTurn(message_text(t["user"], limits), str(t["assistant"])) for t in data["turns"]]
+        settings = [memory_settings(MemorySettings(**{k: v for k, v in t["settings"].items()
+                                                      if k in MemorySettings.__dataclass_fields__}),
+                                    frozenset(MEMORY_TYPES), limits) for t in data["types"]]
+    except (KeyError, TypeError) as exc:
+        raise InvalidInput(f"The replay file is missing a field: {exc}.") from None
+    if not script or len(script) > MAX_REPLAY_TURNS:
+        raise InvalidInput(f"A replay holds 1 to {MAX_REPLAY_TURNS} turns.")
+    return str(data.get("title") or "Imported replay"), script, settings

@@ -505,6 +505,19 @@ class SqlStore:
         with self._tx(write=False) as session:
             return [_call(row) for row in session.scalars(query)]
 
+    def calls_for_turn(self, user_id: str, conversation_id: int, turn: int) -> list[ModelCall]:
+        """Every model call made for one turn of a conversation, oldest first (an indexed read)."""
+        query = (
+            select(ModelCallRow)
+            .where(ModelCallRow.conversation_id == conversation_id, ModelCallRow.turn == turn,
+                   ModelCallRow.user_id == user_id)
+            .order_by(ModelCallRow.id)
+            .limit(MAX_PAGE)
+        )
+        with self._tx(write=False) as session:
+            self._owned(session, user_id, conversation_id)
+            return [_call(row) for row in session.scalars(query)]
+
     def find_call(self, user_id: str, request_hash: str) -> ModelCall | None:
         """The newest successful call with exactly this request (a replay's summary cache)."""
         query = (

@@ -235,6 +235,11 @@ class TemporaryStore:
                 self._owned(user_id, call.conversation_id)
             return self._store_call(user_id, call)
 
+    def calls_for_turn(self, user_id: str, conversation_id: int, turn: int) -> list[ModelCall]:
+        with self._lock:
+            self._owned(user_id, conversation_id)
+            return [c for c in self._calls if c.conversation_id == conversation_id and c.turn == turn]
+
     def find_call(self, user_id: str, request_hash: str) -> ModelCall | None:
         with self._lock:
             for call in reversed(self._calls):

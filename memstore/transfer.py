@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
 from . import validation
@@ -149,3 +149,56 @@ def import_export(store: TranscriptStore, user_id: str, raw: bytes, counter: Tok
             store.delete_conversation(user_id, conv.id)
         raise
     return [store.get_conversation(user_id, c.id) for c in created]
+
+
+FORK_CHUNK_TURNS = 200
+
+
+def fork_conversation(store: TranscriptStore, user_id: str, conversation_id: int, through_turn: int,
+                      settings: MemorySettings) -> Conversation:
+    """A new conversation holding turns 1 to `through_turn` of another, with its own memory settings.
+
+    The original is untouched; the fork's summaries start afresh and catch up on its first turn.
+    """
+    source = store.get_conversation(user_id, conversation_id)
+    if not 1 <= through_turn <= source.last_turn:
+        raise InvalidInput(f"Choose a turn from 1 to {source.last_turn} to fork at.")
+    title = f"{source.title[:150]} (fork at turn {through_turn}, {settings.memory_type})"
+    fork = store.create_conversation(user_id, title, settings)
+    try:
+        for start in range(1, through_turn + 1, FORK_CHUNK_TURNS):
+            rows = store.turns_between(user_id, conversation_id, start, min(through_turn, start + FORK_CHUNK_TURNS - 1))
+            store.import_messages(user_id, fork.id, [NewMessage(m.role, m.content, m.tokens, m.tokenizer, m.status)
+                                                     for m in rows])
+    except MemoryLabError:
+        store.delete_conversation(user_id, fork.id)
+        raise
+    return store.get_conversation(user_id, fork.id)
+
+
+@dataclass(frozen=True)
+class BranchTurn:
+    """One turn of two conversations side by side, from their ledgers: tokens sent and replies."""
+
+    turn: int
+    a_tokens: int | None
+    b_tokens: int | None
+    a_reply: str | None
+    b_reply: str | None
+
+
+def compare_branches(store: TranscriptStore, user_id: str, a_id: int, b_id: int,
+                     *, max_turns: int = 200) -> list[BranchTurn]:
+    """Per turn, what each conversation's chat calls sent and got back (the newest call of each turn)."""
+    def by_turn(conversation_id: int) -> dict[int, Any]:
+        calls: dict[int, Any] = {}
+        for call in store.list_calls(user_id, conversation_id=conversation_id, purpose="chat", limit=MAX_PAGE):
+            if call.turn is not None and call.turn not in calls:
+                calls[call.turn] = call
+        return calls
+
+    a, b = by_turn(a_id), by_turn(b_id)
+    turns = sorted(set(a) | set(b))[-max_turns:]
+    return [BranchTurn(t, a[t].counted_prompt_tokens if t in a else None,
+                       b[t].counted_prompt_tokens if t in b else None,
+                       a[t].reply if t in a else None, b[t].reply if t in b else None) for t in turns]

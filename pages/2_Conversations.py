@@ -5,8 +5,11 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from memstore import MemoryLabError
-from memstore.transfer import export_conversations, import_export, to_json, to_markdown
+from dataclasses import replace
+
+from memstore import MEMORY_TYPES, MemoryLabError
+from memstore.transfer import (compare_branches, export_conversations, fork_conversation, import_export, to_json,
+                               to_markdown)
 from ui import ConversationRef
 
 st.set_page_config(page_title="Conversations · Memory Lab", page_icon=":material/memory:", layout="wide")
@@ -40,6 +43,41 @@ else:
                                     width="stretch", on_click="ignore")
     export_md_col.download_button("Export as Markdown", to_markdown(one), f"{name}.md", "text/markdown",
                                   width="stretch", on_click="ignore")
+    with st.expander("Fork: branch this conversation at a turn, with another memory type"):
+        current = by_id[chosen]
+        if current.last_turn == 0:
+            st.caption("Nothing to fork yet: the conversation has no turns.")
+        else:
+            fork_turn = st.number_input("Keep turns 1 to", min_value=1, max_value=current.last_turn,
+                                        value=current.last_turn, step=1, key=f"fork_turn_{chosen}")
+            fork_type = st.selectbox("Memory type of the branch", list(MEMORY_TYPES), format_func=ui.memory_label,
+                                     key=f"fork_type_{chosen}")
+            if st.button("Fork and open", key=f"fork_{chosen}"):
+                try:
+                    fork = fork_conversation(store, USER, chosen, int(fork_turn),
+                                             replace(current.settings, memory_type=fork_type))
+                except MemoryLabError as exc:
+                    ui.show_error(exc, what="Not forked: ")
+                else:
+                    ui.open_conversation(ConversationRef(fork.id, temporary=False))
+                    st.switch_page("app.py")
+    others = [c for c in conversations if c.id != chosen]
+    if others:
+        with st.expander("Compare with another conversation (for example its fork)"):
+            other = st.selectbox("Other conversation", [c.id for c in others], key=f"other_{chosen}",
+                                 format_func=lambda i: f"{by_id[i].title} (#{i})")
+            rows = compare_branches(store, USER, chosen, other)
+            if not rows:
+                st.caption("Neither conversation has sent a turn yet.")
+            else:
+                chart = pd.DataFrame({"this conversation": [r.a_tokens for r in rows],
+                                      "the other": [r.b_tokens for r in rows]}, index=[r.turn for r in rows])
+                chart.index.name = "turn"
+                st.line_chart(chart, x_label="turn", y_label="prompt tokens sent")
+                st.dataframe(pd.DataFrame([{"turn": r.turn, "tokens sent (this)": r.a_tokens,
+                                            "tokens sent (other)": r.b_tokens, "reply (this)": r.a_reply,
+                                            "reply (other)": r.b_reply} for r in rows]),
+                             hide_index=True, width="stretch")
     with st.expander("Delete this conversation"):
         confirm = st.checkbox(f"Yes, delete “{by_id[chosen].title}”, its memory and its model calls",
                               key=f"confirm_{chosen}")

@@ -9,7 +9,9 @@ from memstore import MEMORY_TYPES, MemoryLabError, MemorySettings
 from memstore.costs import prices_from_rows, shipped_prices
 from memstore.facts import select_facts
 from memstore.lessons import load_lessons
-from memstore.replay import MAX_REPLAY_TURNS, diff_frames, fact_survival, script_from_conversation
+from memstore.replay import (MAX_REPLAY_TURNS, diff_frames, export_replay, fact_survival, parse_replay_file,
+                             replay_markdown, script_from_conversation)
+from memstore.transfer import to_json
 
 st.set_page_config(page_title="Compare · Memory Lab", page_icon=":material/memory:", layout="wide")
 settings, store, client = ui.resources()
@@ -21,10 +23,25 @@ st.caption("Replays one conversation through every memory type: what each would 
            "already in the ledger is reused.")
 
 lessons = {lesson.slug: lesson for lesson in load_lessons()}
-source = st.radio("Conversation", ["A bundled lesson", "A saved conversation"], horizontal=True)
-if source == "A bundled lesson":
+source = st.radio("Conversation", ["A bundled lesson", "A saved conversation", "An exported replay file"],
+                  horizontal=True)
+chosen_types: list[str] | None = None
+if source == "An exported replay file":
+    upload = st.file_uploader("Replay file (JSON exported from this page)", type=["json"])
+    if upload is None:
+        st.stop()
+    try:
+        title, script, imported_settings = parse_replay_file(upload.getvalue())
+    except MemoryLabError as exc:
+        ui.show_error(exc, what="Cannot read the file: ")
+        st.stop()
+    source_key = ("file", upload.file_id)
+    default_k, default_tokens = imported_settings[0].window_turns, imported_settings[0].max_tokens
+    chosen_types = [s.memory_type for s in imported_settings]
+elif source == "A bundled lesson":
     slug = st.selectbox("Lesson", list(lessons), format_func=lambda s: lessons[s].title)
     lesson = lessons[slug]
+    title = lesson.title
     script = list(lesson.turns)
     source_key = ("lesson", slug)
     default_k, default_tokens = lesson.window_turns, lesson.max_tokens
@@ -35,6 +52,7 @@ else:
         st.stop()
     titles = {c.id: c.title for c in saved}
     conv_id = st.selectbox("Saved conversation", list(titles), format_func=lambda i: f"{titles[i]} (#{i})")
+    title = titles[conv_id]
     script = script_from_conversation(store, USER, conv_id)
     source_key = ("conversation", conv_id, len(script))
     default_k, default_tokens = 3, 500
@@ -45,7 +63,7 @@ left, mid, right = st.columns([1, 1, 3])
 k = left.number_input("Window k (turns)", min_value=0, max_value=100, value=default_k, step=1,
                       help="k turns = 2k messages.")
 max_tokens = mid.number_input("Token limit", min_value=1, max_value=100_000, value=default_tokens, step=50)
-chosen = right.multiselect("Memory types", list(MEMORY_TYPES), default=list(MEMORY_TYPES),
+chosen = right.multiselect("Memory types", list(MEMORY_TYPES), default=chosen_types or list(MEMORY_TYPES),
                            format_func=ui.memory_label)
 use_preferences = st.checkbox("Inject my stored preferences and session facts", value=True)
 
@@ -85,6 +103,14 @@ st.subheader("Totals")
 st.caption(f"Cost at {client.model}'s price (models not in the table count as free).")
 st.dataframe(ui.totals_frame(results, prices, client.model), hide_index=True, width="stretch",
              column_config={"cost (USD)": st.column_config.NumberColumn(format="$%.6f")})
+
+exported = export_replay(title, script, results)
+left, right = st.columns(2)
+left.download_button("Export this replay as JSON", to_json(exported), "memorylab-replay.json", "application/json",
+                     width="stretch", on_click="ignore", help="Every turn's payload, memory, diff and tokens; "
+                     "load it back here with 'An exported replay file'.")
+right.download_button("Export this replay as Markdown", replay_markdown(exported), "memorylab-replay.md",
+                      "text/markdown", width="stretch", on_click="ignore")
 
 st.subheader("Each turn, side by side")
 turn = st.slider("Turn", 1, len(script), len(script)) if len(script) > 1 else 1

@@ -316,3 +316,37 @@ def test_with_no_settings_the_app_chats_with_the_bundled_offline_model(db_url, m
     call = store.list_calls("local")[0]
     assert call.provider == "local" and call.usage.completion_tokens > 0
     store.close()
+
+
+def test_conversations_page_forks_and_compares_branches(env, db_url):
+    at = app()
+    for text in ["My name is Alice", "I like tea", "I live in Oslo"]:
+        at = send(at, text)
+    conv = at.switch_page("pages/2_Conversations.py").run()  # from app.py, so the page can switch back
+    conv.number_input(key="fork_turn_1").set_value(2)
+    conv.selectbox(key="fork_type_1").set_value("none")
+    conv.button(key="fork_1").click().run()
+    assert not conv.exception
+    assert "### My name is Alice (fork at turn 2, none)" in [m.value for m in conv.markdown]  # the fork is open
+    store = SqlStore.open(db_url)
+    fork = store.get_conversation("local", 2)
+    assert fork.title == "My name is Alice (fork at turn 2, none)" and fork.last_turn == 2
+    assert fork.settings.memory_type == "none"
+    store.close()
+    conv = page("2_Conversations.py")
+    conv.selectbox[0].set_value(1).run()
+    assert not conv.exception
+    rows = conv.dataframe[1].value
+    assert list(rows["turn"]) == [1, 2, 3] and rows["tokens sent (other)"].isna().all()
+
+
+def test_timeline_scrubs_back_to_what_an_earlier_turn_sent(env):
+    at = app()
+    for text in ["My name is Alice", "I like tea", "I live in Oslo"]:
+        at = send(at, text)
+    at.number_input(key=f"window_turns_{S1}").set_value(0).run()  # later settings do not rewrite history
+    at.slider(key=f"timeline_{S1}").set_value(2).run()
+    text = captions(at)
+    assert "Turn 2 · Window (last k turns) · sent turns 1–1" in text
+    assert any(block == "echo: I like tea" for block in code_blocks(at))
+    assert any(block == "My name is Alice" for block in code_blocks(at))  # turn 2's request carried turn 1

@@ -109,3 +109,53 @@ def test_replay_reuses_summaries_from_the_ledger(tmp_path):
     assert progress == list(range(1, 7))
     assert replay(SCRIPT, settings, client, user_id="someone else", cache=cache) and len(client.requests) == 12
     cache.close()
+
+
+def test_a_replay_exports_as_json_and_markdown_and_imports_back():
+    import json
+
+    from memstore import InvalidInput
+    from memstore.replay import export_replay, parse_replay_file, replay_markdown
+
+    results = replay(SCRIPT, ALL, FakeClient(), user_id="u")
+    exported = export_replay("Names", SCRIPT, results)
+    window = next(t for t in exported["types"] if t["settings"]["memory_type"] == "window")
+    assert window["frames"][3]["sent_turns"] == [2, 3] and window["frames"][3]["diff"]["left"] == [1]
+    assert window["frames"][3]["tokens"] == sum(window["frames"][3]["sections"].values())
+    summary = next(t for t in exported["types"] if t["settings"]["memory_type"] == "summary")
+    assert summary["frames"][2]["summary"]["through_turn"] == 2 and summary["frames"][2]["summary_calls"]
+    markdown = replay_markdown(exported)
+    assert "### Turn 4" in markdown and "stopped sending turns 1" in markdown
+    title, script, settings = parse_replay_file(json.dumps(exported).encode())
+    assert (title, script, settings) == ("Names", SCRIPT, [r.settings for r in results])
+    again = replay(script, settings, FakeClient(), user_id="u")
+    assert [f.payload.messages for f in again[2].frames] == [f.payload.messages for f in results[2].frames]
+    for bad in (b"not json", json.dumps({"format": "other"}).encode(),
+                json.dumps({**exported, "types": [{"settings": {"memory_type": "telepathy"}}]}).encode()):
+        with pytest.raises(InvalidInput):
+            parse_replay_file(bad)
+
+
+def test_fork_copies_turns_up_to_n_and_branches_compare(store):
+    from memstore.transfer import compare_branches, fork_conversation
+
+    chat = Chat(store, FakeClient(), user_id="u")
+    conv = chat.new_conversation("Original", MemorySettings("buffer"))
+    for turn in SCRIPT[:4]:
+        chat.send(conv.id, turn.user, FactSet()).run()
+    fork = fork_conversation(store, "u", conv.id, 2, MemorySettings("window", window_turns=1))
+    assert fork.title == "Original (fork at turn 2, window)" and fork.last_turn == 2
+    assert [m.content for m in store.page("u", fork.id)] == [m.content for m in store.page("u", conv.id)][:4]
+    assert store.get_conversation("u", conv.id).message_count == 8  # the original is untouched
+    chat.send(fork.id, "Branch question", FactSet()).run()
+    rows = compare_branches(store, "u", conv.id, fork.id)
+    assert [r.turn for r in rows] == [1, 2, 3, 4]
+    assert rows[2].a_reply == "echo: I live in Oslo." and rows[2].b_reply == "echo: Branch question"
+    assert rows[2].b_tokens < rows[2].a_tokens  # the window branch sends less than the buffer
+    assert rows[0].b_tokens is None and rows[3].b_tokens is None
+    from memstore import InvalidInput, NotFound
+
+    with pytest.raises(InvalidInput):
+        fork_conversation(store, "u", conv.id, 9, MemorySettings())
+    with pytest.raises(NotFound):
+        fork_conversation(store, "intruder", conv.id, 1, MemorySettings())

@@ -195,3 +195,21 @@ def test_bad_input_is_refused_and_changes_nothing(store, bad):
 def test_unknown_conversation_is_not_found(store):
     with pytest.raises(NotFound):
         store.get_conversation(ME, 999_999)
+
+
+def test_calls_for_a_turn_are_an_indexed_owned_read(store):
+    conv = store.create_conversation(ME, "t", MemorySettings())
+    msg = store.add_user_message(ME, conv.id, "q", tokens=1, tokenizer="t")
+    draft = CallDraft(purpose="chat", conversation_id=conv.id, turn=msg.turn, memory_type="window", model="m",
+                      provider="p", host="h", params={}, request=(ChatMessage("user", "q"),), reply="a")
+    store.add_reply(ME, conv.id, msg.turn, "a", status="complete", tokens=1, tokenizer="t", call=draft)
+    store.record_call(ME, CallDraft(purpose="summary", conversation_id=conv.id, turn=msg.turn, memory_type="summary",
+                                    model="m", provider="p", host="h", params={}, request=()))
+    assert [c.purpose for c in store.calls_for_turn(ME, conv.id, 1)] == ["chat", "summary"]
+    assert store.calls_for_turn(ME, conv.id, 2) == []
+    with pytest.raises(NotFound):
+        store.calls_for_turn(OTHER, conv.id, 1)
+    from memstore.records import request_hash
+
+    assert store.find_call(ME, request_hash("m", (ChatMessage("user", "q"),), {})).reply == "a"
+    assert store.find_call(OTHER, request_hash("m", (ChatMessage("user", "q"),), {})) is None
