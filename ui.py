@@ -254,9 +254,9 @@ def survival_frame(survival, at_turn: int | None = None) -> pd.DataFrame:
         row = {
             "memory type": memory_label(s.memory_type),
             "what happened": SURVIVAL_WORDS[s.status],
-            "last sent word for word at turn": s.last_verbatim_turn,
-            "gone from turn": s.lost_at_turn,
-            "summary still mentions it": None if s.summary_mentions is None else ("yes" if s.summary_mentions else "no"),
+            "last sent word for word at turn": "—" if s.last_verbatim_turn is None else str(s.last_verbatim_turn),
+            "gone from turn": "—" if s.lost_at_turn is None else str(s.lost_at_turn),
+            "summary still mentions it": "—" if s.summary_mentions is None else ("yes" if s.summary_mentions else "no"),
         }
         if at_turn is not None:
             row[f"reaches the model at turn {at_turn}"] = "yes" if sends_fact_at(s, at_turn) else "no"

@@ -313,3 +313,25 @@ def parse_replay_file(raw: bytes) -> tuple[str, list[ScriptTurn], list[MemorySet
     if not script or len(script) > MAX_REPLAY_TURNS:
         raise InvalidInput(f"A replay holds 1 to {MAX_REPLAY_TURNS} turns.")
     return str(data.get("title") or "Imported replay"), script, settings
+
+
+def preference_survival(replays: Sequence[TypeReplay], key: str) -> list[Survival]:
+    """A pinned preference: sent in the system prompt of every request while it is switched on."""
+    out = []
+    for result in replays:
+        carried = [f.turn for f in result.frames if any(fact.key == key for fact in f.payload.facts.injected)]
+        missing = next((f.turn for f in result.frames if f.turn not in carried), None)
+        status: SurvivalStatus = "kept" if carried and missing is None else ("never_sent" if not carried else "evicted")
+        out.append(Survival(result.memory_type, status, carried[-1] if carried else None, missing, None))
+    return out
+
+
+def running_cost(result: TypeReplay, price) -> list[float]:
+    """Cumulative cost after each turn: the request, the reply and any summary calls, at `price`."""
+    total, out = 0.0, []
+    for frame in result.frames:
+        summary_prompt = sum(c.counted_prompt_tokens or 0 for c in frame.summary_calls)
+        summary_completion = sum(c.usage.completion_tokens or 0 for c in frame.summary_calls)
+        total += price.cost(frame.payload.total_tokens + summary_prompt, frame.reply_tokens + summary_completion)
+        out.append(total)
+    return out

@@ -6,11 +6,11 @@ import streamlit as st
 
 import ui
 from memstore import MEMORY_TYPES, MemoryLabError, MemorySettings
-from memstore.costs import prices_from_rows, shipped_prices
+from memstore.costs import price_for, prices_from_rows, shipped_prices
 from memstore.facts import select_facts
 from memstore.lessons import load_lessons
 from memstore.replay import (MAX_REPLAY_TURNS, diff_frames, export_replay, fact_survival, parse_replay_file,
-                             replay_markdown, script_from_conversation)
+                             preference_survival, replay_markdown, running_cost, script_from_conversation)
 from memstore.transfer import to_json
 
 st.set_page_config(page_title="Compare · Memory Lab", page_icon=":material/memory:", layout="wide")
@@ -99,6 +99,12 @@ with st.expander("Prices (USD per million tokens; edits last for this session)")
     except MemoryLabError as exc:
         ui.show_error(exc, what="Prices not changed: ")
 prices = st.session_state.get("prices") or shipped_prices()
+st.caption("Running cost per type (the request, the reply and any summary calls):")
+model_price = price_for(client.model, prices)
+cost_chart = pd.DataFrame({ui.memory_label(r.memory_type): running_cost(r, model_price) for r in results},
+                          index=range(1, len(script) + 1))
+cost_chart.index.name = "turn"
+st.line_chart(cost_chart, x_label="turn", y_label="USD so far")
 st.subheader("Totals")
 st.caption(f"Cost at {client.model}'s price (models not in the table count as free).")
 st.dataframe(ui.totals_frame(results, prices, client.model), hide_index=True, width="stretch",
@@ -115,6 +121,11 @@ right.download_button("Export this replay as Markdown", replay_markdown(exported
 st.subheader("Each turn, side by side")
 turn = st.slider("Turn", 1, len(script), len(script)) if len(script) > 1 else 1
 st.caption(f"Turn {turn}: “{ui.turn_preview(script[turn - 1].user, 120)}”")
+st.dataframe(pd.DataFrame([{"memory type": ui.memory_label(r.memory_type), **{
+    ui.SECTION_NAMES[name]: tokens for name, tokens in r.frames[turn - 1].payload.tokens_by_section().items()},
+    "total": r.frames[turn - 1].payload.total_tokens,
+    "reply": r.frames[turn - 1].reply_tokens,
+    "summary calls (tokens)": r.frames[turn - 1].summary_tokens} for r in results]), hide_index=True, width="stretch")
 ui.render_frames_side_by_side(results, turn)
 with st.expander(f"What changed at turn {turn}"):
     for result in results:
@@ -123,6 +134,15 @@ with st.expander(f"What changed at turn {turn}"):
         st.code(ui.diff_text(diff_frames(before, result.frames[turn - 1])), language="diff")
 
 st.subheader("When does a fact stop reaching the model?")
+pin = st.radio("Pin", ["A message", "A preference or session fact"], horizontal=True)
+if pin == "A preference or session fact":
+    keys = [f.key for f in facts.injected]
+    if not keys:
+        st.caption("No preference or session fact is injected (add one, and tick the box above).")
+    else:
+        key = st.selectbox("Fact", keys)
+        st.dataframe(ui.survival_frame(preference_survival(results, key)), hide_index=True, width="stretch")
+    st.stop()
 fact_turn = st.number_input("Pin the message of turn", min_value=1, max_value=len(script), value=1, step=1)
 needle = st.text_input("Words that must still be there", value=ui.turn_preview(script[fact_turn - 1].user, 80),
                        key=f"needle_{fact_turn}",

@@ -159,3 +159,18 @@ def test_fork_copies_turns_up_to_n_and_branches_compare(store):
         fork_conversation(store, "u", conv.id, 9, MemorySettings())
     with pytest.raises(NotFound):
         fork_conversation(store, "intruder", conv.id, 1, MemorySettings())
+
+
+def test_pinned_preferences_reach_every_type_and_costs_accumulate():
+    from memstore import Preference, select_facts
+    from memstore.costs import Price
+    from memstore.replay import preference_survival, running_cost
+    from memstore.schema import utcnow
+
+    facts = select_facts({}, [Preference("name", "Alice", True, utcnow())])
+    results = replay(SCRIPT, ALL, FakeClient(), user_id="u", facts=facts)
+    assert {s.status for s in preference_survival(results, "name")} == {"kept"}
+    assert {s.status for s in preference_survival(results, "missing")} == {"never_sent"}
+    buffer = next(r for r in results if r.memory_type == "buffer")
+    costs = running_cost(buffer, Price(1_000_000.0, 0.0))  # one dollar a token makes the sum readable
+    assert costs == sorted(costs) and costs[-1] == pytest.approx(buffer.prompt_tokens)

@@ -88,13 +88,17 @@ def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
     at.button[0].click().run()
     assert not at.exception
     assert any(getattr(e, "type", "") == "vega_lite_chart" for e in at.main)
-    totals = at.dataframe[1].value
+    frames = {tuple(d.value.columns)[:2]: d.value for d in at.dataframe}
+    totals = frames[("memory type", "prompt tokens sent")]
     assert len(totals) == len(MEMORY_TYPES)
     by_type = dict(zip(totals["memory type"], totals["prompt tokens sent"]))
     assert by_type["Buffer (every turn)"] > by_type["Window (last k turns)"] > by_type["No memory"]
     assert dict(zip(totals["memory type"], totals["summary calls"]))["Summary"] >= 1
     assert all(r["messages"][0]["content"].startswith("You keep a running summary") for r in env.requests)
-    survival = at.dataframe[2].value
+    survival = frames[("memory type", "what happened")]
+    sections = frames[("memory type", "system prompt")]
+    assert (sections["total"] == sections[["system prompt", "facts", "summary", "history", "new message"]]
+            .sum(axis=1)).all()
     assert dict(zip(survival["memory type"], survival["what happened"]))["Window (last k turns)"].startswith("evicted")
     assert any("Hi! My name is Alice." in c.value for c in at.code)  # the buffer's payload at the last turn
     calls_before = len(env.requests)
