@@ -11,6 +11,10 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
+from memstore.costs import price_for
+from memstore.lessons import sends_fact_at
+from memstore.replay import replay
+
 from memstore import (MEMORY_TYPES, Chat, ChatClient, Conversation, FactSet, MemoryLabError, Message, ModelCall,
                       Payload, Settings, SqlStore, StorageError, TemporaryStore, client_from_settings,
                       get_memory_type, open_store, select_facts)
@@ -184,8 +188,6 @@ SURVIVAL_WORDS = {
 
 def run_replay(script, settings, facts: FactSet, store: SqlStore, client: ChatClient):
     """Replay with a progress bar; summaries already in the ledger are reused, new ones are recorded."""
-    from memstore.replay import replay
-
     bar = st.progress(0.0, text="Replaying…")
 
     def progress(done: int, total: int) -> None:
@@ -208,8 +210,6 @@ def tokens_chart_frame(results) -> pd.DataFrame:
 
 
 def totals_frame(results, prices, model: str) -> pd.DataFrame:
-    from memstore.costs import price_for
-
     price = price_for(model, prices)
     rows = []
     for r in results:
@@ -247,8 +247,6 @@ def render_frames_side_by_side(results, turn: int, *, per_row: int = 3) -> None:
 
 
 def survival_frame(survival, at_turn: int | None = None) -> pd.DataFrame:
-    from memstore.lessons import sends_fact_at
-
     rows = []
     for s in survival:
         row = {

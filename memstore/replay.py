@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Literal, Sequence
 
 from .chat import Chat
+from .config import Limits
+from .errors import InvalidInput
 from .facts import FactSet
 from .llm import ChatClient
+from .memory import group_turns
 from .payload import Payload
 from .records import MemorySettings, ModelCall
 from .store_api import TranscriptStore
 from .summarizer import CallCache
 from .temporary_store import TemporaryStore
-from .transfer import iter_messages
+from .tokens import CharEstimateCounter
+from .transfer import iter_messages, read_json_file, settings_from_dict
+from .validation import message_text
 
 MAX_REPLAY_TURNS = 200
 
@@ -84,9 +89,6 @@ class TypeReplay:
 
 def script_from_conversation(store: TranscriptStore, user_id: str, conversation_id: int) -> list[ScriptTurn]:
     """A saved conversation as turns to replay (the reply that counts per turn; at most 200 turns)."""
-    from .memory import group_turns
-    from .tokens import CharEstimateCounter
-
     messages = list(iter_messages(store, user_id, conversation_id))
     turns = group_turns(messages, CharEstimateCounter())
     script = [ScriptTurn(t.user.content, t.reply.content if t.reply else "") for t in turns if t.user is not None]
@@ -229,8 +231,6 @@ MAX_REPLAY_FILE_BYTES = 10 * 1024 * 1024
 
 def export_replay(title: str, script: Sequence[ScriptTurn], results: Sequence[TypeReplay]) -> dict:
     """Every turn of every type: the exact request, tokens by section, memory state and the diff."""
-    from dataclasses import asdict
-
     types = []
     for result in results:
         frames, before = [], None
@@ -287,27 +287,11 @@ def replay_markdown(export: dict) -> str:
 
 def parse_replay_file(raw: bytes) -> tuple[str, list[ScriptTurn], list[MemorySettings]]:
     """An exported replay, validated, as a script and settings to replay again."""
-    import json
-
-    from .config import Limits
-    from .errors import InvalidInput
-    from .memory import MEMORY_TYPES
-    from .validation import memory_settings, message_text
-
-    if len(raw) > MAX_REPLAY_FILE_BYTES:
-        raise InvalidInput(f"The file is over {MAX_REPLAY_FILE_BYTES // 1_000_000} MB.")
+    limits = Limits()
+    data = read_json_file(raw, max_bytes=MAX_REPLAY_FILE_BYTES, fmt=REPLAY_FORMAT, what="an exported Memory Lab replay")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"The file is not valid UTF-8 JSON ({exc}).") from None
-    if not isinstance(data, dict) or data.get("format") != REPLAY_FORMAT:
-        raise InvalidInput(f"The file is not an exported Memory Lab replay ({REPLAY_FORMAT}).")
-    try:
-        limits = Limits()
         script = [ScriptTurn(message_text(t["user"], limits), str(t["assistant"])) for t in data["turns"]]
-        settings = [memory_settings(MemorySettings(**{k: v for k, v in t["settings"].items()
-                                                      if k in MemorySettings.__dataclass_fields__}),
-                                    frozenset(MEMORY_TYPES), limits) for t in data["types"]]
+        settings = [settings_from_dict(t["settings"], limits) for t in data["types"]]
     except (KeyError, TypeError) as exc:
         raise InvalidInput(f"The replay file is missing a field: {exc}.") from None
     if not script or len(script) > MAX_REPLAY_TURNS:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import validation
 from .config import Limits
 from .database import create_db_engine, describe_db_error, migrate
+from .memory import MEMORY_TYPES
 from .errors import InvalidInput, NotFound, StorageError
 from .records import (
     CallDraft,
@@ -206,11 +207,7 @@ class SqlStore:
         return row
 
     def _settings(self, settings: MemorySettings) -> MemorySettings:
-        known = self._known_types
-        if known is None:
-            from .memory import MEMORY_TYPES
-
-            known = frozenset(MEMORY_TYPES)
+        known = self._known_types if self._known_types is not None else frozenset(MEMORY_TYPES)
         return validation.memory_settings(settings, known, self.limits)
 
     # -- conversations --------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from . import validation
 from .config import Limits
+from .memory import MEMORY_TYPES
 from .errors import InvalidInput, NotFound
 from .records import CallDraft, Conversation, MemorySettings, Message, MessageStatus, ModelCall, Summary
 from .records import request_hash as record_request_hash
@@ -41,11 +42,7 @@ class TemporaryStore:
         return conv
 
     def _settings(self, settings: MemorySettings) -> MemorySettings:
-        known = self._known_types
-        if known is None:
-            from .memory import MEMORY_TYPES
-
-            known = frozenset(MEMORY_TYPES)
+        known = self._known_types if self._known_types is not None else frozenset(MEMORY_TYPES)
         return validation.memory_settings(settings, known, self.limits)
 
     # -- conversations --------------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
 from . import validation
+from .config import Limits
 from .errors import InvalidInput, MemoryLabError
 from .memory import MEMORY_TYPES
 from .records import Conversation, MemorySettings, Message
@@ -81,37 +82,50 @@ def to_markdown(export: dict) -> str:
     return "\n".join(out)
 
 
+def read_json_file(raw: bytes, *, max_bytes: int, fmt: str, what: str) -> dict:
+    """A size-checked UTF-8 JSON object in the expected format, or a clear InvalidInput."""
+    if len(raw) > max_bytes:
+        raise InvalidInput(f"The file is {len(raw) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"The file is not valid UTF-8 JSON ({exc}).") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise InvalidInput(f"The file is not {what} (format {fmt!r}).")
+    return data
+
+
+def settings_from_dict(raw: object, limits: Limits) -> MemorySettings:
+    """Memory settings from an exported file, validated like settings typed in the app."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("The settings are not an object.")
+    try:
+        settings = MemorySettings(**{k: raw[k] for k in MemorySettings.__dataclass_fields__ if k in raw})
+    except TypeError as exc:
+        raise InvalidInput(f"The settings are malformed ({exc}).") from None
+    return validation.memory_settings(settings, frozenset(MEMORY_TYPES), limits)
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise InvalidInput(f"The file is not a Memory Lab export: {message}")
 
 
-def parse_export(raw: bytes, counter: TokenCounter, limits=None) -> list[tuple[str, MemorySettings, list[NewMessage]]]:
+def parse_export(raw: bytes, counter: TokenCounter,
+                 limits: Limits | None = None) -> list[tuple[str, MemorySettings, list[NewMessage]]]:
     """Validate an exported JSON file completely before anything is written."""
-    from .config import Limits
-
     limits = limits or Limits()
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise InvalidInput(f"The file is {len(raw) / 1e6:.1f} MB; the limit is {MAX_IMPORT_BYTES / 1e6:.0f} MB.")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"The file is not valid UTF-8 JSON ({exc}).") from None
-    _check(isinstance(data, dict) and data.get("format") == FORMAT, f"its format is not {FORMAT!r}.")
+    data = read_json_file(raw, max_bytes=MAX_IMPORT_BYTES, fmt=FORMAT, what="a Memory Lab export")
     conversations = data.get("conversations")
     _check(isinstance(conversations, list) and conversations, "it holds no conversations.")
     _check(len(conversations) <= MAX_IMPORT_CONVERSATIONS, f"over {MAX_IMPORT_CONVERSATIONS} conversations.")
     parsed, total = [], 0
     for n, conv in enumerate(conversations, 1):
         _check(isinstance(conv, dict), f"conversation {n} is not an object.")
-        settings_raw = conv.get("settings") or {}
-        _check(isinstance(settings_raw, dict), f"conversation {n} has no settings object.")
         try:
-            settings = MemorySettings(**{k: settings_raw[k] for k in MemorySettings.__dataclass_fields__
-                                         if k in settings_raw})
-            validation.memory_settings(settings, frozenset(MEMORY_TYPES), limits)
+            settings = settings_from_dict(conv.get("settings") or {}, limits)
             title = validation.title(conv.get("title") or "Imported chat", limits)
-        except (TypeError, MemoryLabError) as exc:
+        except MemoryLabError as exc:
             raise InvalidInput(f"Conversation {n}: {exc}") from None
         messages = conv.get("messages")
         _check(isinstance(messages, list), f"conversation {n} has no message list.")

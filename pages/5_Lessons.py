@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from memstore import MEMORY_TYPES, MemoryLabError, MemorySettings
+from memstore import MEMORY_TYPES, Chat, MemoryLabError, MemorySettings
 from memstore.facts import select_facts
 from memstore.lessons import grade, load_lessons
 from memstore.replay import fact_survival
@@ -70,8 +70,6 @@ st.subheader("Ask the model")
 st.caption(f"Sends each type's request above to {client.model} ({client.provider}) and shows the replies. "
            "These are real model calls, recorded on the Model calls page.")
 if st.button("Ask the configured model"):
-    from memstore import Chat
-
     chat = Chat(store, client, user_id=USER)
     answers = {}
     progress = st.progress(0.0)
