@@ -8,6 +8,7 @@ import streamlit as st
 import ui
 from memstore import (MEMORY_TYPES, Chat, Conversation, FactSet, InvalidInput, MemoryLabError, MemorySettings,
                       NotFound, TurnRun, get_memory_type, with_session_fact, without_session_fact)
+from memstore.costs import price_for, shipped_prices
 from memstore.hints import hints
 from ui import ConversationRef
 
@@ -298,6 +299,11 @@ def render_timeline(panel_chat: Chat, conv: Conversation, ref: ConversationRef) 
             if conv.last_turn > 1 else 1)
     calls = panel_chat.store.calls_for_turn(USER, conv.id, turn)
     chat_calls = [c for c in calls if c.purpose == "chat"]
+    price = price_for(client.model, shipped_prices())
+    cost = sum(price.cost(c.usage.prompt_tokens or c.counted_prompt_tokens or 0, c.usage.completion_tokens or 0)
+               for c in calls)
+    st.caption(f"This turn's calls cost ${cost:.6f} at {client.model}'s list price "
+               f"({len(calls)} call{'s' if len(calls) != 1 else ''}; server-reported tokens where given).")
     if not chat_calls:
         st.caption(f"Turn {turn} has no recorded model call.")
     for call in chat_calls:

@@ -348,5 +348,6 @@ def test_timeline_scrubs_back_to_what_an_earlier_turn_sent(env):
     at.slider(key=f"timeline_{S1}").set_value(2).run()
     text = captions(at)
     assert "Turn 2 · Window (last k turns) · sent turns 1–1" in text
+    assert "This turn's calls cost $0.0000" in text and "at gpt-4o-mini's list price" in text
     assert any(block == "echo: I like tea" for block in code_blocks(at))
     assert any(block == "My name is Alice" for block in code_blocks(at))  # turn 2's request carried turn 1
