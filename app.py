@@ -125,7 +125,7 @@ def sidebar_session_facts() -> None:
     facts = ui.session_facts()
     for key, value in facts.items():
         left, right = st.columns([5, 1], vertical_alignment="center")
-        left.markdown(f"**{key}**: {value}")
+        left.markdown(f"**{ui.as_plain_markdown(key)}**: {ui.as_plain_markdown(value)}")
         if right.button("✕", key=f"remove_fact_{key}", help=f"Remove {key}"):
             ui.set_session_facts(without_session_fact(facts, key))
             st.rerun()
@@ -204,7 +204,7 @@ def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
     """Show the user's message, stream the reply, and report any error with a retry button."""
     if prompt is not None:
         with st.chat_message("user", avatar=ui.ROLE_AVATARS["user"]):
-            st.markdown(prompt)
+            st.markdown(ui.as_plain_markdown(prompt))
     try:
         run = start()
     except InvalidInput as exc:
@@ -221,7 +221,7 @@ def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
         elif update.folded:
             st.caption(f"Summary brought up to date (turns {update.folded[0]}–{update.folded[1]}).")
     with st.chat_message("assistant", avatar=ui.ROLE_AVATARS["assistant"]):
-        st.write_stream(run.stream())
+        ui.stream_markdown(run.stream())
         result = run.result
         if result is not None and result.error is not None:
             kept = " What arrived is kept." if result.reply.content else ""

@@ -124,6 +124,31 @@ def memory_label(name: str) -> str:
     return MEMORY_TYPES[name].label if name in MEMORY_TYPES else name
 
 
+MARKDOWN_SPECIALS = "\\`*_{}[]()#+-.!|<>~$"
+
+
+def as_plain_markdown(text: str) -> str:
+    """Text that Markdown shows exactly as typed (user messages: never formatted, never fetched)."""
+    escaped = "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in text)
+    return escaped.replace("\n", "  \n")
+
+
+def without_images(text: str) -> str:
+    """Model replies keep their Markdown, but images (which the browser would fetch) show as text."""
+    return text.replace("![", "!\\[")
+
+
+def stream_markdown(deltas) -> str:
+    """Draw a streamed reply as it arrives, images neutralized on the whole text so far; returns the text."""
+    placeholder = st.empty()
+    text = ""
+    for delta in deltas:
+        text += delta
+        placeholder.markdown(without_images(text) + " ▌")
+    placeholder.markdown(without_images(text) if text else " ")
+    return text
+
+
 def render_message(message: Message) -> None:
     """A stored message as a chat bubble; failed and partial replies say so."""
     if message.role == "assistant" and message.status == "failed":
@@ -131,7 +156,7 @@ def render_message(message: Message) -> None:
             st.error(f"No reply (turn {message.turn}): {message.error or 'the call failed'}")
         return
     with st.chat_message(message.role, avatar=ROLE_AVATARS.get(message.role)):
-        st.markdown(message.content)
+        st.markdown(as_plain_markdown(message.content) if message.role == "user" else without_images(message.content))
         if message.status == "partial":
             st.caption(f":material/warning: Reply cut short: {message.error or 'the stream ended early'}")
 

@@ -11,8 +11,13 @@ _KEY_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]+$")
 
 
 def _no_nul(text: str, what: str) -> None:
+    """NUL bytes and lone surrogates cannot be stored as UTF-8 text anywhere; refuse them up front."""
     if "\x00" in text:
         raise InvalidInput(f"{what} contains a NUL byte, which cannot be stored.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} contains characters that are not valid Unicode (lone surrogates).") from None
 
 
 def message_text(text: object, limits: Limits) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,9 @@ def send(at: AppTest, text: str) -> AppTest:
 
 
 def bubbles(at: AppTest) -> list[str]:
-    return [m.markdown[0].value for m in at.chat_message if m.markdown]
+    """Chat bubbles' text as the reader sees it (user text is shown escaped, so it never formats)."""
+    return [re.sub(r"\\(.)", r"\1", m.markdown[0].value).replace("  \n", "\n")
+            for m in at.chat_message if m.markdown]
 
 
 def captions(at: AppTest) -> str:
@@ -351,3 +354,22 @@ def test_timeline_scrubs_back_to_what_an_earlier_turn_sent(env):
     assert "This turn's calls cost $0.0000" in text and "at gpt-4o-mini's list price" in text
     assert any(block == "echo: I like tea" for block in code_blocks(at))
     assert any(block == "My name is Alice" for block in code_blocks(at))  # turn 2's request carried turn 1
+
+
+def test_markdown_and_html_in_messages_are_shown_as_text(env):
+    hostile = "**not bold** <img src=x onerror=alert(1)> ![tracker](http://127.0.0.1:9/pixel.png) # not a heading"
+    env.expect(("reply", "Here: ![tracker](http://127.0.0.1:9/pixel.png) and **bold is fine**"))
+    at = send(app(), hostile)
+    raw = [m.markdown[0].value for m in at.chat_message if m.markdown]
+    assert raw[0] == ui_escape(hostile)  # every Markdown character escaped: shown exactly as typed
+    assert "![" not in raw[1] and "**bold is fine**" in raw[1]  # replies keep Markdown, never images
+    assert bubbles(at)[0] == hostile
+
+
+def ui_escape(text: str) -> str:
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    import ui
+
+    return ui.as_plain_markdown(text)
