@@ -65,9 +65,37 @@ def resources() -> tuple[Settings, SqlStore, ChatClient]:
         raise  # unreachable: st.stop() ends the script
 
 
+def auth_configured() -> bool:
+    """Login is on when `.streamlit/secrets.toml` has an [auth] section (Streamlit's OIDC login)."""
+    try:
+        return "auth" in st.secrets
+    except StreamlitSecretNotFoundError:
+        return False
+
+
 def user_id() -> str:
-    """Without a login every row belongs to the local user."""
-    return "local"
+    """The logged-in user's email (or subject) when login is configured; otherwise the local user.
+
+    With login configured and nobody logged in, the page shows only a login button and stops,
+    so no one sees any stored data.
+    """
+    if not auth_configured():
+        return "local"
+    info = st.user.to_dict()
+    if not info.get("is_logged_in"):
+        st.title("Memory Lab")
+        st.caption("Log in to see your conversations and preferences.")
+        st.button("Log in", type="primary", on_click=st.login)
+        st.stop()
+    identity = str(info.get("email") or info.get("sub") or "")
+    if not identity or len(identity) > 200:
+        st.error("The identity provider sent no usable email or subject, so Memory Lab cannot tell whose data "
+                 "to show.")
+        st.stop()
+    with st.sidebar:
+        st.caption(f"Logged in as {identity}")
+        st.button("Log out", on_click=st.logout)
+    return identity
 
 
 # -- session state -----------------------------------------------------------------------------

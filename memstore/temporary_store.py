@@ -157,6 +157,7 @@ class TemporaryStore:
             if m.role == "user":
                 validation.message_text(m.content, self.limits)
         with self._lock:
+            self._owned(user_id, conversation_id)
             for m in messages:
                 conv = self._owned(user_id, conversation_id)
                 turn = conv.last_turn + 1 if (m.role == "user" or conv.last_turn == 0) else conv.last_turn

@@ -373,3 +373,39 @@ def ui_escape(text: str) -> str:
     import ui
 
     return ui.as_plain_markdown(text)
+
+
+def test_with_login_configured_nobody_sees_data_before_logging_in(env, db_url):
+    seed_conversation(db_url, "Private chat", ["my secret plans"])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "s",
+                          "client_id": "c", "client_secret": "x",
+                          "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"]
+    assert len(at.chat_input) == 0 and len(at.chat_message) == 0
+    shown = " ".join(e.value for e in (*at.markdown, *at.caption, *at.title) if isinstance(e.value, str))
+    assert "Private chat" not in shown and "secret" not in shown
+
+
+def test_the_api_key_never_reaches_the_page_the_database_or_exports(env, db_url, monkeypatch):
+    from memstore.transfer import export_conversations, to_json, to_markdown
+
+    secret = "sk-test-NEVER-SHOWN-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    at = send(app(), "hello")
+    at = send(at, "again")
+    assert env.headers[-1]["authorization"] == f"Bearer {secret}"  # it was used...
+    texts = [str(getattr(e, "value", "")) for e in at.main] + [str(getattr(e, "value", "")) for e in at.sidebar]
+    assert not any(secret in t for t in texts)  # ...but never shown
+    for name in ("3_Model_calls.py", "2_Conversations.py"):
+        p = page(name)
+        assert not any(secret in str(getattr(e, "value", "")) for e in p.main)
+    store = SqlStore.open(db_url)
+    with store.engine.connect() as conn:
+        for table in ("model_calls", "messages", "conversations", "summaries", "preferences"):
+            assert secret not in " ".join(str(r) for r in conn.exec_driver_sql(f"SELECT * FROM {table}"))
+    export = export_conversations(store, "local")
+    assert secret not in to_json(export) and secret not in to_markdown(export)
+    store.close()

@@ -213,3 +213,60 @@ def test_calls_for_a_turn_are_an_indexed_owned_read(store):
 
     assert store.find_call(ME, request_hash("m", (ChatMessage("user", "q"),), {})).reply == "a"
     assert store.find_call(OTHER, request_hash("m", (ChatMessage("user", "q"),), {})) is None
+
+
+def test_every_public_store_function_scopes_to_its_user(store):
+    """Each function the store offers, called with another user's ids, finds nothing and changes nothing."""
+    from memstore.records import request_hash
+
+    conv = store.create_conversation(ME, "mine", MemorySettings("summary"))
+    add_turn(store, conv.id, "private question", "private answer")
+    store.add_summary(ME, conv.id, "summary", "private summary", from_turn=1, through_turn=1, tokens=1, call=None)
+    draft = CallDraft(purpose="chat", conversation_id=conv.id, turn=1, memory_type="summary", model="m",
+                      provider="p", host="h", params={}, request=(ChatMessage("user", "private question"),))
+    store.record_call(ME, draft)
+    if hasattr(store, "set_preference"):
+        store.set_preference(ME, "secret", "value")
+    c = conv.id
+    nothing = {  # method name: call with OTHER, and what "nothing" looks like (None means NotFound is raised)
+        "create_conversation": None, "import_messages": lambda: store.import_messages(OTHER, c, []),
+        "get_conversation": lambda: store.get_conversation(OTHER, c),
+        "list_conversations": (lambda: store.list_conversations(OTHER), []),
+        "rename_conversation": lambda: store.rename_conversation(OTHER, c, "x"),
+        "update_settings": lambda: store.update_settings(OTHER, c, MemorySettings()),
+        "delete_conversation": lambda: store.delete_conversation(OTHER, c),
+        "add_user_message": lambda: store.add_user_message(OTHER, c, "x", tokens=1, tokenizer="t"),
+        "add_reply": lambda: store.add_reply(OTHER, c, 1, "x", status="complete", tokens=1, tokenizer="t"),
+        "last_turns": lambda: store.last_turns(OTHER, c, 3, through_turn=1),
+        "turns_between": lambda: store.turns_between(OTHER, c, 1, 1),
+        "page": lambda: store.page(OTHER, c),
+        "latest_summary": lambda: store.latest_summary(OTHER, c, "summary"),
+        "add_summary": lambda: store.add_summary(OTHER, c, "summary", "x", from_turn=1, through_turn=1, tokens=1,
+                                                 call=None),
+        "record_call": lambda: store.record_call(OTHER, draft),
+        "find_call": (lambda: store.find_call(OTHER, request_hash("m", draft.request, {})), None),
+        "calls_for_turn": lambda: store.calls_for_turn(OTHER, c, 1),
+        "list_calls": (lambda: store.list_calls(OTHER, conversation_id=c), []),
+        "list_preferences": (lambda: store.list_preferences(OTHER), []),
+        "set_preference": None, "replace_preferences": None,  # they write only the caller's own rows
+        "delete_preference": lambda: store.delete_preference(OTHER, "secret"),
+        "close": None,
+    }
+    public = {name for name in dir(store) if not name.startswith("_") and callable(getattr(store, name))
+              and name not in ("open",)}
+    assert public <= set(nothing), f"add these to the isolation test: {public - set(nothing)}"
+    for name in sorted(public):
+        check = nothing[name]
+        if check is None:
+            continue
+        if isinstance(check, tuple):
+            assert check[0]() == check[1], name
+        else:
+            with pytest.raises(NotFound):
+                check()
+    if hasattr(store, "replace_preferences"):
+        store.replace_preferences(OTHER, [("secret", "theirs", True)])
+        assert [(p.key, p.value) for p in store.list_preferences(ME)] == [("secret", "value")]
+    assert [m.content for m in store.page(ME, c)] == ["private question", "private answer"]
+    assert store.latest_summary(ME, c, "summary").text == "private summary"
+    assert store.get_conversation(ME, c).title == "mine"
