@@ -409,3 +409,28 @@ def test_the_api_key_never_reaches_the_page_the_database_or_exports(env, db_url,
     export = export_conversations(store, "local")
     assert secret not in to_json(export) and secret not in to_markdown(export)
     store.close()
+
+
+def test_imports_are_size_limited_validated_and_land_only_in_the_importers_data(env, db_url):
+    from memstore import InvalidInput
+    from memstore.tokens import CharEstimateCounter
+    from memstore.transfer import MAX_IMPORT_BYTES, import_export
+
+    store = SqlStore.open(db_url)
+    theirs = store.create_conversation("bob", "Bob's chat", MemorySettings())
+    crafted = json.dumps({"format": "memorylab.conversations/1", "conversations": [{
+        "id": theirs.id, "user_id": "bob", "conversation_id": theirs.id, "title": "Injected",
+        "settings": {"memory_type": "window"}, "messages": [{"role": "user", "content": "hello", "user_id": "bob"}],
+    }]}).encode()
+    created = import_export(store, "local", crafted, CharEstimateCounter())
+    assert created[0].user_id == "local" and created[0].id != theirs.id
+    assert store.get_conversation("bob", theirs.id).message_count == 0
+    assert [c.title for c in store.list_conversations("bob")] == ["Bob's chat"]
+    with pytest.raises(InvalidInput, match="limit"):
+        import_export(store, "local", b" " * (MAX_IMPORT_BYTES + 1), CharEstimateCounter())
+    with pytest.raises(InvalidInput):
+        import_export(store, "local", json.dumps({"format": "memorylab.conversations/1", "conversations": [
+            {"title": "x", "settings": {"memory_type": "window", "window_turns": -3}, "messages": []}]}).encode(),
+            CharEstimateCounter())
+    assert len(store.list_conversations("local")) == 1
+    store.close()

@@ -134,3 +134,35 @@ def test_compare_page_draws_the_chart_and_every_types_payload(running_app):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "browser-compare.png"), full_page=True)
         browser.close()
+
+
+def test_two_tabs_on_one_conversation_both_keep_their_turns(running_app):
+    url, server = running_app
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        first, second = context.new_page(), context.new_page()
+        first.goto(url)
+        box = first.get_by_test_id("stChatInputTextArea")
+        box.wait_for(timeout=30_000)
+        box.fill("From tab one")
+        box.press("Enter")
+        first.get_by_text("echo: From tab one").first.wait_for(timeout=30_000)
+        second.goto(url)  # a second session opens the most recent conversation: the same one
+        second.get_by_text("echo: From tab one").first.wait_for(timeout=30_000)
+        other = second.get_by_test_id("stChatInputTextArea")
+        other.fill("From tab two")
+        other.press("Enter")
+        second.get_by_text("echo: From tab two").first.wait_for(timeout=30_000)
+        box.fill("Tab one again")
+        box.press("Enter")
+        first.get_by_text("echo: Tab one again").first.wait_for(timeout=30_000)
+        first.reload()
+        first.get_by_text("echo: Tab one again").first.wait_for(timeout=30_000)
+        bubbles = first.get_by_test_id("stChatMessageContent").all_inner_texts()
+        assert bubbles == ["From tab one", "echo: From tab one", "From tab two", "echo: From tab two",
+                           "Tab one again", "echo: Tab one again"]
+        # Tab one's third turn was built from the stored transcript, so it saw tab two's turn.
+        assert [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "user"] == [
+            "From tab one", "From tab two", "Tab one again"]
+        browser.close()

@@ -23,8 +23,8 @@ def test_conversation_round_trip(store):
     got = store.get_conversation(ME, conv.id)
     assert got.settings == settings
     assert got.created_at.tzinfo is not None
-    renamed = store.rename_conversation(ME, conv.id, "Renamed")
-    assert store.get_conversation(ME, conv.id).title == renamed.title == "Renamed"
+    renamed = store.rename_conversation(ME, conv.id, "Renamed'); DROP TABLE conversations; --")
+    assert store.get_conversation(ME, conv.id).title == renamed.title == "Renamed'); DROP TABLE conversations; --"
     changed = store.update_settings(ME, conv.id, MemorySettings("window", 1, 10))
     assert store.get_conversation(ME, conv.id).settings == changed.settings
 
