@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +31,10 @@ from .schema import ConversationRow, MessageRow, ModelCallRow, PreferenceRow, Su
 from .store_api import NewMessage
 
 MAX_PAGE = 500
+CONVERSATIONS = ConversationRow.__table__
+MESSAGES = MessageRow.__table__
+SUMMARIES = SummaryRow.__table__
+CALLS = ModelCallRow.__table__
 STATUSES = ("complete", "partial", "failed")
 
 
@@ -115,8 +119,13 @@ def _call(row: ModelCallRow) -> ModelCall:
     )
 
 
-def _call_row(user_id: str, call: CallDraft, now: datetime) -> ModelCallRow:
-    return ModelCallRow(
+def _draft_fields(call: CallDraft) -> dict:
+    return {name: getattr(call, name) for name in CallDraft.__dataclass_fields__}
+
+
+def _call_values(user_id: str, call: CallDraft, now: datetime) -> dict[str, Any]:
+    """A ledger row's column values."""
+    return dict(
         user_id=user_id,
         conversation_id=call.conversation_id,
         turn=call.turn,
@@ -145,6 +154,10 @@ def _call_row(user_id: str, call: CallDraft, now: datetime) -> ModelCallRow:
     )
 
 
+def _call_row(user_id: str, call: CallDraft, now: datetime) -> ModelCallRow:
+    return ModelCallRow(**_call_values(user_id, call, now))
+
+
 def check_page(limit: int, offset: int = 0) -> None:
     """Page sizes are bounded so no read can ask for a whole table."""
     if not 1 <= limit <= MAX_PAGE:
@@ -161,7 +174,8 @@ class SqlStore:
     def __init__(self, engine: Engine, *, limits: Limits = Limits(), known_memory_types: frozenset[str] | None = None):
         self._engine = engine
         self._read = sessionmaker(engine, expire_on_commit=False)
-        self._write = sessionmaker(engine.execution_options(memstore_write=True), expire_on_commit=False)
+        self._write_engine = engine.execution_options(memstore_write=True)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self.limits = limits
         self._known_types = known_memory_types
 
@@ -194,6 +208,48 @@ class SqlStore:
                 yield session
         except DBAPIError as exc:
             raise StorageError(describe_db_error(exc)) from None
+
+    @contextmanager
+    def _core(self, *, write: bool) -> Iterator[Connection]:
+        """A Core connection in one transaction, for the per-turn hot path (no ORM bookkeeping)."""
+        try:
+            with (self._write_engine if write else self._engine).begin() as connection:
+                yield connection
+        except DBAPIError as exc:
+            raise StorageError(describe_db_error(exc)) from None
+
+    def _append_core(self, connection: Connection, user_id: str, conversation_id: int, *, new_turn: bool,
+                     turn: int | None, role: str, content: str, status: str, tokens: int, tokenizer: str,
+                     error: str | None, now: datetime) -> Message:
+        """Bump the conversation's counters and insert one message: two statements, no read-modify-write."""
+        conv = CONVERSATIONS
+        values = dict(last_seq=conv.c.last_seq + 1, message_count=conv.c.message_count + 1,
+                      token_total=conv.c.token_total + tokens, updated_at=now)
+        if new_turn:
+            values["last_turn"] = conv.c.last_turn + 1
+        bumped = connection.execute(
+            update(conv).where(conv.c.id == conversation_id, conv.c.user_id == user_id).values(**values)
+            .returning(conv.c.last_seq, conv.c.last_turn)
+        ).one_or_none()
+        if bumped is None:
+            raise NotFound(f"Conversation {conversation_id} was not found.")
+        seq, last_turn = bumped
+        turn = last_turn if new_turn else turn
+        if turn is None or not 1 <= turn <= last_turn:
+            raise InvalidInput(f"Turn {turn} does not exist in this conversation.")
+        row = dict(conversation_id=conversation_id, user_id=user_id, seq=seq, turn=turn, role=role, content=content,
+                   status=status, error=error, tokens=tokens, tokenizer=tokenizer, created_at=now)
+        message_id = connection.execute(insert(MESSAGES).returning(MESSAGES.c.id), row).scalar_one()
+        return Message(id=message_id, conversation_id=conversation_id, seq=seq, turn=turn, role=role,  # type: ignore[arg-type]
+                       content=content, status=status, tokens=tokens, tokenizer=tokenizer,  # type: ignore[arg-type]
+                       created_at=_aware(now), error=error)
+
+    def _owned_core(self, connection: Connection, user_id: str, conversation_id: int) -> None:
+        found = connection.execute(
+            select(CONVERSATIONS.c.id).where(CONVERSATIONS.c.id == conversation_id, CONVERSATIONS.c.user_id == user_id)
+        ).first()
+        if found is None:
+            raise NotFound(f"Conversation {conversation_id} was not found.")
 
     def _owned(self, session: Session, user_id: str, conversation_id: int, *, lock: bool = False) -> ConversationRow:
         query = select(ConversationRow).where(
@@ -237,8 +293,12 @@ class SqlStore:
             return _conversation(row)
 
     def get_conversation(self, user_id: str, conversation_id: int) -> Conversation:
-        with self._tx(write=False) as session:
-            return _conversation(self._owned(session, user_id, conversation_id))
+        with self._core(write=False) as connection:
+            row = connection.execute(select(CONVERSATIONS).where(
+                CONVERSATIONS.c.id == conversation_id, CONVERSATIONS.c.user_id == user_id)).first()
+        if row is None:
+            raise NotFound(f"Conversation {conversation_id} was not found.")
+        return _conversation(row)
 
     def list_conversations(
         self, user_id: str, *, search: str | None = None, limit: int = 50, offset: int = 0
@@ -278,53 +338,14 @@ class SqlStore:
 
     # -- messages ---------------------------------------------------------------------------
 
-    def _append(
-        self,
-        session: Session,
-        conv: ConversationRow,
-        *,
-        turn: int,
-        role: str,
-        content: str,
-        status: str,
-        tokens: int,
-        tokenizer: str,
-        error: str | None,
-        now: datetime,
-    ) -> MessageRow:
-        conv.last_seq += 1
-        conv.message_count += 1
-        conv.token_total += tokens
-        conv.updated_at = now
-        row = MessageRow(
-            conversation_id=conv.id,
-            user_id=conv.user_id,
-            seq=conv.last_seq,
-            turn=turn,
-            role=role,
-            content=content,
-            status=status,
-            error=error,
-            tokens=tokens,
-            tokenizer=tokenizer,
-            created_at=now,
-        )
-        session.add(row)
-        return row
-
     def add_user_message(
         self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
     ) -> Message:
         content = validation.message_text(content, self.limits)
-        with self._tx(write=True) as session:
-            conv = self._owned(session, user_id, conversation_id, lock=True)
-            conv.last_turn += 1
-            row = self._append(
-                session, conv, turn=conv.last_turn, role="user", content=content, status="complete",
-                tokens=tokens, tokenizer=tokenizer, error=None, now=utcnow(),
-            )
-            session.flush()
-            return _message(row)
+        with self._core(write=True) as connection:
+            return self._append_core(connection, user_id, conversation_id, new_turn=True, turn=None, role="user",
+                                     content=content, status="complete", tokens=tokens, tokenizer=tokenizer,
+                                     error=None, now=utcnow())
 
     def add_reply(
         self,
@@ -344,19 +365,15 @@ class SqlStore:
         if "\x00" in content:
             content = content.replace("\x00", "\ufffd")
         now = utcnow()
-        with self._tx(write=True) as session:
-            conv = self._owned(session, user_id, conversation_id, lock=True)
-            if not 1 <= turn <= conv.last_turn:
-                raise InvalidInput(f"Turn {turn} does not exist in this conversation.")
-            row = self._append(
-                session, conv, turn=turn, role="assistant", content=content, status=status,
-                tokens=tokens, tokenizer=tokenizer, error=error, now=now,
-            )
-            call_row = _call_row(user_id, call, now) if call is not None else None
-            if call_row is not None:
-                session.add(call_row)
-            session.flush()
-            return _message(row), (_call(call_row) if call_row is not None else None)
+        with self._core(write=True) as connection:
+            message = self._append_core(connection, user_id, conversation_id, new_turn=False, turn=turn,
+                                        role="assistant", content=content, status=status, tokens=tokens,
+                                        tokenizer=tokenizer, error=error, now=now)
+            if call is None:
+                return message, None
+            row = _call_values(user_id, call, now)
+            call_id = connection.execute(insert(CALLS).returning(CALLS.c.id), row).scalar_one()
+            return message, ModelCall(**_draft_fields(call), id=call_id, user_id=user_id, created_at=_aware(now))
 
     def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int:
         """Append many messages in one transaction; a user message starts each new turn."""
@@ -399,53 +416,43 @@ class SqlStore:
         return self.turns_between(user_id, conversation_id, max(1, through_turn - turns + 1), through_turn)
 
     def turns_between(self, user_id: str, conversation_id: int, from_turn: int, to_turn: int) -> list[Message]:
-        query = (
-            select(MessageRow)
-            .where(
-                MessageRow.conversation_id == conversation_id,
-                MessageRow.user_id == user_id,
-                MessageRow.turn >= from_turn,
-                MessageRow.turn <= to_turn,
-            )
-            .order_by(MessageRow.seq)
-        )
-        with self._tx(write=False) as session:
-            self._owned(session, user_id, conversation_id)
-            return [_message(row) for row in session.scalars(query)]
+        """Messages of turns [from_turn, to_turn], in order: one indexed range read."""
+        m = MESSAGES.c
+        query = (select(MESSAGES).where(m.conversation_id == conversation_id, m.user_id == user_id,
+                                        m.turn >= from_turn, m.turn <= to_turn).order_by(m.seq))
+        with self._core(write=False) as connection:
+            rows = connection.execute(query).all()
+            if not rows:
+                self._owned_core(connection, user_id, conversation_id)
+        return [_message(row) for row in rows]
 
     def page(
         self, user_id: str, conversation_id: int, *, limit: int = 50, before_seq: int | None = None
     ) -> list[Message]:
         """The newest `limit` messages before `before_seq`, oldest first."""
         check_page(limit)
-        query = select(MessageRow).where(
-            MessageRow.conversation_id == conversation_id, MessageRow.user_id == user_id
-        )
+        m = MESSAGES.c
+        query = select(MESSAGES).where(m.conversation_id == conversation_id, m.user_id == user_id)
         if before_seq is not None:
-            query = query.where(MessageRow.seq < before_seq)
-        query = query.order_by(MessageRow.seq.desc()).limit(limit)
-        with self._tx(write=False) as session:
-            self._owned(session, user_id, conversation_id)
-            rows = list(session.scalars(query))
+            query = query.where(m.seq < before_seq)
+        query = query.order_by(m.seq.desc()).limit(limit)
+        with self._core(write=False) as connection:
+            rows = connection.execute(query).all()
+            if not rows:
+                self._owned_core(connection, user_id, conversation_id)
         return [_message(row) for row in reversed(rows)]
 
     # -- summaries ------------------------------------------------------------------------------
 
     def latest_summary(self, user_id: str, conversation_id: int, memory_type: str) -> Summary | None:
-        query = (
-            select(SummaryRow)
-            .where(
-                SummaryRow.conversation_id == conversation_id,
-                SummaryRow.user_id == user_id,
-                SummaryRow.memory_type == memory_type,
-            )
-            .order_by(SummaryRow.id.desc())
-            .limit(1)
-        )
-        with self._tx(write=False) as session:
-            self._owned(session, user_id, conversation_id)
-            row = session.scalars(query).one_or_none()
-            return _summary(row) if row is not None else None
+        c = SUMMARIES.c
+        query = (select(SUMMARIES).where(c.conversation_id == conversation_id, c.user_id == user_id,
+                                         c.memory_type == memory_type).order_by(c.id.desc()).limit(1))
+        with self._core(write=False) as connection:
+            row = connection.execute(query).first()
+            if row is None:
+                self._owned_core(connection, user_id, conversation_id)
+        return _summary(row) if row is not None else None
 
     def add_summary(
         self,

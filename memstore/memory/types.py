@@ -67,14 +67,17 @@ class WindowMemory:
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
         k = settings.window_turns
-        kept = history.last_turns(k)
         first_kept = history.through_turn - k + 1 if k > 0 else history.through_turn + 1
+        # One read covers the window and the few newest turns that fell out of it.
+        read = history.turns(first_kept - DROPPED_SHOWN, history.through_turn)
+        kept = [t for t in read if t.number >= first_kept]
+        older = [t for t in read if t.number < first_kept]
         dropped = max(0, first_kept - 1)
         return MemoryView(
             self.name,
             turns=tuple(kept),
             dropped_count=dropped,
-            dropped_recent=_dropped_before(history, first_kept, window_turns=k) if dropped else (),
+            dropped_recent=tuple(DroppedTurn(t, t.number + k + 1) for t in reversed(older)),
             notes=(f"Window of {k} turn{'s' if k != 1 else ''} ({2 * k} messages).",),
         )
 
