@@ -12,9 +12,7 @@ from memstore.costs import price_for, shipped_prices
 from memstore.hints import hints
 from ui import ConversationRef
 
-st.set_page_config(page_title="Memory Lab", page_icon=":material/memory:", layout="wide")
-settings, store, client = ui.resources()
-USER = ui.user_id()
+settings, store, client, USER = ui.start_page("Memory Lab")
 
 
 # -- which conversation is open ----------------------------------------------------------------

@@ -73,6 +73,13 @@ def auth_configured() -> bool:
         return False
 
 
+def start_page(title: str) -> tuple[Settings, SqlStore, ChatClient, str]:
+    """Every page's first lines: its configuration, the store, the model client, and whose data it shows."""
+    st.set_page_config(page_title=title, page_icon=":material/memory:", layout="wide")
+    settings, store, client = resources()
+    return settings, store, client, user_id()
+
+
 def user_id() -> str:
     """The logged-in user's email (or subject) when login is configured; otherwise the local user.
 

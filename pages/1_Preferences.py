@@ -8,9 +8,7 @@ import ui
 from memstore import MemoryLabError
 from memstore.facts import preference_rows
 
-st.set_page_config(page_title="Preferences · Memory Lab", page_icon=":material/memory:", layout="wide")
-settings, store, client = ui.resources()
-USER = ui.user_id()
+settings, store, client, USER = ui.start_page("Preferences · Memory Lab")
 
 st.title("Preferences")
 st.caption("Facts about you that every conversation injects into the system prompt (custom memory). "

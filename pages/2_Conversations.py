@@ -12,9 +12,7 @@ from memstore.transfer import (compare_branches, export_conversations, fork_conv
                                to_markdown)
 from ui import ConversationRef
 
-st.set_page_config(page_title="Conversations · Memory Lab", page_icon=":material/memory:", layout="wide")
-settings, store, client = ui.resources()
-USER = ui.user_id()
+settings, store, client, USER = ui.start_page("Conversations · Memory Lab")
 
 st.title("Conversations")
 search = st.text_input("Search titles", placeholder="Type part of a title")

@@ -7,9 +7,7 @@ import streamlit as st
 import ui
 from memstore import Chat
 
-st.set_page_config(page_title="Model calls · Memory Lab", page_icon=":material/memory:", layout="wide")
-settings, store, client = ui.resources()
-USER = ui.user_id()
+settings, store, client, USER = ui.start_page("Model calls · Memory Lab")
 PAGE = 50
 
 st.title("Model calls")

@@ -13,9 +13,7 @@ from memstore.replay import (MAX_REPLAY_TURNS, diff_frames, export_replay, fact_
                              preference_survival, replay_markdown, running_cost, script_from_conversation)
 from memstore.transfer import to_json
 
-st.set_page_config(page_title="Compare · Memory Lab", page_icon=":material/memory:", layout="wide")
-settings, store, client = ui.resources()
-USER = ui.user_id()
+settings, store, client, USER = ui.start_page("Compare · Memory Lab")
 
 st.title("Compare memory types")
 st.caption("Replays one conversation through every memory type: what each would send at each turn, message by "

@@ -12,9 +12,7 @@ from memstore.replay import fact_survival
 from memstore.schema import utcnow
 from memstore.records import Preference
 
-st.set_page_config(page_title="Lessons · Memory Lab", page_icon=":material/memory:", layout="wide")
-settings, store, client = ui.resources()
-USER = ui.user_id()
+settings, store, client, USER = ui.start_page("Lessons · Memory Lab")
 
 st.title("Lessons")
 lessons = {lesson.slug: lesson for lesson in load_lessons()}

@@ -52,3 +52,33 @@ def sql_store(request, tmp_path):
     sql = make_sql_store(request.param, tmp_path)
     yield sql
     sql.close()
+
+
+@pytest.fixture
+def fake_server():
+    """A local OpenAI-compatible server on 127.0.0.1 (see openai_server.py)."""
+    from openai_server import FakeOpenAIServer
+
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def app_env(fake_server, tmp_path, monkeypatch):
+    """Settings that point the app at a fresh SQLite file and the local server; yields the server."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.base_url)
+    monkeypatch.setenv("OPENAI_MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    return fake_server
+
+
+def run_page(path: str, *, timeout: float = 60):
+    """Run app.py or a page under AppTest and fail on any exception it shows."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / path), default_timeout=timeout)
+    at.run()
+    assert not at.exception, at.exception
+    return at

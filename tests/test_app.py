@@ -9,16 +9,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from memstore import MemorySettings, SqlStore
-from openai_server import FakeOpenAIServer
+from conftest import run_page
 
 ROOT = Path(__file__).resolve().parent.parent
 S1 = "saved_1"
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAIServer() as srv:
-        yield srv
 
 
 @pytest.fixture
@@ -29,26 +23,16 @@ def db_url(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def env(server, db_url, monkeypatch):
-    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-    monkeypatch.setenv("OPENAI_MODEL", "gpt-4o-mini")
-    monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    return server
+def env(app_env, db_url):
+    return app_env
 
 
 def app() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page("app.py", timeout=30)
 
 
 def page(name: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=30)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(f"pages/{name}", timeout=30)
 
 
 def send(at: AppTest, text: str) -> AppTest:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import socket
 import subprocess
 import sys
@@ -63,11 +64,22 @@ def running_app(tmp_path):
             log.close()
 
 
-def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
-    url, server = running_app
+@contextmanager
+def browser_page(height: int = 1100, pages: int = 1):
+    """Headless Debian Chromium with fresh pages of one browser context."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        context = browser.new_context(viewport={"width": 1500, "height": height})
+        try:
+            opened = [context.new_page() for _ in range(pages)]
+            yield opened[0] if pages == 1 else opened
+        finally:
+            browser.close()
+
+
+def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
+    url, server = running_app
+    with browser_page() as page:
         page.goto(url)
         chat_box = page.get_by_test_id("stChatInputTextArea")
         chat_box.wait_for(timeout=30_000)
@@ -108,14 +120,11 @@ def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
         assert sent[0][0] == "system"
         assert page.get_by_test_id("stException").count() == 0
         page.screenshot(path=str(ARTIFACTS / "browser-after-turn-4.png"))
-        browser.close()
 
 
 def test_compare_page_draws_the_chart_and_every_types_payload(running_app):
     url, server = running_app
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1400})
+    with browser_page(height=1400) as page:
         page.goto(f"{url}/Compare")
         page.get_by_role("button", name="Replay").click()
         page.get_by_text("Tokens sent per turn").wait_for(timeout=60_000)
@@ -133,15 +142,11 @@ def test_compare_page_draws_the_chart_and_every_types_payload(running_app):
         assert all(r["messages"][0]["content"].startswith("You keep a running summary") for r in server.requests)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "browser-compare.png"), full_page=True)
-        browser.close()
 
 
 def test_two_tabs_on_one_conversation_both_keep_their_turns(running_app):
     url, server = running_app
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        first, second = context.new_page(), context.new_page()
+    with browser_page(pages=2) as (first, second):
         first.goto(url)
         box = first.get_by_test_id("stChatInputTextArea")
         box.wait_for(timeout=30_000)
@@ -165,4 +170,3 @@ def test_two_tabs_on_one_conversation_both_keep_their_turns(running_app):
         # Tab one's third turn was built from the stored transcript, so it saw tab two's turn.
         assert [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "user"] == [
             "From tab one", "From tab two", "Tab one again"]
-        browser.close()

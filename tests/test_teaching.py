@@ -12,7 +12,7 @@ from memstore.costs import Price, price_for, prices_from_rows, shipped_prices
 from memstore.hints import hints
 from memstore.lessons import grade, load_lessons, sends_fact_at
 from memstore.replay import fact_survival, replay
-from openai_server import FakeOpenAIServer
+from conftest import run_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,20 +66,12 @@ def test_hints_follow_the_settings():
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    with FakeOpenAIServer() as server:
-        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'teach.db'}")
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_MODEL", "gpt-4o-mini")
-        monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
-        yield server
+def env(app_env):
+    return app_env
 
 
 def page(name: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(f"pages/{name}")
 
 
 def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
