@@ -326,7 +326,7 @@ def render_holdings(payload, conv: Conversation) -> None:
     if view.summary is not None:
         st.markdown(f"**Summary** · turns {view.summary.from_turn}–{view.summary.through_turn} · "
                     f"{view.summary.tokens:,} tokens")
-        st.info(view.summary.text or "(empty)")
+        st.info(ui.without_images(view.summary.text) or "(empty)")
     shown = view.turns[-20:]
     if view.turns:
         st.markdown(f"**In memory: {len(view.turns)} turn{'s' if len(view.turns) != 1 else ''}**"
