@@ -102,8 +102,13 @@ def upgrade(connection, revision: str) -> None:
 
 
 def describe_db_error(exc: DBAPIError) -> str:
-    """A sentence for people from a driver error."""
-    text = str(exc.orig) if exc.orig is not None else str(exc)
+    """A sentence for people from a SQLAlchemy-wrapped driver error."""
+    return describe_driver_error(exc.orig if exc.orig is not None else exc)
+
+
+def describe_driver_error(exc: BaseException) -> str:
+    """A sentence for people from a database driver's error."""
+    text = str(exc)
     lowered = text.lower()
     if "not a database" in lowered or "malformed" in lowered:
         return "The database file is damaged or is not a Memory Lab database; it was left untouched."

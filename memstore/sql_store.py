@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from types import SimpleNamespace
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import validation
 from .config import Limits
 from .database import create_db_engine, describe_db_error, migrate
+from .hotpath import HotPath
 from .memory import MEMORY_TYPES
 from .errors import InvalidInput, NotFound, StorageError
 from .records import (
@@ -31,10 +33,6 @@ from .schema import ConversationRow, MessageRow, ModelCallRow, PreferenceRow, Su
 from .store_api import NewMessage
 
 MAX_PAGE = 500
-CONVERSATIONS = ConversationRow.__table__
-MESSAGES = MessageRow.__table__
-SUMMARIES = SummaryRow.__table__
-CALLS = ModelCallRow.__table__
 STATUSES = ("complete", "partial", "failed")
 
 
@@ -71,6 +69,10 @@ def _message(row: MessageRow) -> Message:
         created_at=_aware(row.created_at),
         error=row.error,
     )
+
+
+def _message_from(row: dict[str, Any]) -> Message:
+    return _message(SimpleNamespace(**row))
 
 
 def _summary(row: SummaryRow) -> Summary:
@@ -175,6 +177,7 @@ class SqlStore:
         self._engine = engine
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write_engine = engine.execution_options(memstore_write=True)
+        self._hot = HotPath(engine)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self.limits = limits
         self._known_types = known_memory_types
@@ -209,47 +212,18 @@ class SqlStore:
         except DBAPIError as exc:
             raise StorageError(describe_db_error(exc)) from None
 
-    @contextmanager
-    def _core(self, *, write: bool) -> Iterator[Connection]:
-        """A Core connection in one transaction, for the per-turn hot path (no ORM bookkeeping)."""
-        try:
-            with (self._write_engine if write else self._engine).begin() as connection:
-                yield connection
-        except DBAPIError as exc:
-            raise StorageError(describe_db_error(exc)) from None
-
-    def _append_core(self, connection: Connection, user_id: str, conversation_id: int, *, new_turn: bool,
-                     turn: int | None, role: str, content: str, status: str, tokens: int, tokenizer: str,
-                     error: str | None, now: datetime) -> Message:
-        """Bump the conversation's counters and insert one message: two statements, no read-modify-write."""
-        conv = CONVERSATIONS
-        values = dict(last_seq=conv.c.last_seq + 1, message_count=conv.c.message_count + 1,
-                      token_total=conv.c.token_total + tokens, updated_at=now)
-        if new_turn:
-            values["last_turn"] = conv.c.last_turn + 1
-        bumped = connection.execute(
-            update(conv).where(conv.c.id == conversation_id, conv.c.user_id == user_id).values(**values)
-            .returning(conv.c.last_seq, conv.c.last_turn)
-        ).one_or_none()
-        if bumped is None:
-            raise NotFound(f"Conversation {conversation_id} was not found.")
-        seq, last_turn = bumped
+    def _append(self, cursor: Any, user_id: str, conversation_id: int, *, new_turn: bool, turn: int | None,
+                role: str, content: str, status: str, tokens: int, tokenizer: str, error: str | None,
+                now: datetime) -> Message:
+        """Count one more message on the conversation and insert it: two statements, no read-modify-write."""
+        seq, last_turn = self._hot.bump(cursor, user_id, conversation_id, tokens=tokens, new_turn=new_turn, now=now)
         turn = last_turn if new_turn else turn
         if turn is None or not 1 <= turn <= last_turn:
             raise InvalidInput(f"Turn {turn} does not exist in this conversation.")
         row = dict(conversation_id=conversation_id, user_id=user_id, seq=seq, turn=turn, role=role, content=content,
                    status=status, error=error, tokens=tokens, tokenizer=tokenizer, created_at=now)
-        message_id = connection.execute(insert(MESSAGES).returning(MESSAGES.c.id), row).scalar_one()
-        return Message(id=message_id, conversation_id=conversation_id, seq=seq, turn=turn, role=role,  # type: ignore[arg-type]
-                       content=content, status=status, tokens=tokens, tokenizer=tokenizer,  # type: ignore[arg-type]
-                       created_at=_aware(now), error=error)
-
-    def _owned_core(self, connection: Connection, user_id: str, conversation_id: int) -> None:
-        found = connection.execute(
-            select(CONVERSATIONS.c.id).where(CONVERSATIONS.c.id == conversation_id, CONVERSATIONS.c.user_id == user_id)
-        ).first()
-        if found is None:
-            raise NotFound(f"Conversation {conversation_id} was not found.")
+        row["id"] = self._hot.insert(cursor, "messages", row)
+        return _message_from(row)
 
     def _owned(self, session: Session, user_id: str, conversation_id: int, *, lock: bool = False) -> ConversationRow:
         query = select(ConversationRow).where(
@@ -293,12 +267,9 @@ class SqlStore:
             return _conversation(row)
 
     def get_conversation(self, user_id: str, conversation_id: int) -> Conversation:
-        with self._core(write=False) as connection:
-            row = connection.execute(select(CONVERSATIONS).where(
-                CONVERSATIONS.c.id == conversation_id, CONVERSATIONS.c.user_id == user_id)).first()
-        if row is None:
-            raise NotFound(f"Conversation {conversation_id} was not found.")
-        return _conversation(row)
+        with self._hot.transaction(write=False) as cursor:
+            row = self._hot.conversation(cursor, user_id, conversation_id)
+        return _conversation(SimpleNamespace(**row))
 
     def list_conversations(
         self, user_id: str, *, search: str | None = None, limit: int = 50, offset: int = 0
@@ -342,10 +313,10 @@ class SqlStore:
         self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
     ) -> Message:
         content = validation.message_text(content, self.limits)
-        with self._core(write=True) as connection:
-            return self._append_core(connection, user_id, conversation_id, new_turn=True, turn=None, role="user",
-                                     content=content, status="complete", tokens=tokens, tokenizer=tokenizer,
-                                     error=None, now=utcnow())
+        with self._hot.transaction(write=True) as cursor:
+            return self._append(cursor, user_id, conversation_id, new_turn=True, turn=None, role="user",
+                                content=content, status="complete", tokens=tokens, tokenizer=tokenizer,
+                                error=None, now=utcnow())
 
     def add_reply(
         self,
@@ -365,14 +336,13 @@ class SqlStore:
         if "\x00" in content:
             content = content.replace("\x00", "\ufffd")
         now = utcnow()
-        with self._core(write=True) as connection:
-            message = self._append_core(connection, user_id, conversation_id, new_turn=False, turn=turn,
-                                        role="assistant", content=content, status=status, tokens=tokens,
-                                        tokenizer=tokenizer, error=error, now=now)
+        with self._hot.transaction(write=True) as cursor:
+            message = self._append(cursor, user_id, conversation_id, new_turn=False, turn=turn, role="assistant",
+                                   content=content, status=status, tokens=tokens, tokenizer=tokenizer, error=error,
+                                   now=now)
             if call is None:
                 return message, None
-            row = _call_values(user_id, call, now)
-            call_id = connection.execute(insert(CALLS).returning(CALLS.c.id), row).scalar_one()
+            call_id = self._hot.insert(cursor, "model_calls", _call_values(user_id, call, now))
             return message, ModelCall(**_draft_fields(call), id=call_id, user_id=user_id, created_at=_aware(now))
 
     def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int:
@@ -417,42 +387,35 @@ class SqlStore:
 
     def turns_between(self, user_id: str, conversation_id: int, from_turn: int, to_turn: int) -> list[Message]:
         """Messages of turns [from_turn, to_turn], in order: one indexed range read."""
-        m = MESSAGES.c
-        query = (select(MESSAGES).where(m.conversation_id == conversation_id, m.user_id == user_id,
-                                        m.turn >= from_turn, m.turn <= to_turn).order_by(m.seq))
-        with self._core(write=False) as connection:
-            rows = connection.execute(query).all()
+        with self._hot.transaction(write=False) as cursor:
+            rows = self._hot.messages(cursor, "conversation_id = ? AND user_id = ? AND turn >= ? AND turn <= ?",
+                                      (conversation_id, user_id, from_turn, to_turn), order="seq")
             if not rows:
-                self._owned_core(connection, user_id, conversation_id)
-        return [_message(row) for row in rows]
+                self._hot.owned(cursor, user_id, conversation_id)
+        return [_message_from(row) for row in rows]
 
     def page(
         self, user_id: str, conversation_id: int, *, limit: int = 50, before_seq: int | None = None
     ) -> list[Message]:
         """The newest `limit` messages before `before_seq`, oldest first."""
         check_page(limit)
-        m = MESSAGES.c
-        query = select(MESSAGES).where(m.conversation_id == conversation_id, m.user_id == user_id)
+        where, params = "conversation_id = ? AND user_id = ?", [conversation_id, user_id]
         if before_seq is not None:
-            query = query.where(m.seq < before_seq)
-        query = query.order_by(m.seq.desc()).limit(limit)
-        with self._core(write=False) as connection:
-            rows = connection.execute(query).all()
+            where, params = where + " AND seq < ?", params + [before_seq]
+        with self._hot.transaction(write=False) as cursor:
+            rows = self._hot.messages(cursor, where, params, order="seq DESC", limit=limit)
             if not rows:
-                self._owned_core(connection, user_id, conversation_id)
-        return [_message(row) for row in reversed(rows)]
+                self._hot.owned(cursor, user_id, conversation_id)
+        return [_message_from(row) for row in reversed(rows)]
 
     # -- summaries ------------------------------------------------------------------------------
 
     def latest_summary(self, user_id: str, conversation_id: int, memory_type: str) -> Summary | None:
-        c = SUMMARIES.c
-        query = (select(SUMMARIES).where(c.conversation_id == conversation_id, c.user_id == user_id,
-                                         c.memory_type == memory_type).order_by(c.id.desc()).limit(1))
-        with self._core(write=False) as connection:
-            row = connection.execute(query).first()
+        with self._hot.transaction(write=False) as cursor:
+            row = self._hot.latest_summary(cursor, user_id, conversation_id, memory_type)
             if row is None:
-                self._owned_core(connection, user_id, conversation_id)
-        return _summary(row) if row is not None else None
+                self._hot.owned(cursor, user_id, conversation_id)
+        return _summary(SimpleNamespace(**row)) if row is not None else None
 
     def add_summary(
         self,
