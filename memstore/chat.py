@@ -229,7 +229,9 @@ class Chat:
     def update_memory(self, conversation_id: int) -> SummaryUpdate | None:
         """After a turn: fold what the summary types need, so the next prompt is ready."""
         conversation = self.store.get_conversation(self.user_id, conversation_id)
-        return self._fold(conversation, conversation.last_turn)
+        if not get_memory_type(conversation.settings.memory_type).uses_summary:
+            return None
+        return self._fold(conversation, conversation.last_turn)[1]
 
     def update_settings(self, conversation_id: int, settings: MemorySettings) -> Conversation:
         """Switch type or sizes; it applies from the next turn and rewrites nothing stored."""
@@ -243,24 +245,20 @@ class Chat:
     def _history(self, conversation: Conversation, through_turn: int) -> HistoryReader:
         return HistoryReader(self.store, self.user_id, conversation.id, through_turn, self.counter)
 
-    def _fold(self, conversation: Conversation, through_turn: int) -> SummaryUpdate | None:
-        memory = get_memory_type(conversation.settings.memory_type)
-        if not memory.uses_summary:
-            return None
+    def _fold(self, conversation: Conversation, through_turn: int) -> tuple[MemoryView, SummaryUpdate | None]:
+        """The memory's view after `through_turn`, folding pending turns into the summary first if needed."""
         view = self.view(conversation, through_turn=through_turn)
         if view.summary_pending is None:
-            return None
+            return view, None
         history = self._history(conversation, through_turn)
-        return fold_pending(self.store, self.client, history, view, budget_tokens=self.fold_budget_tokens,
-                            cache=self.summary_cache)
+        update = fold_pending(self.store, self.client, history, view, budget_tokens=self.fold_budget_tokens,
+                              cache=self.summary_cache)
+        return self.view(conversation, through_turn=through_turn), update
 
     def _prepare(self, conversation: Conversation, message: Message, facts: FactSet) -> TurnRun:
         through = message.turn - 1
-        updates = []
-        update = self._fold(conversation, through)
-        if update is not None:
-            updates.append(update)
-        view = self.view(conversation, through_turn=through)
+        view, update = self._fold(conversation, through)  # one read of the memory unless a fold happened
+        updates = [update] if update is not None else []
         if updates and updates[0].error is not None:
             view = replace(view, notes=view.notes + (f"The summary could not be updated: {updates[0].error.message}",))
         payload = build_payload(conversation.settings, view, facts, message.content, self.counter,
