@@ -1,6 +1,7 @@
 """Memory Lab: chat with a model beside a live view of what its memory holds and sends."""
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import streamlit as st
@@ -67,8 +68,10 @@ def sidebar_conversations() -> None:
     if ref.id not in titles:
         ids.insert(0, ref.id)
         titles[ref.id] = conversation.title
+    # The key carries the titles, so a renamed or auto-titled conversation shows its new name at once.
+    listing = zlib.crc32(repr(sorted(titles.items())).encode())
     chosen = st.selectbox("Open", ids, index=ids.index(ref.id), format_func=lambda i: titles[i],
-                          key=f"open_{ref.slug}")
+                          key=f"open_{ref.slug}_{listing}")
     if chosen != ref.id:
         ui.open_conversation(ConversationRef(chosen, ref.temporary))
         st.rerun()

@@ -58,6 +58,7 @@ def code_blocks(at: AppTest) -> list[str]:
 def test_sending_a_message_streams_the_reply_and_the_panel_shows_it(env, db_url):
     at = send(app(), "Hi, I am Alice")
     assert bubbles(at) == ["Hi, I am Alice", "echo: Hi, I am Alice"]
+    assert at.sidebar.selectbox[0].options == ["Hi, I am Alice"]  # the picker shows the new title at once
     assert "Turn 1 · " in captions(at)
     assert "Hi, I am Alice" in "\n".join(t.value for t in at.text)  # held in memory
     assert any("Hi, I am Alice" in block for block in code_blocks(at))  # in the next and last request
