@@ -93,6 +93,10 @@ def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
             page.get_by_text(f"echo: {text}").first.wait_for(timeout=30_000)
             page.wait_for_function("() => !document.querySelector('[data-testid=stChatInputTextArea]').disabled")
         assert len(server.requests) == 3
+        # The conversation picker shows the title the first message gave the chat, not "New chat".
+        picker = page.get_by_test_id("stSelectbox").filter(has_text="Open")
+        shown = picker.locator("input").input_value() + picker.text_content()
+        assert "My name is Alice." in shown and "New chat" not in shown
 
         page.get_by_test_id("stSelectbox").filter(has_text="Memory type").click()
         page.get_by_role("option", name="Window (last k turns)").click()
