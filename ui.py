@@ -15,7 +15,7 @@ from memstore.costs import price_for
 from memstore.lessons import sends_fact_at
 from memstore.replay import replay
 
-from memstore import (MEMORY_TYPES, Chat, ChatClient, Conversation, FactSet, MemoryLabError, Message, ModelCall,
+from memstore import (MEMORY_TYPES, Chat, ChatClient, FactSet, MemoryLabError, Message, ModelCall,
                       Payload, Settings, SqlStore, StorageError, TemporaryStore, client_from_settings,
                       get_memory_type, open_store, select_facts)
 

@@ -312,7 +312,7 @@ def main() -> None:
                  f"LangChain {ingest['LangChain']:,.0f}/s, plain sqlite3 {ingest['plain sqlite3']:,.0f}/s: "
                  f"{ingest['Memory Lab'] / ingest['plain sqlite3']:.0%} of the floor (goal at least 20%)")
     first, last = min(reruns), max(reruns)
-    lines.append(f"- Chat page rerun: " + ", ".join(f"{n:,} msgs {ms:.0f} ms" for n, ms in reruns.items())
+    lines.append("- Chat page rerun: " + ", ".join(f"{n:,} msgs {ms:.0f} ms" for n, ms in reruns.items())
                  + f": {reruns[last] / reruns[first]:.2f}x from {first:,} to {last:,} (goal at most 1.3x)")
     lines.append(f"- Peak Python memory during one window turn at {big:,} messages: "
                  + ", ".join(f"{name} {mb:,.2f} MB" for name, mb in memory.items()) + " (goal under 150 MB)")
