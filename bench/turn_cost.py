@@ -76,7 +76,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         store = SqlStore.open(f"sqlite:///{folder}/bench.db")
-        chat = Chat(store, ScriptedClient(model="gpt-4o-mini"), user_id="local")
+        chat = Chat(store, ScriptedClient(model="gpt-4o-mini", whole_replies=True), user_id="local")
         for size in sizes:
             conv_id = seed(store, chat, size)
             for name, settings in TYPES.items():

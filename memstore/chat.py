@@ -136,11 +136,12 @@ class Chat:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def view(self, conversation: Conversation, *, through_turn: int, settings: MemorySettings | None = None) -> MemoryView:
+    def view(self, conversation: Conversation, *, through_turn: int, settings: MemorySettings | None = None,
+             explain: bool = True) -> MemoryView:
         """What the memory holds for a turn after `through_turn`, under `settings` (default: saved)."""
         settings = settings or conversation.settings
         memory = get_memory_type(settings.memory_type)
-        history = self._history(conversation, through_turn)
+        history = self._history(conversation, through_turn, explain=explain)
         return memory.view(history, settings, context_tokens=self.client.context_tokens)
 
     def preview(self, conversation_id: int, facts: FactSet, *, draft: str = "",
@@ -169,11 +170,10 @@ class Chat:
     def send(self, conversation_id: int, text: str, facts: FactSet) -> TurnRun:
         """Save the user's message first, bring the summary up to date, and prepare the call."""
         text = validation.message_text(text, self.limits)
-        conversation = self.store.get_conversation(self.user_id, conversation_id)
-        message = self.store.add_user_message(
+        message, conversation = self.store.begin_turn(
             self.user_id, conversation_id, text, tokens=self.counter.count(text), tokenizer=self.counter.name
         )
-        if conversation.message_count == 0 and conversation.title == DEFAULT_TITLE:
+        if conversation.message_count == 1 and conversation.title == DEFAULT_TITLE:
             conversation = self.store.rename_conversation(self.user_id, conversation_id, title_from_message(text))
         return self._prepare(conversation, message, facts)
 
@@ -242,22 +242,24 @@ class Chat:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _history(self, conversation: Conversation, through_turn: int) -> HistoryReader:
-        return HistoryReader(self.store, self.user_id, conversation.id, through_turn, self.counter)
+    def _history(self, conversation: Conversation, through_turn: int, *, explain: bool = True) -> HistoryReader:
+        return HistoryReader(self.store, self.user_id, conversation.id, through_turn, self.counter, explain=explain)
 
-    def _fold(self, conversation: Conversation, through_turn: int) -> tuple[MemoryView, SummaryUpdate | None]:
+    def _fold(self, conversation: Conversation, through_turn: int, *, explain: bool = True
+              ) -> tuple[MemoryView, SummaryUpdate | None]:
         """The memory's view after `through_turn`, folding pending turns into the summary first if needed."""
-        view = self.view(conversation, through_turn=through_turn)
+        view = self.view(conversation, through_turn=through_turn, explain=explain)
         if view.summary_pending is None:
             return view, None
         history = self._history(conversation, through_turn)
         update = fold_pending(self.store, self.client, history, view, budget_tokens=self.fold_budget_tokens,
                               cache=self.summary_cache)
-        return self.view(conversation, through_turn=through_turn), update
+        return self.view(conversation, through_turn=through_turn, explain=explain), update
 
     def _prepare(self, conversation: Conversation, message: Message, facts: FactSet) -> TurnRun:
         through = message.turn - 1
-        view, update = self._fold(conversation, through)  # one read of the memory unless a fold happened
+        # One read of what the request needs (the panel's extras come from preview), unless a fold happened.
+        view, update = self._fold(conversation, through, explain=False)
         updates = [update] if update is not None else []
         if updates and updates[0].error is not None:
             view = replace(view, notes=view.notes + (f"The summary could not be updated: {updates[0].error.message}",))

@@ -1,7 +1,7 @@
 """The per-turn statements on the pooled DBAPI connection, without SQLAlchemy's per-statement machinery.
 
-A turn is three short transactions (save the message, read the memory, save the reply and its
-ledger row). Through SQLAlchemy each costs 0.4-0.8 ms on a small machine; on the same pooled
+A turn is three short transactions (save the message and read the conversation back, read the
+memory, save the reply and its ledger row). Through SQLAlchemy each costs 0.4-0.8 ms on a small machine; on the same pooled
 connection driven directly, under 0.1 ms. The SQL here is plain and portable (SQLite and
 PostgreSQL), values are adapted exactly as SQLAlchemy stores them, and everything else in the
 store keeps using SQLAlchemy.
@@ -9,22 +9,63 @@ store keeps using SQLAlchemy.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
 from sqlalchemy import Engine
+from sqlalchemy.pool import QueuePool
 
 from .database import describe_driver_error
 from .errors import NotFound, StorageError
+from .records import Message
 
-MESSAGE_COLUMNS = ("id", "conversation_id", "seq", "turn", "role", "content", "status", "error", "tokens",
-                   "tokenizer", "created_at")
+MESSAGE_COLUMNS = ("id", "conversation_id", "user_id", "seq", "turn", "role", "content", "status", "error",
+                   "tokens", "tokenizer", "created_at")
+READ_MESSAGE_COLUMNS = ("id", "conversation_id", "seq", "turn", "role", "content", "status", "tokens", "tokenizer",
+                        "created_at", "error")  # Message's field order
 CONVERSATION_COLUMNS = ("id", "user_id", "title", "memory_type", "window_turns", "max_tokens", "system_prompt",
                         "created_at", "updated_at", "last_seq", "last_turn", "message_count", "token_total")
 SUMMARY_COLUMNS = ("id", "conversation_id", "memory_type", "text", "from_turn", "through_turn", "tokens",
                    "created_at", "call_id")
 JSON_CALL_COLUMNS = frozenset({"params", "request", "sections"})
+
+
+class _FileConnections:
+    """Detached SQLite file connections kept on a free list: a checkout is a list pop, not a pool round trip.
+
+    SQLAlchemy's pool spends about 50 microseconds per checkout and return (events, reset on
+    return); that is a third of an append. SQLite connections carry no server state to check, so
+    a free list is enough. A forked child starts with an empty list.
+    """
+
+    def __init__(self, engine: Engine, keep: int):
+        self._engine = engine
+        self._keep = keep
+        self._free: list[Any] = []
+        self._pid = os.getpid()
+
+    def get(self) -> Any:
+        if self._pid != os.getpid():
+            self._free, self._pid = [], os.getpid()
+        try:
+            return self._free.pop()
+        except IndexError:
+            fairy = self._engine.raw_connection()  # runs the connect event: pragmas, WAL
+            fairy.detach()
+            return fairy.dbapi_connection
+
+    def put(self, connection: Any) -> None:
+        if len(self._free) < self._keep and self._pid == os.getpid():
+            self._free.append(connection)
+        else:
+            connection.close()
+
+    def close(self) -> None:
+        free, self._free = self._free, []
+        for connection in free:
+            connection.close()
 
 
 class HotPath:
@@ -35,6 +76,13 @@ class HotPath:
         self.sqlite = engine.dialect.name == "sqlite"
         self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
+        file_db = self.sqlite and isinstance(engine.pool, QueuePool)  # in-memory SQLite must share its one connection
+        self._files = _FileConnections(engine, keep=engine.pool.size()) if file_db else None
+        self._sql: dict[Any, str] = {}
+
+    def close(self) -> None:
+        if self._files is not None:
+            self._files.close()
 
     def sql(self, text: str) -> str:
         """Portable SQL written with '?' placeholders, in the driver's own paramstyle."""
@@ -44,8 +92,7 @@ class HotPath:
         """A datetime as SQLAlchemy stores it: naive UTC text on SQLite, aware on PostgreSQL."""
         if not self.sqlite:
             return value
-        value = value.astimezone(timezone.utc)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def read_stamp(self, value: Any) -> datetime:
         if isinstance(value, str):
@@ -55,11 +102,12 @@ class HotPath:
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Any]:
         """A cursor in one transaction; SQLite writers take the write lock up front."""
-        raw = self._engine.raw_connection()
+        files = self._files
+        raw = files.get() if files is not None else self._engine.raw_connection()
         try:
             cursor = raw.cursor()
-            if self.sqlite:
-                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if self.sqlite and write:  # a read is one statement (or a NotFound check): SQLite's own snapshot will do
+                cursor.execute("BEGIN IMMEDIATE")
             try:
                 yield cursor
             except BaseException:
@@ -69,7 +117,10 @@ class HotPath:
         except self._errors as exc:
             raise StorageError(describe_driver_error(exc)) from None
         finally:
-            raw.close()
+            if files is not None:
+                files.put(raw)
+            else:
+                raw.close()
 
     # -- statements ---------------------------------------------------------------------------
 
@@ -90,35 +141,64 @@ class HotPath:
         return out
 
     def bump(self, cursor: Any, user_id: str, conversation_id: int, *, tokens: int, new_turn: bool,
-             now: datetime) -> tuple[int, int]:
-        """Count one more message on the conversation; returns (seq, last turn)."""
-        turn_part = ", last_turn = last_turn + 1" if new_turn else ""
-        cursor.execute(self.sql(
-            "UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + 1, "
-            f"token_total = token_total + ?, updated_at = ?{turn_part} WHERE id = ? AND user_id = ? "
-            "RETURNING last_seq, last_turn"), (tokens, self.stamp(now), conversation_id, user_id))
+             stamp: Any, full: bool = False) -> tuple[Any, ...]:
+        """Count one more message on the conversation; returns (last_seq, last_turn) or, if `full`, the whole row."""
+        key = ("bump", new_turn, full)
+        sql = self._sql.get(key)
+        if sql is None:
+            turn_part = ", last_turn = last_turn + 1" if new_turn else ""
+            returning = ", ".join(CONVERSATION_COLUMNS) if full else "last_seq, last_turn"
+            sql = self._sql[key] = self.sql(
+                "UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + 1, "
+                f"token_total = token_total + ?, updated_at = ?{turn_part} WHERE id = ? AND user_id = ? "
+                f"RETURNING {returning}")
+        cursor.execute(sql, (tokens, stamp, conversation_id, user_id))
         row = cursor.fetchone()
         if row is None:
             raise NotFound(f"Conversation {conversation_id} was not found.")
-        return row[0], row[1]
+        return row
+
+    def conversation_row(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        """A full conversation row from `bump(full=True)` as a dict with aware datetimes."""
+        out = dict(zip(CONVERSATION_COLUMNS, row))
+        out["created_at"], out["updated_at"] = self.read_stamp(out["created_at"]), self.read_stamp(out["updated_at"])
+        return out
+
+    def insert_message(self, cursor: Any, values: Sequence[Any]) -> int:
+        """One message row, its values already adapted, in MESSAGE_COLUMNS order without the id."""
+        sql = self._sql.get("insert_message")
+        if sql is None:
+            columns = MESSAGE_COLUMNS[1:]
+            sql = self._sql["insert_message"] = self.sql(
+                f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) RETURNING id")
+        cursor.execute(sql, values)
+        return cursor.fetchone()[0]
 
     def insert(self, cursor: Any, table: str, values: dict[str, Any]) -> int:
-        columns = list(values)
-        adapted = [json.dumps(values[c], ensure_ascii=False) if table == "model_calls" and c in JSON_CALL_COLUMNS
-                   else self.stamp(values[c]) if isinstance(values[c], datetime) else values[c] for c in columns]
-        cursor.execute(self.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                                f"({', '.join('?' for _ in columns)}) RETURNING id"), adapted)
+        """One row; JSON columns of the ledger are encoded as SQLAlchemy's JSON type stores them."""
+        columns = tuple(values)
+        key = ("insert", table, columns)
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = self._sql[key] = self.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                                            f"({', '.join('?' for _ in columns)}) RETURNING id")
+        json_columns = JSON_CALL_COLUMNS if table == "model_calls" else frozenset()
+        dumps, stamp = json.dumps, self.stamp
+        adapted = [dumps(value) if column in json_columns else stamp(value) if isinstance(value, datetime) else value
+                   for column, value in values.items()]
+        cursor.execute(sql, adapted)
         return cursor.fetchone()[0]
 
     def messages(self, cursor: Any, where: str, params: Sequence[Any], *, order: str, limit: int | None = None
-                 ) -> list[dict[str, Any]]:
+                 ) -> list[Message]:
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
-        cursor.execute(self.sql(f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE {where} "
+        cursor.execute(self.sql(f"SELECT {', '.join(READ_MESSAGE_COLUMNS)} FROM messages WHERE {where} "
                                 f"ORDER BY {order}{tail}"), tuple(params))
-        rows = [dict(zip(MESSAGE_COLUMNS, row)) for row in cursor.fetchall()]
-        for row in rows:
-            row["created_at"] = self.read_stamp(row["created_at"])
-        return rows
+        read_stamp = self.read_stamp
+        return [Message(id, conversation_id, seq, turn, role, content, status, tokens, tokenizer,
+                        read_stamp(created_at), error)
+                for id, conversation_id, seq, turn, role, content, status, tokens, tokenizer, created_at, error
+                in cursor.fetchall()]
 
     def latest_summary(self, cursor: Any, user_id: str, conversation_id: int, memory_type: str
                        ) -> dict[str, Any] | None:

@@ -126,6 +126,9 @@ class CallDraft:
     error: str | None = None
 
 
+CACHED_PURPOSES = frozenset({"summary", "facts", "entities"})  # calls a replay may reuse; chat calls are never reused
+
+
 def request_hash(model: str, request: tuple[ChatMessage, ...], params: dict[str, Any]) -> str:
     """A stable fingerprint of an exact request: same model, messages and parameters, same hash."""
     body = json.dumps({"model": model, "messages": [m.as_dict() for m in request], "params": params},

@@ -123,5 +123,6 @@ class ModelCallRow(Base):
     __table_args__ = (
         Index("ix_model_calls_user_conversation", "user_id", "conversation_id", "id"),
         Index("ix_model_calls_conversation_turn", "conversation_id", "turn"),
-        Index("ix_model_calls_user_request_hash", "user_id", "request_hash"),
+        Index("ix_model_calls_user_request_hash", "user_id", "request_hash",
+              sqlite_where=text("request_hash IS NOT NULL"), postgresql_where=text("request_hash IS NOT NULL")),
     )

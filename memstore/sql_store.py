@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import validation
 from .config import Limits
 from .database import create_db_engine, describe_db_error, migrate
-from .hotpath import HotPath
+from .hotpath import CONVERSATION_COLUMNS, HotPath
 from .memory import MEMORY_TYPES
 from .errors import InvalidInput, NotFound, StorageError
 from .records import (
@@ -27,6 +27,7 @@ from .records import (
     Preference,
     Summary,
     Usage,
+    CACHED_PURPOSES,
     request_hash,
 )
 from .schema import ConversationRow, MessageRow, ModelCallRow, PreferenceRow, SummaryRow, utcnow
@@ -39,6 +40,9 @@ STATUSES = ("complete", "partial", "failed")
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything leaving the store is UTC-aware."""
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+_LAST_SEQ, _LAST_TURN = CONVERSATION_COLUMNS.index("last_seq"), CONVERSATION_COLUMNS.index("last_turn")
 
 
 def _conversation(row: ConversationRow) -> Conversation:
@@ -69,10 +73,6 @@ def _message(row: MessageRow) -> Message:
         created_at=_aware(row.created_at),
         error=row.error,
     )
-
-
-def _message_from(row: dict[str, Any]) -> Message:
-    return _message(SimpleNamespace(**row))
 
 
 def _summary(row: SummaryRow) -> Summary:
@@ -151,7 +151,7 @@ def _call_values(user_id: str, call: CallDraft, now: datetime) -> dict[str, Any]
         first_token_ms=call.first_token_ms,
         error_kind=call.error_kind,
         error=call.error,
-        request_hash=request_hash(call.model, call.request, call.params),
+        request_hash=request_hash(call.model, call.request, call.params) if call.purpose in CACHED_PURPOSES else None,
         created_at=now,
     )
 
@@ -198,6 +198,7 @@ class SqlStore:
         return self._engine.dialect.name
 
     def close(self) -> None:
+        self._hot.close()
         self._engine.dispose()
 
     # -- transactions ---------------------------------------------------------------------
@@ -214,16 +215,23 @@ class SqlStore:
 
     def _append(self, cursor: Any, user_id: str, conversation_id: int, *, new_turn: bool, turn: int | None,
                 role: str, content: str, status: str, tokens: int, tokenizer: str, error: str | None,
-                now: datetime) -> Message:
+                now: datetime, with_conversation: bool = False) -> tuple[Message, Conversation | None]:
         """Count one more message on the conversation and insert it: two statements, no read-modify-write."""
-        seq, last_turn = self._hot.bump(cursor, user_id, conversation_id, tokens=tokens, new_turn=new_turn, now=now)
+        hot = self._hot
+        stamp = hot.stamp(now)
+        bumped = hot.bump(cursor, user_id, conversation_id, tokens=tokens, new_turn=new_turn, stamp=stamp,
+                          full=with_conversation)
+        seq, last_turn = (bumped[_LAST_SEQ], bumped[_LAST_TURN]) if with_conversation else bumped
         turn = last_turn if new_turn else turn
         if turn is None or not 1 <= turn <= last_turn:
             raise InvalidInput(f"Turn {turn} does not exist in this conversation.")
-        row = dict(conversation_id=conversation_id, user_id=user_id, seq=seq, turn=turn, role=role, content=content,
-                   status=status, error=error, tokens=tokens, tokenizer=tokenizer, created_at=now)
-        row["id"] = self._hot.insert(cursor, "messages", row)
-        return _message_from(row)
+        message_id = hot.insert_message(cursor, (conversation_id, user_id, seq, turn, role, content, status, error,
+                                                 tokens, tokenizer, stamp))
+        message = Message(id=message_id, conversation_id=conversation_id, seq=seq, turn=turn, role=role,  # type: ignore[arg-type]
+                          content=content, status=status, tokens=tokens, tokenizer=tokenizer,  # type: ignore[arg-type]
+                          created_at=_aware(now), error=error)
+        conversation = _conversation(SimpleNamespace(**hot.conversation_row(bumped))) if with_conversation else None
+        return message, conversation
 
     def _owned(self, session: Session, user_id: str, conversation_id: int, *, lock: bool = False) -> ConversationRow:
         query = select(ConversationRow).where(
@@ -316,7 +324,17 @@ class SqlStore:
         with self._hot.transaction(write=True) as cursor:
             return self._append(cursor, user_id, conversation_id, new_turn=True, turn=None, role="user",
                                 content=content, status="complete", tokens=tokens, tokenizer=tokenizer,
-                                error=None, now=utcnow())
+                                error=None, now=utcnow())[0]
+
+    def begin_turn(
+        self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
+    ) -> tuple[Message, Conversation]:
+        """Save the user's message as a new turn and return it with the conversation as it now stands."""
+        content = validation.message_text(content, self.limits)
+        with self._hot.transaction(write=True) as cursor:
+            return self._append(cursor, user_id, conversation_id, new_turn=True, turn=None, role="user",
+                                content=content, status="complete", tokens=tokens, tokenizer=tokenizer,
+                                error=None, now=utcnow(), with_conversation=True)  # type: ignore[return-value]
 
     def add_reply(
         self,
@@ -337,8 +355,8 @@ class SqlStore:
             content = content.replace("\x00", "\ufffd")
         now = utcnow()
         with self._hot.transaction(write=True) as cursor:
-            message = self._append(cursor, user_id, conversation_id, new_turn=False, turn=turn, role="assistant",
-                                   content=content, status=status, tokens=tokens, tokenizer=tokenizer, error=error,
+            message, _ = self._append(cursor, user_id, conversation_id, new_turn=False, turn=turn,
+                                      role="assistant", content=content, status=status, tokens=tokens, tokenizer=tokenizer, error=error,
                                    now=now)
             if call is None:
                 return message, None
@@ -392,7 +410,7 @@ class SqlStore:
                                       (conversation_id, user_id, from_turn, to_turn), order="seq")
             if not rows:
                 self._hot.owned(cursor, user_id, conversation_id)
-        return [_message_from(row) for row in rows]
+        return rows
 
     def page(
         self, user_id: str, conversation_id: int, *, limit: int = 50, before_seq: int | None = None
@@ -406,7 +424,8 @@ class SqlStore:
             rows = self._hot.messages(cursor, where, params, order="seq DESC", limit=limit)
             if not rows:
                 self._hot.owned(cursor, user_id, conversation_id)
-        return [_message_from(row) for row in reversed(rows)]
+        rows.reverse()
+        return rows
 
     # -- summaries ------------------------------------------------------------------------------
 

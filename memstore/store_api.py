@@ -39,6 +39,9 @@ class TranscriptStore(Protocol):
     def add_user_message(
         self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
     ) -> Message: ...
+    def begin_turn(
+        self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
+    ) -> tuple[Message, Conversation]: ...
     def add_reply(
         self,
         user_id: str,
@@ -77,7 +80,8 @@ class TranscriptStore(Protocol):
     ) -> tuple[Summary, ModelCall | None]: ...
 
     def record_call(self, user_id: str, call: CallDraft) -> ModelCall: ...
-    def find_call(self, user_id: str, request_hash: str) -> ModelCall | None: ...
+    def find_call(self, user_id: str, request_hash: str) -> ModelCall | None:
+        """The newest successful reusable call (a summary or an extraction) with this exact request."""
     def calls_for_turn(self, user_id: str, conversation_id: int, turn: int) -> list[ModelCall]: ...
     def list_calls(
         self, user_id: str, *, conversation_id: int | None = None, purpose: str | None = None,

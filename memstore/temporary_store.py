@@ -10,6 +10,7 @@ from .config import Limits
 from .memory import MEMORY_TYPES
 from .errors import InvalidInput, NotFound
 from .records import CallDraft, Conversation, MemorySettings, Message, MessageStatus, ModelCall, Summary
+from .records import CACHED_PURPOSES
 from .records import request_hash as record_request_hash
 from .schema import utcnow
 from .sql_store import STATUSES, check_page
@@ -120,11 +121,18 @@ class TemporaryStore:
     def add_user_message(
         self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
     ) -> Message:
+        return self.begin_turn(user_id, conversation_id, content, tokens=tokens, tokenizer=tokenizer)[0]
+
+    def begin_turn(
+        self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
+    ) -> tuple[Message, Conversation]:
+        """Save the user's message as a new turn and return it with the conversation as it now stands."""
         content = validation.message_text(content, self.limits)
         with self._lock:
             conv = self._owned(user_id, conversation_id)
-            return self._append(conv, turn=conv.last_turn + 1, role="user", content=content, status="complete",
-                                tokens=tokens, tokenizer=tokenizer, error=None)
+            message = self._append(conv, turn=conv.last_turn + 1, role="user", content=content, status="complete",
+                                   tokens=tokens, tokenizer=tokenizer, error=None)
+            return message, self._conversations[conv.id]
 
     def add_reply(
         self,
@@ -241,7 +249,7 @@ class TemporaryStore:
     def find_call(self, user_id: str, request_hash: str) -> ModelCall | None:
         with self._lock:
             for call in reversed(self._calls):
-                if call.user_id == user_id and call.error is None and \
+                if call.user_id == user_id and call.error is None and call.purpose in CACHED_PURPOSES and \
                         record_request_hash(call.model, call.request, call.params) == request_hash:
                     return call
         return None

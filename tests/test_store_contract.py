@@ -211,8 +211,9 @@ def test_calls_for_a_turn_are_an_indexed_owned_read(store):
         store.calls_for_turn(OTHER, conv.id, 1)
     from memstore.records import request_hash
 
-    assert store.find_call(ME, request_hash("m", (ChatMessage("user", "q"),), {})).reply == "a"
-    assert store.find_call(OTHER, request_hash("m", (ChatMessage("user", "q"),), {})) is None
+    assert store.find_call(ME, request_hash("m", (), {})).purpose == "summary"
+    assert store.find_call(OTHER, request_hash("m", (), {})) is None
+    assert store.find_call(ME, request_hash("m", (ChatMessage("user", "q"),), {})) is None, "chat calls are never reused"
 
 
 def test_every_public_store_function_scopes_to_its_user(store):
@@ -236,6 +237,7 @@ def test_every_public_store_function_scopes_to_its_user(store):
         "update_settings": lambda: store.update_settings(OTHER, c, MemorySettings()),
         "delete_conversation": lambda: store.delete_conversation(OTHER, c),
         "add_user_message": lambda: store.add_user_message(OTHER, c, "x", tokens=1, tokenizer="t"),
+        "begin_turn": lambda: store.begin_turn(OTHER, c, "x", tokens=1, tokenizer="t"),
         "add_reply": lambda: store.add_reply(OTHER, c, 1, "x", status="complete", tokens=1, tokenizer="t"),
         "last_turns": lambda: store.last_turns(OTHER, c, 3, through_turn=1),
         "turns_between": lambda: store.turns_between(OTHER, c, 1, 1),
@@ -270,3 +272,13 @@ def test_every_public_store_function_scopes_to_its_user(store):
     assert [m.content for m in store.page(ME, c)] == ["private question", "private answer"]
     assert store.latest_summary(ME, c, "summary").text == "private summary"
     assert store.get_conversation(ME, c).title == "mine"
+
+
+def test_begin_turn_returns_the_conversation_as_it_stands_after_the_message(store):
+    conv = store.create_conversation(ME, "b", MemorySettings("window", window_turns=2))
+    add_turn(store, conv.id, "first", "reply")
+    message, after = store.begin_turn(ME, conv.id, "second question", tokens=3, tokenizer="t")
+    assert (message.turn, message.role, message.content) == (2, "user", "second question")
+    assert after == store.get_conversation(ME, conv.id)
+    assert (after.last_turn, after.message_count, after.settings.window_turns) == (2, 3, 2)
+    assert after.token_total == conv.token_total + len("first") // 4 + len("reply") // 4 + 3

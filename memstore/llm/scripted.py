@@ -21,9 +21,11 @@ class Cut:
 class ScriptedStream(StreamState):
     """Streams a scripted outcome word by word: a reply, an error, or a reply cut by an error."""
 
-    def __init__(self, outcome: Any, messages: Sequence[ChatMessage], params: Mapping[str, Any]):
+    def __init__(self, outcome: Any, messages: Sequence[ChatMessage], params: Mapping[str, Any], *,
+                 whole: bool = False):
         super().__init__(messages, params)
         self.outcome = outcome
+        self.whole = whole
         self.closed = False
 
     def __iter__(self) -> Iterator[str]:
@@ -31,7 +33,7 @@ class ScriptedStream(StreamState):
         if isinstance(outcome, LLMError):
             raise outcome
         text = outcome.text if isinstance(outcome, Cut) else str(outcome)
-        for piece in text.split(" "):
+        for piece in [text] if self.whole else text.split(" "):
             yield self._received(piece if not self.text else " " + piece)
         if isinstance(outcome, Cut):
             raise outcome.error
@@ -49,12 +51,13 @@ class ScriptedClient:
     host = "in-process"
 
     def __init__(self, script: Sequence[Any] = (), *, model: str = "scripted", context_tokens: int = 8_192,
-                 counter: TokenCounter | None = None):
+                 counter: TokenCounter | None = None, whole_replies: bool = False):
         self.script = list(script)
         self.model = model
         self.context_tokens = context_tokens
         self._counter = counter or CharEstimateCounter()
         self.default_params: dict[str, Any] = {}
+        self.whole_replies = whole_replies  # one chunk per reply: benchmarks measure memory, not streaming
         self.requests: list[list[ChatMessage]] = []
         self.params: list[dict] = []
 
@@ -70,7 +73,7 @@ class ScriptedClient:
             outcome = self._summary(messages[-1].content)
         else:
             outcome = f"echo: {messages[-1].content}"
-        return ScriptedStream(outcome, messages, params)
+        return ScriptedStream(outcome, messages, params, whole=self.whole_replies)
 
     @staticmethod
     def _summary(request: str) -> str:

@@ -58,7 +58,8 @@ class HistoryReader:
     """Past turns of one conversation up to `through_turn`, read in bounded, indexed slices."""
 
     def __init__(self, store: TranscriptStore, user_id: str, conversation_id: int, through_turn: int,
-                 counter: TokenCounter):
+                 counter: TokenCounter, *, explain: bool = True):
+        self.explain = explain  # False on a turn's own path: read only what the request needs, not the panel's extras
         self.store = store
         self.user_id = user_id
         self.conversation_id = conversation_id

@@ -12,6 +12,8 @@ DROPPED_SHOWN = 3
 
 def _dropped_before(history: HistoryReader, first_kept: int, *, window_turns: int | None) -> tuple[DroppedTurn, ...]:
     """The newest few turns before `first_kept`, with the turn each left at when a window says."""
+    if not history.explain:
+        return ()
     older = history.turns(first_kept - DROPPED_SHOWN, first_kept - 1)
     return tuple(
         DroppedTurn(t, t.number + window_turns + 1 if window_turns is not None else None) for t in reversed(older)
@@ -69,7 +71,7 @@ class WindowMemory:
         k = settings.window_turns
         first_kept = history.through_turn - k + 1 if k > 0 else history.through_turn + 1
         # One read covers the window and the few newest turns that fell out of it.
-        read = history.turns(first_kept - DROPPED_SHOWN, history.through_turn)
+        read = history.turns(first_kept - (DROPPED_SHOWN if history.explain else 0), history.through_turn)
         kept = [t for t in read if t.number >= first_kept]
         older = [t for t in read if t.number < first_kept]
         dropped = max(0, first_kept - 1)
