@@ -249,7 +249,7 @@ def memory_panel(ref: ConversationRef) -> None:
     """What the memory holds now, what the next and last requests contain, and what they cost."""
     panel_chat = ui.chat_for(ref, store, client)
     conv = panel_chat.store.get_conversation(USER, ref.id)
-    facts = ui.current_facts(store)
+    facts = ui.current_facts(store, client)
     draft_key = f"draft_{ref.slug}"
     payload = panel_chat.preview(ref.id, facts, draft=st.session_state.get(draft_key) or "")
     memory = get_memory_type(conv.settings.memory_type)
@@ -393,9 +393,9 @@ prompt = st.chat_input("Message Memory Lab", max_chars=settings.limits.max_messa
 with chat_column:
     transcript()
     if prompt:
-        run_turn(lambda: chat.send(ref.id, prompt, ui.current_facts(store)), prompt)
+        run_turn(lambda: chat.send(ref.id, prompt, ui.current_facts(store, client)), prompt)
     elif st.session_state.pop("retry_requested", False):
-        run_turn(lambda: chat.retry(ref.id, ui.current_facts(store)), None)
+        run_turn(lambda: chat.retry(ref.id, ui.current_facts(store, client)), None)
 if panel_column is not None:
     with panel_column:
         memory_panel(ref)

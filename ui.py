@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from memstore.costs import price_for
+from memstore.embeddings import Embedder, embedder_from_settings
 from memstore.lessons import sends_fact_at
 from memstore.replay import replay
 
@@ -20,10 +21,12 @@ from memstore import (MEMORY_TYPES, Chat, ChatClient, FactSet, MemoryLabError, M
                       get_memory_type, open_store, select_facts)
 
 SETTING_NAMES = ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "OPENAI_TIMEOUT_S",
-                 "OPENAI_MAX_RETRIES", "OPENAI_CONTEXT_TOKENS", "MEMORYLAB_DATA_DIR", "MEMORYLAB_MAX_MESSAGE_CHARS")
+                 "OPENAI_MAX_RETRIES", "OPENAI_CONTEXT_TOKENS", "OPENAI_EMBEDDINGS_MODEL", "MEMORYLAB_DATA_DIR",
+                 "MEMORYLAB_MAX_MESSAGE_CHARS")
+DEFAULT_FACTS_BUDGET_TOKENS = 500
 PAGE_MESSAGES = 50
-SECTION_NAMES = {"system": "system prompt", "facts": "facts", "summary": "summary", "history": "history",
-                 "new_message": "new message"}
+SECTION_NAMES = {"system": "system prompt", "facts": "facts", "summary": "summary", "entities": "entities",
+                 "recalled": "recalled turns", "history": "history", "new_message": "new message"}
 ROLE_AVATARS = {"user": ":material/person:", "assistant": ":material/smart_toy:", "system": ":material/settings:"}
 FAILED_AVATAR = ":material/error:"
 
@@ -50,6 +53,17 @@ def _store(url: str) -> SqlStore:
 @st.cache_resource(show_spinner="Loading the model (once per server start)…")
 def _client(settings: Settings) -> ChatClient:
     return client_from_settings(settings)
+
+
+@st.cache_resource(show_spinner=False)
+def _embedder(model: str | None, api_key: str | None, base_url: str | None) -> Embedder:
+    return embedder_from_settings(model, api_key=api_key, base_url=base_url)
+
+
+def embedder() -> Embedder:
+    """The embedding model for retrieval memory: wordllama offline unless OPENAI_EMBEDDINGS_MODEL is set."""
+    settings = load_settings()
+    return _embedder(settings.embeddings_model, settings.api_key, settings.base_url)
 
 
 def resources() -> tuple[Settings, SqlStore, ChatClient]:
@@ -135,12 +149,19 @@ def set_session_facts(facts: dict[str, str]) -> None:
 
 
 def chat_for(ref: ConversationRef, store: SqlStore, client: ChatClient) -> Chat:
-    return Chat(temporary_store() if ref.temporary else store, client, user_id=user_id())
+    return Chat(temporary_store() if ref.temporary else store, client, user_id=user_id(), embedder=embedder(),
+                preferences=store)
 
 
-def current_facts(store: SqlStore) -> FactSet:
-    """Session facts and the user's stored preferences, merged as the next turn will see them."""
-    return select_facts(session_facts(), store.list_preferences(user_id()))
+def facts_budget() -> int:
+    return int(st.session_state.get("facts_budget", DEFAULT_FACTS_BUDGET_TOKENS))
+
+
+def current_facts(store: SqlStore, client: ChatClient | None = None) -> FactSet:
+    """Session facts and the user's stored preferences, merged as the next turn will see them, within the budget."""
+    counter = client.counter() if client is not None else None
+    return select_facts(session_facts(), store.list_preferences(user_id()), counter=counter,
+                        budget_tokens=facts_budget() if counter is not None else None)
 
 
 def open_conversation(ref: ConversationRef) -> None:
@@ -254,7 +275,8 @@ def run_replay(script, settings, facts: FactSet, store: SqlStore, client: ChatCl
         bar.progress(done / total, text=f"Replaying: {done} of {total} turn-and-type steps (summaries call the model)")
 
     try:
-        results = replay(script, settings, client, user_id=user_id(), facts=facts, cache=store, on_progress=progress)
+        results = replay(script, settings, client, user_id=user_id(), facts=facts, cache=store, on_progress=progress,
+                         embedder=embedder())
     finally:
         bar.empty()
     return results

@@ -6,13 +6,16 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from . import validation
 from .config import Limits
-from .errors import InvalidInput, LLMError
+from .embeddings import Embedder
+from .errors import ConfigError, InvalidInput, LLMError
+from .extraction import EntitiesUpdate, FactsUpdate, extract_facts, update_entities
 from .facts import FactSet
 from .llm import ChatClient, ReplyStream
-from .memory import HistoryReader, MemoryView, get_memory_type
+from .memory import HistoryReader, MemoryView, get_memory_type, group_turns
 from .payload import Payload, build_payload
 from .records import CallDraft, ChatMessage, Conversation, MemorySettings, Message, ModelCall, Usage
-from .store_api import TranscriptStore
+from .recall import LongTermMemory
+from .store_api import PreferenceStore, TranscriptStore
 from .summarizer import CallCache, SummaryUpdate, fold_pending
 from .tokens import message_tokens
 
@@ -41,6 +44,15 @@ class TurnResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True)
+class AfterTurn:
+    """What memory did after a turn: the summary fold, facts saved about the user, entity notes written."""
+
+    summary: SummaryUpdate | None = None
+    facts: FactsUpdate | None = None
+    entities: EntitiesUpdate | None = None
 
 
 class TurnRun:
@@ -111,6 +123,7 @@ class TurnRun:
             first_token_ms=reply.stopwatch.first_token_ms,
             error_kind=error.kind if error else None,
             error=error.message if error else None,
+            details=self.payload.details(),
         )
         message, call = chat.store.add_reply(
             chat.user_id, self.conversation.id, self.user_message.turn, text, status=status,
@@ -124,7 +137,8 @@ class Chat:
 
     def __init__(self, store: TranscriptStore, client: ChatClient, *, user_id: str, limits: Limits = Limits(),
                  fold_budget_tokens: int = DEFAULT_FOLD_BUDGET_TOKENS, params: Mapping[str, Any] | None = None,
-                 summary_cache: CallCache | None = None):
+                 summary_cache: CallCache | None = None, embedder: Embedder | None = None,
+                 preferences: PreferenceStore | None = None):
         self.store = store
         self.client = client
         self.user_id = validation.user_id(user_id)
@@ -133,15 +147,17 @@ class Chat:
         self.fold_budget_tokens = fold_budget_tokens
         self.params = {**client.default_params, **(params or {})}
         self.summary_cache = summary_cache
+        self.embedder = embedder  # retrieval memory: None means recall is unavailable
+        self.preferences = preferences  # automatic facts are saved here (never for a temporary chat)
 
     # -- reading ----------------------------------------------------------------------------
 
     def view(self, conversation: Conversation, *, through_turn: int, settings: MemorySettings | None = None,
-             explain: bool = True) -> MemoryView:
-        """What the memory holds for a turn after `through_turn`, under `settings` (default: saved)."""
+             explain: bool = True, query: str = "") -> MemoryView:
+        """What the memory holds for a turn after `through_turn` whose message is `query`, under `settings`."""
         settings = settings or conversation.settings
         memory = get_memory_type(settings.memory_type)
-        history = self._history(conversation, through_turn, explain=explain)
+        history = self._history(conversation, through_turn, explain=explain, query=query)
         return memory.view(history, settings, context_tokens=self.client.context_tokens)
 
     def preview(self, conversation_id: int, facts: FactSet, *, draft: str = "",
@@ -149,7 +165,7 @@ class Chat:
         """What the next turn would send under `settings`; writes nothing and calls no model."""
         conversation = self.store.get_conversation(self.user_id, conversation_id)
         settings = settings or conversation.settings
-        view = self.view(conversation, through_turn=conversation.last_turn, settings=settings)
+        view = self.view(conversation, through_turn=conversation.last_turn, settings=settings, query=draft)
         return build_payload(settings, view, facts, draft, self.counter, context_tokens=self.client.context_tokens)
 
     def count_request(self, messages: Sequence[ChatMessage]) -> tuple[int, ...]:
@@ -233,6 +249,27 @@ class Chat:
             return None
         return self._fold(conversation, conversation.last_turn)[1]
 
+    def after_turn(self, conversation_id: int, *, extract: bool = False) -> AfterTurn:
+        """After a turn: fold the summary if the type has one, save facts the user stated (when `extract` is on and
+        the chat is saved), and update entity notes under entity memory. Each step's calls go in the ledger."""
+        conversation = self.store.get_conversation(self.user_id, conversation_id)
+        memory = get_memory_type(conversation.settings.memory_type)
+        summary = self._fold(conversation, conversation.last_turn)[1] if memory.uses_summary else None
+        facts = entities = None
+        wants_facts = extract and self.preferences is not None and not self.store.temporary
+        if (wants_facts or memory.name == "entity") and conversation.last_turn:
+            last = group_turns(self.store.turns_between(self.user_id, conversation_id, conversation.last_turn,
+                                                        conversation.last_turn), self.counter)
+            turn = last[0] if last else None
+            if turn is not None and turn.reply is not None and self.preferences is not None and wants_facts:
+                facts = extract_facts(self.store, self.preferences, self.client, self.counter, user_id=self.user_id,
+                                      turn=turn, conversation_id=conversation_id, memory_type=memory.name,
+                                      limits=self.limits)
+            if turn is not None and turn.reply is not None and memory.name == "entity":
+                entities = update_entities(self.store, self.client, self.counter, user_id=self.user_id, turn=turn,
+                                           conversation_id=conversation_id, memory_type=memory.name)
+        return AfterTurn(summary, facts, entities)
+
     def update_settings(self, conversation_id: int, settings: MemorySettings) -> Conversation:
         """Switch type or sizes; it applies from the next turn and rewrites nothing stored."""
         return self.store.update_settings(self.user_id, conversation_id, settings)
@@ -242,25 +279,39 @@ class Chat:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _history(self, conversation: Conversation, through_turn: int, *, explain: bool = True) -> HistoryReader:
-        return HistoryReader(self.store, self.user_id, conversation.id, through_turn, self.counter, explain=explain)
+    def long_term(self, conversation_id: int, query: str = "") -> LongTermMemory:
+        """Recall and entities of one conversation, with `query` as the new message."""
+        return LongTermMemory(self.store, self.embedder, self.counter, self.user_id, conversation_id, query)
 
-    def _fold(self, conversation: Conversation, through_turn: int, *, explain: bool = True
+    def _history(self, conversation: Conversation, through_turn: int, *, explain: bool = True,
+                 query: str = "") -> HistoryReader:
+        return HistoryReader(self.store, self.user_id, conversation.id, through_turn, self.counter, explain=explain,
+                             long_term=self.long_term(conversation.id, query))
+
+    def _fold(self, conversation: Conversation, through_turn: int, *, explain: bool = True, query: str = ""
               ) -> tuple[MemoryView, SummaryUpdate | None]:
         """The memory's view after `through_turn`, folding pending turns into the summary first if needed."""
-        view = self.view(conversation, through_turn=through_turn, explain=explain)
+        view = self.view(conversation, through_turn=through_turn, explain=explain, query=query)
         if view.summary_pending is None:
             return view, None
         history = self._history(conversation, through_turn)
         update = fold_pending(self.store, self.client, history, view, budget_tokens=self.fold_budget_tokens,
                               cache=self.summary_cache)
-        return self.view(conversation, through_turn=through_turn, explain=explain), update
+        return self.view(conversation, through_turn=through_turn, explain=explain, query=query), update
 
     def _prepare(self, conversation: Conversation, message: Message, facts: FactSet) -> TurnRun:
         through = message.turn - 1
+        index_note: tuple[str, ...] = ()
+        if conversation.settings.memory_type == "retrieval" and self.embedder is not None:
+            try:  # embed the turns recall can reach that have no vector yet (each turn once, ever)
+                self.long_term(conversation.id).index(through)
+            except (LLMError, ConfigError) as exc:
+                index_note = (f"New turns could not be indexed for recall: {exc}",)
         # One read of what the request needs (the panel's extras come from preview), unless a fold happened.
-        view, update = self._fold(conversation, through, explain=False)
+        view, update = self._fold(conversation, through, explain=False, query=message.content)
         updates = [update] if update is not None else []
+        if index_note:
+            view = replace(view, notes=view.notes + index_note)
         if updates and updates[0].error is not None:
             view = replace(view, notes=view.notes + (f"The summary could not be updated: {updates[0].error.message}",))
         payload = build_payload(conversation.settings, view, facts, message.content, self.counter,

@@ -38,6 +38,7 @@ class Settings:
     max_retries: int = 1
     context_tokens: int | None = None
     local_model_path: Path | None = None
+    embeddings_model: str | None = None  # an OpenAI-compatible /v1/embeddings model; None: wordllama offline
     user_id: str = "local"
     limits: Limits = Limits()
 
@@ -57,6 +58,7 @@ class Settings:
             max_retries=_int(env, "OPENAI_MAX_RETRIES", 1),
             context_tokens=_int(env, "OPENAI_CONTEXT_TOKENS", 0) or None,
             local_model_path=Path(env["MEMORYLAB_LOCAL_MODEL"]) if env.get("MEMORYLAB_LOCAL_MODEL") else None,
+            embeddings_model=env.get("OPENAI_EMBEDDINGS_MODEL") or None,
             limits=Limits(max_message_chars=max_chars),
         )
 

@@ -6,8 +6,9 @@ from typing import Literal, Mapping, Sequence
 
 from . import validation
 from .config import Limits
-from .errors import NotFound
+from .errors import InvalidInput, NotFound
 from .records import Preference
+from .tokens import TokenCounter
 
 FactSource = Literal["session", "preference"]
 
@@ -23,15 +24,29 @@ class Fact:
 
 @dataclass(frozen=True)
 class FactSet:
-    """The facts injected into the system prompt, and those left out with the reason."""
+    """The facts injected into the system prompt, those left out with the reason, and the token budget."""
 
     injected: tuple[Fact, ...] = ()
     left_out: tuple[tuple[Fact, str], ...] = ()
+    budget_tokens: int | None = None  # None: no budget
+    used_tokens: int = 0
 
 
-def select_facts(session_facts: Mapping[str, str], preferences: Sequence[Preference]) -> FactSet:
-    """Enabled preferences then session facts; a session fact overrides a preference of the same key."""
-    injected: list[Fact] = []
+def fact_line(fact: Fact) -> str:
+    """A fact as it appears in the system prompt."""
+    return f"- {fact.key}: {fact.value}"
+
+
+def select_facts(session_facts: Mapping[str, str], preferences: Sequence[Preference], *,
+                 counter: TokenCounter | None = None, budget_tokens: int | None = None) -> FactSet:
+    """Enabled preferences then session facts; a session fact overrides a preference of the same key.
+
+    With a budget, facts are admitted newest first (session facts, then preferences by last
+    update) while their lines fit; the oldest that do not fit are left out and say so.
+    """
+    if budget_tokens is not None and (isinstance(budget_tokens, bool) or budget_tokens < 0):
+        raise InvalidInput("The facts budget must be 0 or more tokens.")
+    candidates: list[tuple[Fact, object]] = []
     left_out: list[tuple[Fact, str]] = []
     for pref in preferences:
         fact = Fact("preference", pref.key, pref.value)
@@ -40,9 +55,26 @@ def select_facts(session_facts: Mapping[str, str], preferences: Sequence[Prefere
         elif pref.key in session_facts:
             left_out.append((fact, "overridden by a session fact"))
         else:
-            injected.append(fact)
-    injected.extend(Fact("session", key, value) for key, value in session_facts.items())
-    return FactSet(tuple(injected), tuple(left_out))
+            candidates.append((fact, pref.updated_at))
+    candidates.extend((Fact("session", key, value), None) for key, value in session_facts.items())
+    if budget_tokens is None or counter is None:
+        injected = [fact for fact, _ in candidates]
+        used = sum(counter.count(fact_line(f)) for f in injected) if counter is not None else 0
+        return FactSet(tuple(injected), tuple(left_out), None, used)
+    # Newest first: session facts (this session, newest typed last), then preferences by last update.
+    newest_first = [c for c in reversed(candidates) if c[1] is None] + sorted(
+        (c for c in candidates if c[1] is not None), key=lambda c: c[1], reverse=True)  # type: ignore[arg-type, return-value]
+    admitted: set[int] = set()
+    used = 0
+    for fact, _ in newest_first:
+        cost = counter.count(fact_line(fact)) + 1  # the line break
+        if used + cost <= budget_tokens:
+            used += cost
+            admitted.add(id(fact))
+        else:
+            left_out.append((fact, f"over the {budget_tokens:,}-token budget (oldest left out first)"))
+    injected = tuple(fact for fact, _ in candidates if id(fact) in admitted)
+    return FactSet(injected, tuple(left_out), budget_tokens, used)
 
 
 def with_session_fact(facts: Mapping[str, str], key: str, value: str, limits: Limits = Limits(),

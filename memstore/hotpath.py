@@ -26,10 +26,11 @@ MESSAGE_COLUMNS = ("id", "conversation_id", "user_id", "seq", "turn", "role", "c
 READ_MESSAGE_COLUMNS = ("id", "conversation_id", "seq", "turn", "role", "content", "status", "tokens", "tokenizer",
                         "created_at", "error")  # Message's field order
 CONVERSATION_COLUMNS = ("id", "user_id", "title", "memory_type", "window_turns", "max_tokens", "system_prompt",
-                        "created_at", "updated_at", "last_seq", "last_turn", "message_count", "token_total")
+                        "created_at", "updated_at", "last_seq", "last_turn", "message_count", "token_total",
+                        "recall_turns", "recall_min_score", "recall_scope")
 SUMMARY_COLUMNS = ("id", "conversation_id", "memory_type", "text", "from_turn", "through_turn", "tokens",
                    "created_at", "call_id")
-JSON_CALL_COLUMNS = frozenset({"params", "request", "sections"})
+JSON_CALL_COLUMNS = frozenset({"params", "request", "sections", "details"})
 
 
 class _FileConnections:
@@ -184,7 +185,7 @@ class HotPath:
                                             f"({', '.join('?' for _ in columns)}) RETURNING id")
         json_columns = JSON_CALL_COLUMNS if table == "model_calls" else frozenset()
         dumps, stamp = json.dumps, self.stamp
-        adapted = [dumps(value) if column in json_columns else stamp(value) if isinstance(value, datetime) else value
+        adapted = [dumps(value) if column in json_columns and value is not None else stamp(value) if isinstance(value, datetime) else value
                    for column, value in values.items()]
         cursor.execute(sql, adapted)
         return cursor.fetchone()[0]

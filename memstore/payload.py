@@ -3,17 +3,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .facts import FactSet
+from .facts import FactSet, fact_line
 from .memory import MemoryView
 from .records import ChatMessage, MemorySettings
 from .tokens import TOKENS_PER_REPLY, TokenCounter, message_tokens
 
 FACTS_HEADER = "Known facts about the user (from memory):"
 SUMMARY_HEADER = "Summary of the earlier conversation:"
+RECALL_HEADER = "Earlier turns that may be relevant (recalled by similarity to the new message):"
+ENTITY_HEADER = "Notes on people, places and things the user mentions:"
 SECTION_LABELS = {
     "system": "System prompt",
     "facts": "Facts and preferences",
     "summary": "Summary",
+    "entities": "Entities",
+    "recalled": "Recalled turns",
     "history": "History",
     "new_message": "New message",
 }
@@ -57,11 +61,22 @@ class Payload:
     def tokens_by_section(self) -> dict[str, int]:
         return {s.name: s.tokens for s in self.sections}
 
+    def details(self) -> dict:
+        """What memory chose beyond the history, as plain data for the ledger: recall, entities, facts left out."""
+        out: dict = {}
+        if self.view.recall is not None:
+            out["recall"] = self.view.recall.details()
+        if self.view.entities is not None:
+            out["entities"] = self.view.entities.details()
+        if self.facts.left_out:
+            out["facts_left_out"] = [{"source": f.source, "key": f.key, "reason": why} for f, why in self.facts.left_out]
+        return out
+
 
 def facts_block(facts: FactSet) -> str:
     if not facts.injected:
         return ""
-    lines = [f"- {f.key}: {f.value}" for f in facts.injected]
+    lines = [fact_line(f) for f in facts.injected]
     return "\n\n" + FACTS_HEADER + "\n" + "\n".join(lines)
 
 
@@ -71,12 +86,31 @@ def summary_block(view: MemoryView) -> str:
     return "\n\n" + SUMMARY_HEADER + "\n" + view.summary.text.strip()
 
 
+def recall_block(view: MemoryView) -> str:
+    if view.recall is None or not view.recall.recalled:
+        return ""
+    parts = []
+    for recalled in view.recall.recalled:
+        where = "" if recalled.same_conversation else f" of “{recalled.conversation_title}”"
+        lines = "\n".join(f"{m.role}: {m.content}" for m in recalled.turn.chat_messages())
+        parts.append(f"[turn {recalled.turn.number}{where}]\n{lines}")
+    return "\n\n" + RECALL_HEADER + "\n" + "\n\n".join(parts)
+
+
+def entity_block(view: MemoryView) -> str:
+    if view.entities is None or not view.entities.injected:
+        return ""
+    return "\n\n" + ENTITY_HEADER + "\n" + "\n".join(f"- {e.name}: {e.summary}" for e in view.entities.injected)
+
+
 def build_payload(settings: MemorySettings, view: MemoryView, facts: FactSet, new_message: str,
                   counter: TokenCounter, *, context_tokens: int) -> Payload:
     """System prompt with facts and summary, then the history the memory chose, then the new message."""
     facts_text = facts_block(facts)
     summary_text = summary_block(view)
-    system_text = (settings.system_prompt.strip() + facts_text + summary_text).strip()
+    entity_text = entity_block(view)
+    recall_text = recall_block(view)
+    system_text = (settings.system_prompt.strip() + facts_text + summary_text + entity_text + recall_text).strip()
     messages: list[ChatMessage] = []
     if system_text:
         messages.append(ChatMessage("system", system_text))
@@ -90,6 +124,10 @@ def build_payload(settings: MemorySettings, view: MemoryView, facts: FactSet, ne
                 message_tokens(counter, prompt) if system_text else 0, 1 if prompt else 0),
         Section("facts", SECTION_LABELS["facts"], counter.count(facts_text), len(facts.injected)),
         Section("summary", SECTION_LABELS["summary"], counter.count(summary_text), 1 if summary_text else 0),
+        Section("entities", SECTION_LABELS["entities"], counter.count(entity_text),
+                len(view.entities.injected) if entity_text and view.entities else 0),
+        Section("recalled", SECTION_LABELS["recalled"], counter.count(recall_text),
+                len(view.recall.recalled) if recall_text and view.recall else 0),
         Section("history", SECTION_LABELS["history"], sum(message_tokens(counter, m.content) for m in history),
                 len(history)),
         Section("new_message", SECTION_LABELS["new_message"],

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 MessageStatus = Literal["complete", "partial", "failed"]
-CallPurpose = Literal["chat", "summary"]
+CallPurpose = Literal["chat", "summary", "facts", "entities"]
+RECALL_SCOPES = ("conversation", "all")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,9 @@ class MemorySettings:
     window_turns: int = 3
     max_tokens: int = 1_000
     system_prompt: str = "You are a helpful assistant."
+    recall_turns: int = 3  # retrieval: how many old turns to recall (top k)
+    recall_min_score: float = 0.3  # retrieval: cosine similarity a turn needs to be recalled
+    recall_scope: str = "conversation"  # retrieval: "conversation" or "all" of the user's conversations
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class CallDraft:
     first_token_ms: float | None = None
     error_kind: str | None = None
     error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # what memory did and why: recalled turns, facts left out
 
 
 CACHED_PURPOSES = frozenset({"summary", "facts", "entities"})  # calls a replay may reuse; chat calls are never reused
@@ -143,3 +148,47 @@ class ModelCall(CallDraft):
     id: int = 0
     user_id: str = ""
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredVector:
+    """A past turn's embedding as stored (float32 bytes, unit length)."""
+
+    conversation_id: int
+    turn: int
+    vector: bytes
+
+
+@dataclass(frozen=True)
+class PreferenceChange:
+    """One change to a preference: what it was, what it became, who changed it and from which turn."""
+
+    id: int
+    key: str
+    old_value: str | None  # None: the key did not exist
+    new_value: str | None  # None: the key was removed
+    source: str  # "auto" (extracted from a turn), "undo", "user"
+    conversation_id: int | None
+    turn: int | None
+    call_id: int | None
+    undoes: int | None
+    created_at: datetime
+
+    @property
+    def kind(self) -> str:
+        if self.source == "undo":
+            return "undone"
+        if self.old_value is None:
+            return "added"
+        return "removed" if self.new_value is None else "changed"
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A person, place or thing named in a conversation, with its current running summary."""
+
+    name: str
+    summary: str
+    turn: int  # the turn whose extraction wrote this version
+    versions: int
+    updated_at: datetime

@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Callable, Literal, Sequence
 
+from .embeddings import Embedder
 from .chat import Chat
 from .config import Limits
 from .errors import InvalidInput
@@ -97,23 +98,25 @@ def script_from_conversation(store: TranscriptStore, user_id: str, conversation_
 
 def replay(script: Sequence[ScriptTurn], settings: Sequence[MemorySettings], client: ChatClient, *,
            user_id: str, facts: FactSet = FactSet(), cache: CallCache | None = None,
-           on_progress: Callable[[int, int], None] | None = None) -> list[TypeReplay]:
+           on_progress: Callable[[int, int], None] | None = None,
+           embedder: Embedder | None = None) -> list[TypeReplay]:
     """Replay `script` once per settings; `on_progress(done, total)` after every turn of every type."""
     total = len(script) * len(settings)
     done = 0
     results = []
     for setting in settings:
-        chat = Chat(TemporaryStore(), client, user_id=user_id, summary_cache=cache)
+        chat = Chat(TemporaryStore(), client, user_id=user_id, summary_cache=cache, embedder=embedder)
         conv = chat.new_conversation("replay", setting)
         frames = []
         for number, turn in enumerate(script, 1):
             run = chat.replay_turn(conv.id, turn.user, turn.assistant, facts)
-            after = chat.update_memory(conv.id)
-            updates = [u for u in (*run.summary_updates, after) if u is not None]
+            after = chat.after_turn(conv.id)
+            updates = [u for u in (*run.summary_updates, after.summary) if u is not None]
+            entity_calls = (after.entities.call,) if after.entities is not None and after.entities.call else ()
             frames.append(Frame(
                 turn=number,
                 payload=run.payload,
-                summary_calls=tuple(u.call for u in updates if u.call is not None),
+                summary_calls=tuple(u.call for u in updates if u.call is not None) + entity_calls,
                 cached_summaries=sum(1 for u in updates if u.cached),
                 reply_tokens=chat.counter.count(turn.assistant),
             ))

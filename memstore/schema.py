@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text, true
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint, text, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -32,6 +33,9 @@ class ConversationRow(Base):
     last_turn: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     message_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     token_total: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    recall_turns: Mapped[int] = mapped_column(Integer, server_default=text("3"))
+    recall_min_score: Mapped[float] = mapped_column(Float, server_default=text("0.3"))
+    recall_scope: Mapped[str] = mapped_column(String(16), server_default=text("'conversation'"))
 
     __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
 
@@ -118,6 +122,7 @@ class ModelCallRow(Base):
     error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
@@ -126,3 +131,63 @@ class ModelCallRow(Base):
         Index("ix_model_calls_user_request_hash", "user_id", "request_hash",
               sqlite_where=text("request_hash IS NOT NULL"), postgresql_where=text("request_hash IS NOT NULL")),
     )
+
+
+class TurnVectorRow(Base):
+    """One embedding per past turn (the user's message and the reply that counts), computed once."""
+
+    __tablename__ = "turn_vectors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    turn: Mapped[int] = mapped_column(Integer)
+    embedder: Mapped[str] = mapped_column(String(200))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "embedder", "turn", name="uq_turn_vectors_conversation_embedder_turn"),
+        Index("ix_turn_vectors_user_embedder", "user_id", "embedder", "id"),
+    )
+
+
+class PreferenceChangeRow(Base):
+    """Every change to a preference, by the user, by automatic facts or by an undo: nothing is lost."""
+
+    __tablename__ = "preference_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(64))
+    old_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    new_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source: Mapped[str] = mapped_column(String(16))
+    conversation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    turn: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    call_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    undoes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_preference_changes_user_key", "user_id", "key", "id"),
+        Index("ix_preference_changes_user", "user_id", "id"),
+    )
+
+
+class EntityRow(Base):
+    """A version of an entity's running summary; the newest per name is current."""
+
+    __tablename__ = "entities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))
+    summary: Mapped[str] = mapped_column(Text)
+    turn: Mapped[int] = mapped_column(Integer)
+    call_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_entities_conversation_name", "conversation_id", "name_key", "id"),)

@@ -28,12 +28,18 @@ from .records import (
     Summary,
     Usage,
     CACHED_PURPOSES,
+    Entity,
+    PreferenceChange,
+    StoredVector,
     request_hash,
 )
-from .schema import ConversationRow, MessageRow, ModelCallRow, PreferenceRow, SummaryRow, utcnow
+from .schema import (ConversationRow, EntityRow, MessageRow, ModelCallRow, PreferenceChangeRow, PreferenceRow,
+                     SummaryRow, TurnVectorRow, utcnow)
 from .store_api import NewMessage
 
 MAX_PAGE = 500
+MAX_VECTOR_SCAN = 5_000  # turn vectors one recall may read
+MAX_ENTITIES = 200  # entities one read returns
 STATUSES = ("complete", "partial", "failed")
 
 
@@ -50,7 +56,8 @@ def _conversation(row: ConversationRow) -> Conversation:
         id=row.id,
         user_id=row.user_id,
         title=row.title,
-        settings=MemorySettings(row.memory_type, row.window_turns, row.max_tokens, row.system_prompt),
+        settings=MemorySettings(row.memory_type, row.window_turns, row.max_tokens, row.system_prompt,
+                                row.recall_turns, row.recall_min_score, row.recall_scope),
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
         message_count=row.message_count,
@@ -118,7 +125,13 @@ def _call(row: ModelCallRow) -> ModelCall:
         first_token_ms=row.first_token_ms,
         error_kind=row.error_kind,
         error=row.error,
+        details=dict(row.details or {}),
     )
+
+
+def _preference_change(row: PreferenceChangeRow) -> PreferenceChange:
+    return PreferenceChange(row.id, row.key, row.old_value, row.new_value, row.source, row.conversation_id, row.turn,
+                            row.call_id, row.undoes, _aware(row.created_at))
 
 
 def _draft_fields(call: CallDraft) -> dict:
@@ -152,6 +165,7 @@ def _call_values(user_id: str, call: CallDraft, now: datetime) -> dict[str, Any]
         error_kind=call.error_kind,
         error=call.error,
         request_hash=request_hash(call.model, call.request, call.params) if call.purpose in CACHED_PURPOSES else None,
+        details=dict(call.details) if call.details else None,
         created_at=now,
     )
 
@@ -263,6 +277,9 @@ class SqlStore:
                 window_turns=settings.window_turns,
                 max_tokens=settings.max_tokens,
                 system_prompt=settings.system_prompt,
+                recall_turns=settings.recall_turns,
+                recall_min_score=float(settings.recall_min_score),
+                recall_scope=settings.recall_scope,
                 created_at=now,
                 updated_at=now,
                 last_seq=0,
@@ -307,6 +324,9 @@ class SqlStore:
             row.window_turns = settings.window_turns
             row.max_tokens = settings.max_tokens
             row.system_prompt = settings.system_prompt
+            row.recall_turns = settings.recall_turns
+            row.recall_min_score = float(settings.recall_min_score)
+            row.recall_scope = settings.recall_scope
             session.flush()
             return _conversation(row)
 
@@ -517,6 +537,91 @@ class SqlStore:
             row = session.scalars(query).one_or_none()
             return _call(row) if row is not None else None
 
+    # -- turn vectors (retrieval memory) ---------------------------------------------------------
+
+    def add_turn_vectors(self, user_id: str, conversation_id: int, embedder: str,
+                         vectors: Sequence[tuple[int, bytes]]) -> int:
+        """Store embeddings of past turns, once each; a turn already stored for this embedder is skipped."""
+        if not vectors:
+            return 0
+        now = utcnow()
+        with self._tx(write=True) as session:
+            self._owned(session, user_id, conversation_id)
+            turns = [turn for turn, _ in vectors]
+            have = set(session.scalars(select(TurnVectorRow.turn).where(
+                TurnVectorRow.conversation_id == conversation_id, TurnVectorRow.embedder == embedder,
+                TurnVectorRow.turn >= min(turns), TurnVectorRow.turn <= max(turns))))
+            rows = [dict(user_id=user_id, conversation_id=conversation_id, turn=turn, embedder=embedder, vector=vector,
+                         created_at=now) for turn, vector in vectors if turn not in have]
+            if rows:
+                session.execute(insert(TurnVectorRow), rows)
+            return len(rows)
+
+    def vector_watermark(self, user_id: str, conversation_id: int, embedder: str) -> int:
+        """The newest turn of the conversation with a stored vector for this embedder (0 when none)."""
+        with self._hot.transaction(write=False) as cursor:
+            cursor.execute(self._hot.sql("SELECT MAX(turn) FROM turn_vectors WHERE conversation_id = ? AND user_id = ? "
+                                         "AND embedder = ?"), (conversation_id, user_id, embedder))
+            newest = cursor.fetchone()[0]
+            if newest is None:
+                self._hot.owned(cursor, user_id, conversation_id)
+        return newest or 0
+
+    def recent_vectors(self, user_id: str, embedder: str, *, conversation_id: int, before_turn: int,
+                       all_conversations: bool, limit: int) -> list[StoredVector]:
+        """The newest `limit` stored turn vectors: of this conversation before `before_turn`, or of all of the
+        user's conversations (this one still only before `before_turn`). One indexed, bounded read."""
+        if not 1 <= limit <= MAX_VECTOR_SCAN:
+            raise InvalidInput(f"A vector scan reads 1 to {MAX_VECTOR_SCAN:,} turns.")
+        hot = self._hot
+        with hot.transaction(write=False) as cursor:
+            hot.owned(cursor, user_id, conversation_id)
+            if all_conversations:
+                cursor.execute(hot.sql(
+                    "SELECT conversation_id, turn, vector FROM turn_vectors WHERE user_id = ? AND embedder = ? "
+                    "AND (conversation_id <> ? OR turn < ?) ORDER BY id DESC LIMIT ?"),
+                    (user_id, embedder, conversation_id, before_turn, int(limit)))
+            else:
+                cursor.execute(hot.sql(
+                    "SELECT conversation_id, turn, vector FROM turn_vectors WHERE conversation_id = ? AND user_id = ? "
+                    "AND embedder = ? AND turn < ? ORDER BY turn DESC LIMIT ?"),
+                    (conversation_id, user_id, embedder, before_turn, int(limit)))
+            return [StoredVector(c, t, bytes(v)) for c, t, v in cursor.fetchall()]
+
+    # -- entities (entity memory) ---------------------------------------------------------------
+
+    def add_entity_versions(self, user_id: str, conversation_id: int, updates: Sequence[tuple[str, str]], *,
+                            turn: int, call: CallDraft | None) -> tuple[list[Entity], ModelCall | None]:
+        """New versions of entity summaries from one turn, with the extraction call, in one transaction."""
+        cleaned = [(validation.entity_name(name), validation.entity_summary(summary)) for name, summary in updates]
+        now = utcnow()
+        with self._tx(write=True) as session:
+            self._owned(session, user_id, conversation_id)
+            call_row = _call_row(user_id, call, now) if call is not None else None
+            if call_row is not None:
+                session.add(call_row)
+                session.flush()
+            for name, summary in cleaned:
+                session.add(EntityRow(user_id=user_id, conversation_id=conversation_id, name=name,
+                                      name_key=name.casefold(), summary=summary, turn=turn,
+                                      call_id=call_row.id if call_row is not None else None, created_at=now))
+            session.flush()
+            saved = _call(call_row) if call_row is not None else None
+        keys = {name.casefold() for name, _ in cleaned}
+        return [e for e in self.list_entities(user_id, conversation_id) if e.name.casefold() in keys], saved
+
+    def list_entities(self, user_id: str, conversation_id: int, *, limit: int = MAX_ENTITIES) -> list[Entity]:
+        """Current entities of a conversation (newest version of each), most recently updated first."""
+        newest = (select(func.max(EntityRow.id).label("id"), func.count().label("versions"))
+                  .where(EntityRow.conversation_id == conversation_id, EntityRow.user_id == user_id)
+                  .group_by(EntityRow.name_key).subquery())
+        query = (select(EntityRow, newest.c.versions).join(newest, EntityRow.id == newest.c.id)
+                 .order_by(EntityRow.id.desc()).limit(limit))
+        with self._tx(write=False) as session:
+            self._owned(session, user_id, conversation_id)
+            return [Entity(row.name, row.summary, row.turn, versions, _aware(row.created_at))
+                    for row, versions in session.execute(query)]
+
     # -- preferences ----------------------------------------------------------------------------
 
     def list_preferences(self, user_id: str) -> list[Preference]:
@@ -578,6 +683,76 @@ class SqlStore:
                 elif row.value != value or bool(row.enabled) != enabled:
                     row.value, row.enabled, row.updated_at = value, enabled, now
         return self.list_preferences(user_id)
+
+    def apply_fact_changes(self, user_id: str, facts: Sequence[tuple[str, str]], *, conversation_id: int | None,
+                           turn: int | None, call_id: int | None) -> list[PreferenceChange]:
+        """Save extracted facts as preferences; each new or changed value is logged with what it replaced."""
+        validation.user_id(user_id)
+        cleaned: dict[str, str] = {}
+        for key, value in facts:
+            cleaned[validation.fact_key(key, self.limits)] = validation.fact_value(value, self.limits)
+        now = utcnow()
+        changes: list[PreferenceChangeRow] = []
+        with self._tx(write=True) as session:
+            existing = {row.key: row for row in session.scalars(select(PreferenceRow).where(
+                PreferenceRow.user_id == user_id, PreferenceRow.key.in_(list(cleaned))).with_for_update())}
+            new_keys = [k for k in cleaned if k not in existing]
+            if new_keys:
+                self._check_preference_room(session, user_id, adding=len(new_keys))
+            for key, value in cleaned.items():
+                row = existing.get(key)
+                if row is not None and row.value == value:
+                    continue  # already known: no change, no notice
+                old = row.value if row is not None else None
+                if row is None:
+                    session.add(PreferenceRow(user_id=user_id, key=key, value=value, enabled=True, updated_at=now))
+                else:
+                    row.value, row.updated_at = value, now
+                change = PreferenceChangeRow(user_id=user_id, key=key, old_value=old, new_value=value, source="auto",
+                                             conversation_id=conversation_id, turn=turn, call_id=call_id,
+                                             created_at=now)
+                session.add(change)
+                changes.append(change)
+            session.flush()
+            return [_preference_change(c) for c in changes]
+
+    def undo_preference_change(self, user_id: str, change_id: int) -> PreferenceChange:
+        """Put a preference back as it was before one change (removing it if the change added it), and log that."""
+        now = utcnow()
+        with self._tx(write=True) as session:
+            change = session.scalars(select(PreferenceChangeRow).where(
+                PreferenceChangeRow.id == change_id, PreferenceChangeRow.user_id == user_id)).one_or_none()
+            if change is None:
+                raise NotFound(f"No memory change {change_id}.")
+            row = session.scalars(select(PreferenceRow).where(
+                PreferenceRow.user_id == user_id, PreferenceRow.key == change.key).with_for_update()).one_or_none()
+            current = row.value if row is not None else None
+            if current != change.new_value:
+                raise InvalidInput(f"{change.key!r} has changed since; edit it on the Preferences page instead.")
+            if change.old_value is None:
+                if row is not None:
+                    session.delete(row)
+            elif row is None:
+                session.add(PreferenceRow(user_id=user_id, key=change.key, value=change.old_value, enabled=True,
+                                          updated_at=now))
+            else:
+                row.value, row.updated_at = change.old_value, now
+            undo = PreferenceChangeRow(user_id=user_id, key=change.key, old_value=current, new_value=change.old_value,
+                                       source="undo", conversation_id=change.conversation_id, turn=change.turn,
+                                       call_id=None, undoes=change.id, created_at=now)
+            session.add(undo)
+            session.flush()
+            return _preference_change(undo)
+
+    def preference_history(self, user_id: str, *, key: str | None = None, limit: int = 50) -> list[PreferenceChange]:
+        """Changes to the user's preferences, newest first (one key's, or all)."""
+        check_page(limit)
+        query = select(PreferenceChangeRow).where(PreferenceChangeRow.user_id == user_id)
+        if key is not None:
+            query = query.where(PreferenceChangeRow.key == key)
+        query = query.order_by(PreferenceChangeRow.id.desc()).limit(limit)
+        with self._tx(write=False) as session:
+            return [_preference_change(row) for row in session.scalars(query)]
 
     def _check_preference_room(self, session: Session, user_id: str, *, adding: int) -> None:
         count = session.scalar(select(func.count()).select_from(PreferenceRow).where(PreferenceRow.user_id == user_id))

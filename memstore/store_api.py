@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from .records import CallDraft, Conversation, MemorySettings, Message, MessageStatus, ModelCall, Preference, Summary
+from .records import (CallDraft, Conversation, Entity, MemorySettings, Message, MessageStatus, ModelCall, Preference,
+                      PreferenceChange, StoredVector, Summary)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,15 @@ class TranscriptStore(Protocol):
         limit: int = 50, offset: int = 0,
     ) -> list[ModelCall]: ...
 
+    def add_turn_vectors(self, user_id: str, conversation_id: int, embedder: str,
+                         vectors: Sequence[tuple[int, bytes]]) -> int: ...
+    def vector_watermark(self, user_id: str, conversation_id: int, embedder: str) -> int: ...
+    def recent_vectors(self, user_id: str, embedder: str, *, conversation_id: int, before_turn: int,
+                       all_conversations: bool, limit: int) -> list[StoredVector]: ...
+    def add_entity_versions(self, user_id: str, conversation_id: int, updates: Sequence[tuple[str, str]], *,
+                            turn: int, call: CallDraft | None) -> tuple[list[Entity], ModelCall | None]: ...
+    def list_entities(self, user_id: str, conversation_id: int, *, limit: int = 200) -> list[Entity]: ...
+
 
 class PreferenceStore(Protocol):
     """Per-user key/value facts kept in the database (custom memory)."""
@@ -98,3 +108,8 @@ class PreferenceStore(Protocol):
     def replace_preferences(
         self, user_id: str, rows: Sequence[tuple[str, str, bool]]
     ) -> list[Preference]: ...
+    def apply_fact_changes(self, user_id: str, facts: Sequence[tuple[str, str]], *, conversation_id: int | None,
+                           turn: int | None, call_id: int | None) -> list[PreferenceChange]: ...
+    def undo_preference_change(self, user_id: str, change_id: int) -> PreferenceChange: ...
+    def preference_history(self, user_id: str, *, key: str | None = None, limit: int = 50
+                           ) -> list[PreferenceChange]: ...

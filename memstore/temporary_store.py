@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from datetime import datetime
 from typing import Sequence
 
 from . import validation
 from .config import Limits
 from .memory import MEMORY_TYPES
 from .errors import InvalidInput, NotFound
-from .records import CallDraft, Conversation, MemorySettings, Message, MessageStatus, ModelCall, Summary
+from .records import (CallDraft, Conversation, Entity, MemorySettings, Message, MessageStatus, ModelCall, StoredVector,
+                      Summary)
 from .records import CACHED_PURPOSES
 from .records import request_hash as record_request_hash
 from .schema import utcnow
-from .sql_store import STATUSES, check_page
+from .sql_store import MAX_ENTITIES, MAX_VECTOR_SCAN, STATUSES, check_page
 from .store_api import NewMessage
 
 
@@ -30,6 +32,8 @@ class TemporaryStore:
         self._messages: dict[int, list[Message]] = {}
         self._summaries: dict[int, list[Summary]] = {}
         self._calls: list[ModelCall] = []
+        self._vectors: dict[tuple[int, str], dict[int, bytes]] = {}  # (conversation, embedder) -> turn -> vector
+        self._entities: dict[int, list[tuple[str, str, int, datetime]]] = {}  # conversation -> versions
         self._next_id = {"conversation": 0, "message": 0, "summary": 0, "call": 0}
 
     def _new_id(self, kind: str) -> int:
@@ -100,6 +104,8 @@ class TemporaryStore:
             del self._messages[conversation_id]
             del self._summaries[conversation_id]
             self._calls = [c for c in self._calls if c.conversation_id != conversation_id]
+            self._entities.pop(conversation_id, None)
+            self._vectors = {key: turns for key, turns in self._vectors.items() if key[0] != conversation_id}
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -225,6 +231,59 @@ class TemporaryStore:
             )
             self._summaries[conversation_id].append(summary)
             return summary, stored
+
+    # -- turn vectors and entities --------------------------------------------------------------
+
+    def add_turn_vectors(self, user_id: str, conversation_id: int, embedder: str,
+                         vectors: Sequence[tuple[int, bytes]]) -> int:
+        with self._lock:
+            self._owned(user_id, conversation_id)
+            stored = self._vectors.setdefault((conversation_id, embedder), {})
+            new = [(turn, vector) for turn, vector in vectors if turn not in stored]
+            stored.update(new)
+            return len(new)
+
+    def vector_watermark(self, user_id: str, conversation_id: int, embedder: str) -> int:
+        with self._lock:
+            self._owned(user_id, conversation_id)
+            return max(self._vectors.get((conversation_id, embedder), {}), default=0)
+
+    def recent_vectors(self, user_id: str, embedder: str, *, conversation_id: int, before_turn: int,
+                       all_conversations: bool, limit: int) -> list[StoredVector]:
+        if not 1 <= limit <= MAX_VECTOR_SCAN:
+            raise InvalidInput(f"A vector scan reads 1 to {MAX_VECTOR_SCAN:,} turns.")
+        with self._lock:
+            self._owned(user_id, conversation_id)
+            found = [StoredVector(conversation_id, turn, vector)
+                     for turn, vector in self._vectors.get((conversation_id, embedder), {}).items() if turn < before_turn]
+            if all_conversations:  # a temporary store holds only this session's conversations
+                found += [StoredVector(c, turn, vector) for (c, name), turns in self._vectors.items()
+                          if name == embedder and c != conversation_id and self._conversations[c].user_id == user_id
+                          for turn, vector in turns.items()]
+            found.sort(key=lambda v: (v.conversation_id == conversation_id, v.turn), reverse=True)
+            return found[:limit]
+
+    def add_entity_versions(self, user_id: str, conversation_id: int, updates: Sequence[tuple[str, str]], *,
+                            turn: int, call: CallDraft | None) -> tuple[list[Entity], ModelCall | None]:
+        cleaned = [(validation.entity_name(name), validation.entity_summary(summary)) for name, summary in updates]
+        with self._lock:
+            self._owned(user_id, conversation_id)
+            stored = self._store_call(user_id, call) if call is not None else None
+            now = utcnow()
+            self._entities.setdefault(conversation_id, []).extend((n, s, turn, now) for n, s in cleaned)
+        keys = {name.casefold() for name, _ in cleaned}
+        return [e for e in self.list_entities(user_id, conversation_id) if e.name.casefold() in keys], stored
+
+    def list_entities(self, user_id: str, conversation_id: int, *, limit: int = MAX_ENTITIES) -> list[Entity]:
+        with self._lock:
+            self._owned(user_id, conversation_id)
+            newest: dict[str, Entity] = {}
+            for name, summary, turn, created_at in self._entities.get(conversation_id, []):
+                key = name.casefold()
+                versions = newest[key].versions + 1 if key in newest else 1
+                newest.pop(key, None)  # re-insert: dict order becomes "most recently updated last"
+                newest[key] = Entity(name, summary, turn, versions, created_at)
+            return list(reversed(newest.values()))[:limit]
 
     # -- ledger ---------------------------------------------------------------------------------
 

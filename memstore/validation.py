@@ -5,8 +5,11 @@ import re
 
 from .config import Limits
 from .errors import InvalidInput
-from .records import MemorySettings
+from .records import RECALL_SCOPES, MemorySettings
 
+MAX_RECALL_TURNS = 20
+MAX_ENTITY_NAME_CHARS = 100
+MAX_ENTITY_SUMMARY_CHARS = 1_000
 _KEY_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]+$")
 
 
@@ -32,6 +35,23 @@ def message_text(text: object, limits: Limits) -> str:
             f"The message is {len(text):,} characters; the limit is {limits.max_message_chars:,}."
         )
     return text
+
+
+def entity_name(name: object) -> str:
+    """An entity's name: 1 to 100 printable characters, trimmed."""
+    if not isinstance(name, str) or not name.strip() or not _KEY_PATTERN.match(name.strip()):
+        raise InvalidInput("An entity needs a name of printable characters.")
+    if len(name.strip()) > MAX_ENTITY_NAME_CHARS:
+        raise InvalidInput(f"An entity name is at most {MAX_ENTITY_NAME_CHARS} characters.")
+    return name.strip()
+
+
+def entity_summary(summary: object) -> str:
+    """An entity's running summary: text without NUL bytes, at most 1,000 characters."""
+    if not isinstance(summary, str):
+        raise InvalidInput("An entity summary must be text.")
+    _no_nul(summary, "The entity summary")
+    return summary.strip()[:MAX_ENTITY_SUMMARY_CHARS]
 
 
 def fact_key(key: object, limits: Limits) -> str:
@@ -104,4 +124,13 @@ def memory_settings(settings: MemorySettings, known_types: frozenset[str], limit
     _no_nul(settings.system_prompt, "The system prompt")
     if len(settings.system_prompt) > limits.max_system_prompt_chars:
         raise InvalidInput(f"The system prompt is over {limits.max_system_prompt_chars:,} characters.")
+    if isinstance(settings.recall_turns, bool) or not isinstance(settings.recall_turns, int):
+        raise InvalidInput("The number of recalled turns must be a whole number.")
+    if not 0 <= settings.recall_turns <= MAX_RECALL_TURNS:
+        raise InvalidInput(f"Recall 0 to {MAX_RECALL_TURNS} turns.")
+    if isinstance(settings.recall_min_score, bool) or not isinstance(settings.recall_min_score, (int, float)) \
+            or not -1.0 <= settings.recall_min_score <= 1.0:
+        raise InvalidInput("The minimum recall score is a similarity from -1.0 to 1.0.")
+    if settings.recall_scope not in RECALL_SCOPES:
+        raise InvalidInput(f"Recall from {' or '.join(repr(s) for s in RECALL_SCOPES)}.")
     return settings

@@ -68,7 +68,7 @@ use_preferences = st.checkbox("Inject my stored preferences and session facts", 
 if not script:
     st.info("This conversation has no turns to replay.")
     st.stop()
-facts = ui.current_facts(store) if use_preferences else select_facts({}, [])
+facts = ui.current_facts(store, client) if use_preferences else select_facts({}, [])
 run_key = (source_key, int(k), int(max_tokens), tuple(chosen), facts, client.model)
 if st.button("Replay", type="primary", disabled=not chosen):
     try:

@@ -40,7 +40,9 @@ def test_replay_sends_exactly_what_a_live_chat_would(settings):
 def test_replay_never_calls_the_chat_model_and_summaries_are_counted():
     client = FakeClient()
     results = by_type(replay(SCRIPT, ALL, client, user_id="u"))
-    assert all(r[0].content.startswith("You keep a running summary") for r in client.requests)
+    memory_calls = ("You keep a running summary", "You keep short notes")  # summaries; entity memory's notes
+    assert all(r[0].content.startswith(memory_calls) for r in client.requests), "the chat model is never called"
+    assert results["entity"].summary_calls == 6
     assert results["summary"].summary_calls == 6 and results["summary"].summary_tokens > 0
     assert results["window"].summary_calls == 0 and results["buffer"].summary_tokens == 0
     assert results["buffer"].prompt_tokens > results["window"].prompt_tokens > results["none"].prompt_tokens

@@ -226,8 +226,12 @@ def test_every_public_store_function_scopes_to_its_user(store):
     draft = CallDraft(purpose="chat", conversation_id=conv.id, turn=1, memory_type="summary", model="m",
                       provider="p", host="h", params={}, request=(ChatMessage("user", "private question"),))
     store.record_call(ME, draft)
+    store.add_turn_vectors(ME, conv.id, "e", [(1, b"\x00" * 8)])
+    store.add_entity_versions(ME, conv.id, [("Oslo", "where the user lives")], turn=1, call=None)
+    change_id = None
     if hasattr(store, "set_preference"):
         store.set_preference(ME, "secret", "value")
+        change_id = store.apply_fact_changes(ME, [("city", "Oslo")], conversation_id=conv.id, turn=1, call_id=None)[0].id
     c = conv.id
     nothing = {  # method name: call with OTHER, and what "nothing" looks like (None means NotFound is raised)
         "create_conversation": None, "import_messages": lambda: store.import_messages(OTHER, c, []),
@@ -253,6 +257,15 @@ def test_every_public_store_function_scopes_to_its_user(store):
         "set_preference": None, "replace_preferences": None,  # they write only the caller's own rows
         "delete_preference": lambda: store.delete_preference(OTHER, "secret"),
         "close": None,
+        "add_turn_vectors": lambda: store.add_turn_vectors(OTHER, c, "e", [(1, b"\x01" * 8)]),
+        "vector_watermark": lambda: store.vector_watermark(OTHER, c, "e"),
+        "recent_vectors": lambda: store.recent_vectors(OTHER, "e", conversation_id=c, before_turn=9,
+                                                       all_conversations=True, limit=10),
+        "add_entity_versions": lambda: store.add_entity_versions(OTHER, c, [("Oslo", "x")], turn=1, call=None),
+        "list_entities": lambda: store.list_entities(OTHER, c),
+        "apply_fact_changes": None,  # writes only the caller's own rows
+        "undo_preference_change": lambda: store.undo_preference_change(OTHER, change_id),
+        "preference_history": (lambda: store.preference_history(OTHER), []),
     }
     public = {name for name in dir(store) if not name.startswith("_") and callable(getattr(store, name))
               and name not in ("open",)}
@@ -268,10 +281,13 @@ def test_every_public_store_function_scopes_to_its_user(store):
                 check()
     if hasattr(store, "replace_preferences"):
         store.replace_preferences(OTHER, [("secret", "theirs", True)])
-        assert [(p.key, p.value) for p in store.list_preferences(ME)] == [("secret", "value")]
+        assert [(p.key, p.value) for p in store.list_preferences(ME)] == [("city", "Oslo"), ("secret", "value")]
     assert [m.content for m in store.page(ME, c)] == ["private question", "private answer"]
     assert store.latest_summary(ME, c, "summary").text == "private summary"
     assert store.get_conversation(ME, c).title == "mine"
+    assert [(v.turn, v.vector) for v in store.recent_vectors(ME, "e", conversation_id=c, before_turn=9,
+                                                               all_conversations=True, limit=10)] == [(1, b"\x00" * 8)]
+    assert [(e.name, e.summary) for e in store.list_entities(ME, c)] == [("Oslo", "where the user lives")]
 
 
 def test_begin_turn_returns_the_conversation_as_it_stands_after_the_message(store):

@@ -86,11 +86,12 @@ def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
     by_type = dict(zip(totals["memory type"], totals["prompt tokens sent"]))
     assert by_type["Buffer (every turn)"] > by_type["Window (last k turns)"] > by_type["No memory"]
     assert dict(zip(totals["memory type"], totals["summary calls"]))["Summary"] >= 1
-    assert all(r["messages"][0]["content"].startswith("You keep a running summary") for r in env.requests)
+    assert all(r["messages"][0]["content"].startswith(("You keep a running summary", "You keep short notes"))
+               for r in env.requests), "only memory calls (summaries, entity notes), never the chat model"
     survival = frames[("memory type", "what happened")]
     sections = frames[("memory type", "system prompt")]
-    assert (sections["total"] == sections[["system prompt", "facts", "summary", "history", "new message"]]
-            .sum(axis=1)).all()
+    assert (sections["total"] == sections[["system prompt", "facts", "summary", "entities", "recalled turns",
+                                           "history", "new message"]].sum(axis=1)).all()
     assert dict(zip(survival["memory type"], survival["what happened"]))["Window (last k turns)"].startswith("evicted")
     assert any("Hi! My name is Alice." in c.value for c in at.code)  # the buffer's payload at the last turn
     calls_before = len(env.requests)

@@ -4,11 +4,14 @@ from __future__ import annotations
 from ..errors import InvalidInput
 from .base import DroppedTurn, MemoryType, MemoryView
 from .history import HistoryReader, TurnView, group_turns
-from .types import BufferMemory, NoMemory, SummaryBufferMemory, SummaryMemory, TokenWindowMemory, WindowMemory
+from .longterm import EntityReport, LongTerm, RecalledTurn, RecallReport
+from .types import (BufferMemory, EntityMemory, NoMemory, RetrievalMemory, SummaryBufferMemory, SummaryMemory,
+                    TokenWindowMemory, WindowMemory)
 
 MEMORY_TYPES: dict[str, MemoryType] = {
     t.name: t
-    for t in (NoMemory(), BufferMemory(), WindowMemory(), TokenWindowMemory(), SummaryMemory(), SummaryBufferMemory())
+    for t in (NoMemory(), BufferMemory(), WindowMemory(), TokenWindowMemory(), SummaryMemory(), SummaryBufferMemory(),
+              RetrievalMemory(), EntityMemory())
 }
 
 
@@ -21,6 +24,6 @@ def get_memory_type(name: str) -> MemoryType:
 
 
 __all__ = [
-    "MEMORY_TYPES", "DroppedTurn", "HistoryReader", "MemoryType", "MemoryView", "TurnView", "get_memory_type",
-    "group_turns",
+    "MEMORY_TYPES", "DroppedTurn", "EntityReport", "HistoryReader", "LongTerm", "MemoryType", "MemoryView",
+    "RecallReport", "RecalledTurn", "TurnView", "get_memory_type", "group_turns",
 ]

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from ..records import MemorySettings, Summary
 from .history import HistoryReader, TurnView
+from .longterm import EntityReport, RecallReport
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class MemoryView:
     dropped_count: int = 0
     dropped_recent: tuple[DroppedTurn, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    recall: RecallReport | None = None
+    entities: EntityReport | None = None
 
     @property
     def history_range(self) -> tuple[int, int] | None:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..records import ChatMessage, Message, Summary
 from ..store_api import TranscriptStore
 from ..tokens import TokenCounter, message_tokens
+
+if TYPE_CHECKING:
+    from .longterm import LongTerm
 
 FIRST_BATCH_TURNS = 8
 MAX_BATCH_TURNS = 256
@@ -58,8 +61,9 @@ class HistoryReader:
     """Past turns of one conversation up to `through_turn`, read in bounded, indexed slices."""
 
     def __init__(self, store: TranscriptStore, user_id: str, conversation_id: int, through_turn: int,
-                 counter: TokenCounter, *, explain: bool = True):
+                 counter: TokenCounter, *, explain: bool = True, long_term: "LongTerm | None" = None):
         self.explain = explain  # False on a turn's own path: read only what the request needs, not the panel's extras
+        self.long_term = long_term  # recall and entities, when the chat has them
         self.store = store
         self.user_id = user_id
         self.conversation_id = conversation_id

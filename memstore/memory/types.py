@@ -162,3 +162,54 @@ class SummaryBufferMemory:
             self.name, turns=tuple(kept), summary=summary, summary_pending=pending, dropped_count=never,
             notes=tail_notes + notes,
         )
+
+
+def _window(history: HistoryReader, k: int) -> tuple[list[TurnView], int, tuple[DroppedTurn, ...]]:
+    """The last k turns, the first turn kept, and the newest turns that fell out (for the panel)."""
+    first_kept = history.through_turn - k + 1 if k > 0 else history.through_turn + 1
+    read = history.turns(first_kept - (DROPPED_SHOWN if history.explain else 0), history.through_turn)
+    kept = [t for t in read if t.number >= first_kept]
+    older = tuple(DroppedTurn(t, t.number + k + 1) for t in reversed([t for t in read if t.number < first_kept]))
+    return kept, first_kept, older
+
+
+@dataclass(frozen=True)
+class RetrievalMemory:
+    name: str = "retrieval"
+    label: str = "Retrieval (window + recalled turns)"
+    explanation: str = ("Sends the last k turns, plus the older turns most similar in meaning to your new message "
+                        "(top k above a minimum score), from this conversation or all of yours.")
+    uses_summary: bool = False
+
+    def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
+        kept, first_kept, older = _window(history, settings.window_turns)
+        notes = [f"Short-term: the last {settings.window_turns} turn{'s' if settings.window_turns != 1 else ''}."]
+        recall = None
+        if history.long_term is None:
+            notes.append("Recall is unavailable: no embedding model is set up.")
+        else:
+            recall = history.long_term.recall(settings, before_turn=max(1, first_kept))
+            notes.extend(recall.notes)
+        return MemoryView(self.name, turns=tuple(kept), dropped_count=max(0, first_kept - 1), dropped_recent=older,
+                          notes=tuple(notes), recall=recall)
+
+
+@dataclass(frozen=True)
+class EntityMemory:
+    name: str = "entity"
+    label: str = "Entity (window + what is known about names)"
+    explanation: str = ("Sends the last k turns, plus a running summary of each person, place or thing your new "
+                        "message mentions; the summaries are updated by a model call after each turn.")
+    uses_summary: bool = False
+
+    def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
+        kept, first_kept, older = _window(history, settings.window_turns)
+        notes = [f"Short-term: the last {settings.window_turns} turn{'s' if settings.window_turns != 1 else ''}."]
+        entities = None
+        if history.long_term is None:
+            notes.append("Entities are unavailable here.")
+        else:
+            entities = history.long_term.entities()
+            notes.extend(entities.notes)
+        return MemoryView(self.name, turns=tuple(kept), dropped_count=max(0, first_kept - 1), dropped_recent=older,
+                          notes=tuple(notes), entities=entities)

@@ -1,0 +1,113 @@
+"""Text embeddings for retrieval memory: wordllama offline by default, an OpenAI-compatible endpoint when set."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, LLMError
+
+WORDLLAMA_DIMS = 256
+MAX_EMBED_BATCH = 256  # texts per request to a remote endpoint
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length float32 rows; `name` identifies the vector space stored with them."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (zero rows stay zero), so a dot product is the cosine similarity."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    """A unit vector as stored: float16, half the bytes of float32 and far finer than cosine ranking needs."""
+    return np.asarray(vector, dtype=np.float16).tobytes()
+
+
+def from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
+    """Stored vectors back as one float32 matrix."""
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), -1).astype(np.float32)
+
+
+class WordLlamaEmbedder:
+    """wordllama's 256-dimension static embeddings, loaded from the wheel's own files with downloads off."""
+
+    name = f"wordllama:l2_supercat_{WORDLLAMA_DIMS}"
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                try:
+                    import wordllama
+                    from wordllama import WordLlama
+                except ImportError:
+                    raise ConfigError("Retrieval memory needs the wordllama package; run ./install.sh.") from None
+                folder = Path(wordllama.__file__).resolve().parent
+                try:
+                    # 0.4.0 looks for its tokenizer in the wrong folder and would then download it:
+                    # pointing the cache at the package folder with downloads off loads the bundled files.
+                    self._model = WordLlama.load(dim=WORDLLAMA_DIMS, cache_dir=folder, disable_download=True)
+                except (OSError, ValueError, FileNotFoundError) as exc:
+                    raise ConfigError(f"wordllama's bundled model could not be loaded: {exc}") from None
+            return self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, WORDLLAMA_DIMS), dtype=np.float32)
+        return unit_rows(self._load().embed(list(texts), norm=True))
+
+
+class OpenAIEmbedder:
+    """An OpenAI-compatible /v1/embeddings endpoint (OpenAI, Ollama, vLLM, LM Studio, llama.cpp)."""
+
+    def __init__(self, model: str, *, api_key: str | None, base_url: str | None, timeout_s: float = 60.0):
+        from openai import OpenAI
+
+        self.model = model
+        host = base_url or "https://api.openai.com/v1"
+        self.name = f"openai:{model}@{host}"
+        self._client = OpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s, max_retries=1)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import openai
+
+        rows: list[list[float]] = []
+        try:
+            for start in range(0, len(texts), MAX_EMBED_BATCH):
+                batch = list(texts[start:start + MAX_EMBED_BATCH])
+                response = self._client.embeddings.create(model=self.model, input=batch)
+                ordered = sorted(response.data, key=lambda item: item.index)
+                if len(ordered) != len(batch):
+                    raise LLMError("bad_response", f"The embeddings endpoint returned {len(ordered)} vectors for "
+                                                   f"{len(batch)} texts.")
+                rows.extend(item.embedding for item in ordered)
+        except openai.APIConnectionError:
+            raise LLMError("connection", "The embeddings endpoint could not be reached.") from None
+        except openai.APIStatusError as exc:
+            raise LLMError("http", f"The embeddings endpoint answered HTTP {exc.status_code}.") from None
+        except openai.OpenAIError as exc:
+            raise LLMError("bad_response", f"The embeddings request failed: {exc}") from None
+        return unit_rows(np.array(rows, dtype=np.float32)) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
+def embedder_from_settings(model: str | None, *, api_key: str | None, base_url: str | None,
+                           timeout_s: float = 60.0) -> Embedder:
+    """The remote endpoint when an embeddings model is configured, else wordllama offline."""
+    if model:
+        return OpenAIEmbedder(model, api_key=api_key, base_url=base_url, timeout_s=timeout_s)
+    return WordLlamaEmbedder()
