@@ -11,6 +11,7 @@ from memstore import (MEMORY_TYPES, Chat, Conversation, FactSet, InvalidInput, M
                       NotFound, TurnRun, get_memory_type, with_session_fact, without_session_fact)
 from memstore.costs import price_for, shipped_prices
 from memstore.hints import hints
+from memstore.validation import MAX_RECALL_TURNS
 from ui import ConversationRef
 
 settings, store, client, USER = ui.start_page("Memory Lab")
@@ -91,6 +92,11 @@ def sidebar_conversations() -> None:
             st.rerun()
 
 
+def auto_facts_on() -> bool:
+    """Automatic facts: on by default with a real model, off with the bundled tiny one (it invents facts)."""
+    return bool(st.session_state.get("auto_facts", client.provider not in ("local", "none")))
+
+
 def sidebar_memory() -> None:
     st.subheader("Memory")
     saved = conversation.settings
@@ -100,18 +106,39 @@ def sidebar_memory() -> None:
     st.caption(ui.explain_type(memory_type))
     window_turns = st.number_input(
         "Window size k (turns)", min_value=0, max_value=settings.limits.max_window_turns, step=1,
-        value=saved.window_turns, key=f"window_turns_{ref.slug}", disabled=memory_type != "window",
-        help="A turn is one message of yours and its reply, so k turns = 2k messages.")
+        value=saved.window_turns, key=f"window_turns_{ref.slug}",
+        disabled=memory_type not in ("window", "retrieval", "entity"),
+        help="A turn is one message of yours and its reply, so k turns = 2k messages. Retrieval and entity memory "
+             "use it for their short-term part.")
     st.caption(f"k = {window_turns} turns = {2 * window_turns} messages")
     max_tokens = st.number_input(
         "Token limit (history)", min_value=1, max_value=settings.limits.max_token_limit, step=100,
         value=saved.max_tokens, key=f"max_tokens_{ref.slug}",
         disabled=memory_type not in ("token_window", "summary_buffer"),
         help="Token window and summary + buffer keep the newest whole turns that fit this many tokens.")
+    recall_turns, min_score, scope = saved.recall_turns, saved.recall_min_score, saved.recall_scope
+    if memory_type == "retrieval":
+        recall_turns = st.number_input("Recall top k (old turns)", min_value=0, max_value=MAX_RECALL_TURNS, step=1,
+                                       value=saved.recall_turns, key=f"recall_turns_{ref.slug}",
+                                       help="How many older turns, most similar to your new message, are added.")
+        min_score = st.slider("Minimum similarity", -1.0, 1.0, float(saved.recall_min_score), 0.05,
+                              key=f"recall_min_{ref.slug}",
+                              help="Cosine similarity a turn needs to be recalled; the panel shows near misses.")
+        scope = "all" if st.toggle("Recall from all my conversations", value=saved.recall_scope == "all",
+                                   key=f"recall_scope_{ref.slug}") else "conversation"
     with st.expander("System prompt"):
         system_prompt = st.text_area("System prompt", value=saved.system_prompt, key=f"system_prompt_{ref.slug}",
                                      label_visibility="collapsed")
-    wanted = MemorySettings(memory_type, int(window_turns), int(max_tokens), system_prompt)
+    st.toggle("Save facts about me automatically", key="auto_facts", value=auto_facts_on(), disabled=ref.temporary,
+              help="After each turn a model call looks for facts you state about yourself and saves new or changed "
+                   "ones as preferences, with a notice and an undo. Never in a temporary chat. Off by default with "
+                   "the bundled tiny model, which invents facts.")
+    st.number_input("Facts budget (tokens)", min_value=0, max_value=20_000, step=50, key="facts_budget",
+                    value=ui.facts_budget(),
+                    help="Preferences and session facts injected into the system prompt stop at this many tokens; "
+                         "the oldest are left out first.")
+    wanted = MemorySettings(memory_type, int(window_turns), int(max_tokens), system_prompt, int(recall_turns),
+                            float(min_score), scope)
     if wanted != saved:
         try:
             chat.update_settings(ref.id, wanted)
@@ -229,17 +256,55 @@ def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
             st.error(f"{result.error.message}{kept}", icon=":material/error:")
             st.button("Retry", icon=":material/refresh:", on_click=request_retry, key="retry_after_error")
             return
-    if get_memory_type(conversation.settings.memory_type).uses_summary:
-        with st.spinner("Updating the summary…"):
+    memory = get_memory_type(conversation.settings.memory_type)
+    extract = auto_facts_on() and not ref.temporary
+    if memory.uses_summary or memory.name == "entity" or extract:
+        with st.spinner("Updating memory…"):
             try:
-                update = chat.update_memory(ref.id)
+                after = chat.after_turn(ref.id, extract=extract)
             except MemoryLabError as exc:
-                ui.show_error(exc, what="Summary not updated: ")
+                ui.show_error(exc, what="Memory not updated: ")
                 return
-        if update is not None and update.error is not None:
-            st.warning(f"The summary could not be updated: {update.error.message} It will catch up next turn.")
-            return
+        problems = []
+        if after.summary is not None and after.summary.error is not None:
+            problems.append(f"The summary could not be updated: {after.summary.error.message} "
+                            "It will catch up next turn.")
+        if after.entities is not None and after.entities.error:
+            problems.append(f"Entity notes were not updated: {after.entities.error}")
+        if after.facts is not None and after.facts.error:
+            problems.append(f"No facts were saved this turn: {after.facts.error}")
+        if after.facts is not None and after.facts.changes:
+            st.session_state.memory_notice = list(after.facts.changes)
+        st.session_state.memory_problems = problems  # shown under the transcript after the redraw
     st.rerun()  # redraw header, transcript and panel from what was stored
+
+
+def undo_change(change_id: int) -> None:
+    try:
+        store.undo_preference_change(USER, change_id)
+        st.session_state.memory_notice = [c for c in st.session_state.get("memory_notice", []) if c.id != change_id]
+        st.toast("Undone.", icon=":material/undo:")
+    except MemoryLabError as exc:
+        st.session_state.undo_error = str(exc)
+
+
+def memory_notice() -> None:
+    """'Memory updated': each fact saved about the user after the last turn, with an undo."""
+    if error := st.session_state.pop("undo_error", None):
+        st.error(f"Not undone: {error}", icon=":material/error:")
+    for problem in st.session_state.pop("memory_problems", []):
+        st.warning(problem, icon=":material/warning:")
+    changes = st.session_state.get("memory_notice") or []
+    if not changes:
+        return
+    with st.container(border=True):
+        left, right = st.columns([6, 1], vertical_alignment="center")
+        left.markdown(":material/bookmark_added: **Memory updated**")
+        right.button("Dismiss", key="dismiss_notice", on_click=lambda: st.session_state.pop("memory_notice", None))
+        for change in changes:
+            text, button = st.columns([6, 1], vertical_alignment="center")
+            text.markdown(ui.change_sentence(change))
+            button.button("Undo", key=f"undo_{change.id}", on_click=undo_change, args=(change.id,))
 
 
 # -- the memory panel ----------------------------------------------------------------------------
@@ -313,9 +378,15 @@ def render_timeline(panel_chat: Chat, conv: Conversation, ref: ConversationRef) 
         st.caption(f"Turn {turn} · {ui.memory_label(call.memory_type)} · sent {sent} · {ui.call_summary(call)}")
         if call.sections:
             st.caption(" · ".join(f"{ui.SECTION_NAMES.get(k, k)} {v:,}" for k, v in call.sections.items()))
+        for line in ui.details_lines(call.details):
+            st.caption(line)
         ui.render_request(call.request, panel_chat.count_request(call.request), key=f"timeline_{call.id}")
         st.markdown("**Reply**")
         st.code(call.reply or "(none)", language=None, wrap_lines=True)
+    for call in (c for c in calls if c.purpose in ("facts", "entities")):
+        st.caption(f"{'Facts' if call.purpose == 'facts' else 'Entity notes'} call after turn {turn}: "
+                   f"{ui.call_summary(call)}")
+        st.code(call.reply or call.error or "(none)", language=None, wrap_lines=True)
     for call in (c for c in calls if c.purpose == "summary"):
         st.caption(f"Summary call after turn {turn} (folded turns {call.history_from_turn}–{call.history_to_turn}):"
                    f" {ui.call_summary(call)}")
@@ -350,10 +421,39 @@ def render_holdings(payload, conv: Conversation) -> None:
                     else "no longer fits")
             user_text = dropped.turn.user.content if dropped.turn.user else ""
             st.caption(f"~~Turn {dropped.turn.number}~~ · {left} · {ui.turn_preview(user_text, 80)}")
+    render_recall(payload.view.recall)
+    render_entities(payload.view.entities)
     render_facts(payload.facts)
 
 
+def render_recall(recall) -> None:
+    """Recalled turns with their score and why each was picked; near misses under the minimum."""
+    if recall is None:
+        return
+    st.markdown(f"**Recalled: {len(recall.recalled)} of top {recall.top_k}** "
+                f"(min similarity {recall.min_score:.2f}, {recall.searched:,} turns searched)")
+    for recalled in recall.recalled:
+        with st.container(border=True):
+            st.caption(f":material/manage_search: {recalled.why(recall.min_score)} · {recalled.turn.tokens:,} tokens")
+            st.text("\n".join(f"{m.role}: {ui.turn_preview(m.content)}" for m in recalled.turn.chat_messages()))
+    if recall.missed:
+        st.caption("Just missed: " + ", ".join(f"turn {turn} ({score:.2f})" for _, turn, score in recall.missed))
+
+
+def render_entities(entities) -> None:
+    """The conversation's entity notes; the ones the next message names are injected."""
+    if entities is None or not entities.known:
+        return
+    injected = {e.name for e in entities.injected}
+    st.markdown(f"**Entities: {len(entities.known)} known, {len(injected)} injected**")
+    st.dataframe([{"injected": e.name in injected, "entity": e.name, "note": e.summary, "updated at turn": e.turn,
+                   "versions": e.versions} for e in entities.known], hide_index=True, width="stretch")
+
+
 def render_facts(facts: FactSet) -> None:
+    if facts.budget_tokens is not None:
+        fill = facts.used_tokens / facts.budget_tokens if facts.budget_tokens else 1.0
+        st.progress(min(fill, 1.0), text=f"Facts budget: {facts.used_tokens:,} of {facts.budget_tokens:,} tokens")
     if facts.injected:
         st.markdown("**Facts injected into the system prompt**")
         st.dataframe([{"source": f.source, "key": f.key, "value": f.value} for f in facts.injected],
@@ -392,6 +492,7 @@ chat_column, panel_column = st.columns([3, 2], gap="large") if show_panel else (
 prompt = st.chat_input("Message Memory Lab", max_chars=settings.limits.max_message_chars)
 with chat_column:
     transcript()
+    memory_notice()
     if prompt:
         run_turn(lambda: chat.send(ref.id, prompt, ui.current_facts(store, client)), prompt)
     elif st.session_state.pop("retry_requested", False):

@@ -176,6 +176,40 @@ def show_error(exc: MemoryLabError, *, what: str = "") -> None:
 
 # -- rendering ---------------------------------------------------------------------------------
 
+def change_sentence(change) -> str:
+    """One line for a preference change: what it was, what it became, from which turn."""
+    key = f"**{as_plain_markdown(change.key)}**"
+    old = as_plain_markdown(change.old_value or "")
+    new = as_plain_markdown(change.new_value or "")
+    where = f" (turn {change.turn})" if change.turn else ""
+    if change.kind == "added":
+        return f"Saved {key}: {new}{where}"
+    if change.kind == "removed":
+        return f"Removed {key} (was {old}){where}"
+    if change.kind == "undone":
+        return f"Undid a change to {key}: back to {new or '(removed)'}"
+    return f"Changed {key}: {old} → {new}{where}"
+
+
+def details_lines(details: dict) -> list[str]:
+    """A ledger row's memory details as short lines: which turns were recalled and why, entities, facts left out."""
+    lines = []
+    recall = details.get("recall")
+    if recall:
+        picked = ", ".join(f"turn {r['turn']}" + ("" if r["same_conversation"] else f" of “{r['conversation_title']}”")
+                           + f" ({r['score']:.2f}, #{r['rank']})" for r in recall.get("recalled", []))
+        lines.append(f"Recalled {picked or 'nothing'} · min {recall['min_score']:.2f} · searched {recall['searched']:,}")
+        if recall.get("missed"):
+            lines.append("Just missed: " + ", ".join(f"turn {m['turn']} ({m['score']:.2f})" for m in recall["missed"]))
+    entities = details.get("entities")
+    if entities:
+        names = ", ".join(e["name"] for e in entities.get("injected", []))
+        lines.append(f"Entities injected: {names or 'none'} (of {entities.get('known', 0)} known)")
+    for left in details.get("facts_left_out", []):
+        lines.append(f"Fact left out: {left['key']} ({left['reason']})")
+    return lines
+
+
 def memory_label(name: str) -> str:
     return MEMORY_TYPES[name].label if name in MEMORY_TYPES else name
 

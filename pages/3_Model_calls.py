@@ -1,4 +1,4 @@
-"""Model calls: the ledger of every chat and summary call, exactly as made."""
+"""Model calls: the ledger of every chat, summary, facts and entity call, exactly as made."""
 from __future__ import annotations
 
 import pandas as pd
@@ -18,7 +18,7 @@ titles = {c.id: c.title for c in conversations}
 left, mid, right = st.columns([3, 1, 1])
 chosen = left.selectbox("Conversation", [None, *titles],
                         format_func=lambda i: "All conversations" if i is None else f"{titles[i]} (#{i})")
-purpose = mid.selectbox("Kind", [None, "chat", "summary"], format_func=lambda p: p or "All")
+purpose = mid.selectbox("Kind", [None, "chat", "summary", "facts", "entities"], format_func=lambda p: p or "All")
 page = right.number_input("Page", min_value=1, value=1, step=1)
 calls = store.list_calls(USER, conversation_id=chosen, purpose=purpose, limit=PAGE, offset=(page - 1) * PAGE)
 if not calls:

@@ -23,6 +23,13 @@ class FakeOpenAIServer:
     ("garbage",), ("sleep", seconds).
     """
 
+    MEMORY_CALLS = ("You pick out lasting facts", "You keep short notes", "You keep a running summary")
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """Requests of the chat itself, without memory calls (facts, entity notes, summaries)."""
+        return [r for r in self.requests if not r["messages"][0]["content"].startswith(self.MEMORY_CALLS)]
+
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []

@@ -73,9 +73,9 @@ def test_switching_type_and_k_updates_the_panel_without_sending(env):
     at = app()
     for text in ["My name is Alice", "I like tea", "I live in Oslo"]:
         at = send(at, text)
-    sent_before = len(env.requests)
+    sent_before = len(env.chat_requests)
     at.number_input(key=f"window_turns_{S1}").set_value(1).run()
-    assert len(env.requests) == sent_before  # nothing was sent
+    assert len(env.chat_requests) == sent_before  # nothing was sent
     text = captions(at)
     assert "k = 1 turns = 2 messages" in text
     assert "~~Turn 2~~ · out of the window since turn 4" in text
@@ -85,7 +85,7 @@ def test_switching_type_and_k_updates_the_panel_without_sending(env):
     at.selectbox(key=f"memory_type_{S1}").set_value("buffer").run()
     assert "Fell out" not in "\n".join(m.value for m in at.markdown)
     assert "In memory: 3 turns" in "\n".join(m.value for m in at.markdown)
-    assert len(env.requests) == sent_before
+    assert len(env.chat_requests) == sent_before
 
 
 def test_a_failed_reply_keeps_the_message_and_retry_recovers(env):
@@ -97,7 +97,7 @@ def test_a_failed_reply_keeps_the_message_and_retry_recovers(env):
     retry[0].click().run()
     assert not at.exception
     assert bubbles(at)[-1] == "echo: Are you there?"
-    assert [m["content"] for m in env.requests[-1]["messages"] if m["role"] == "user"] == ["Are you there?"]
+    assert [m["content"] for m in env.chat_requests[-1]["messages"] if m["role"] == "user"] == ["Are you there?"]
 
 
 def test_a_damaged_local_model_explains_and_the_app_still_works(db_url, monkeypatch, tmp_path):
@@ -133,7 +133,7 @@ def test_session_facts_are_added_injected_and_removed(env):
     assert "**name**: Alice" in [m.value for m in at.sidebar.markdown]
     assert "- name: Alice" in code_blocks(at)[0]  # the next request's system prompt
     at = send(at, "What is my name?")
-    assert "- name: Alice" in env.requests[-1]["messages"][0]["content"]
+    assert "- name: Alice" in env.chat_requests[-1]["messages"][0]["content"]
     at.sidebar.button(key="remove_fact_name").click().run()
     assert "- name: Alice" not in code_blocks(at)[0]  # the next request's system prompt
     bad = [t for t in at.sidebar.text_input if t.label == "Key"][0]
@@ -206,7 +206,7 @@ def test_enabled_preferences_reach_the_model(env, db_url):
     store.set_preference("local", "city", "Oslo", enabled=False)
     store.close()
     send(app(), "Suggest dinner")
-    system = env.requests[-1]["messages"][0]["content"]
+    system = env.chat_requests[-1]["messages"][0]["content"]
     assert "- diet: vegetarian" in system and "Oslo" not in system
 
 
@@ -259,7 +259,7 @@ def test_model_calls_page_shows_the_ledger(env, db_url):
     send(at, "first question")
     calls = page("3_Model_calls.py")
     frame = calls.dataframe[0].value
-    assert list(frame["kind"]) == ["chat"] and list(frame["model"]) == ["gpt-4o-mini"]
+    assert list(frame["kind"]) == ["facts", "chat"] and set(frame["model"]) == {"gpt-4o-mini"}  # newest first
     assert any("first question" in block for block in code_blocks(calls))
     calls.selectbox[1].set_value("summary").run()
     assert any("No model calls" in i.value for i in calls.info)

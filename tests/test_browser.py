@@ -92,7 +92,7 @@ def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
             chat_box.press("Enter")
             page.get_by_text(f"echo: {text}").first.wait_for(timeout=30_000)
             page.wait_for_function("() => !document.querySelector('[data-testid=stChatInputTextArea]').disabled")
-        assert len(server.requests) == 3
+        assert len(server.chat_requests) == 3
         # The conversation picker shows the title the first message gave the chat, not "New chat".
         picker = page.get_by_test_id("stSelectbox").filter(has_text="Open")
         shown = picker.locator("input").input_value() + picker.text_content()
@@ -110,7 +110,7 @@ def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
         panel.wait_for(timeout=30_000)
         assert page.get_by_text("Turn 2 · out of the window since turn 4").count() == 1
         assert page.get_by_text("Fell out: 2 turns").count() == 1
-        assert len(server.requests) == 3  # changing memory sent nothing
+        assert len(server.chat_requests) == 3  # changing memory sent nothing
 
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "browser-window-k1.png"))
@@ -118,7 +118,7 @@ def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
         chat_box.fill("What is my name?")
         chat_box.press("Enter")
         page.get_by_text("echo: What is my name?").first.wait_for(timeout=30_000)
-        sent = [(m["role"], m["content"]) for m in server.requests[-1]["messages"]]
+        sent = [(m["role"], m["content"]) for m in server.chat_requests[-1]["messages"]]
         assert sent[1:] == [("user", "I live in Oslo."), ("assistant", "echo: I live in Oslo."),
                             ("user", "What is my name?")]
         assert sent[0][0] == "system"
@@ -140,10 +140,11 @@ def test_compare_page_draws_the_chart_and_every_types_payload(running_app):
         box = chart.bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 100
         for label in ("No memory", "Buffer (every turn)", "Window (last k turns)", "Token window", "Summary",
-                      "Summary + buffer"):
+                      "Summary + buffer", "Retrieval (window + recalled turns)",
+                      "Entity (window + what is known about names)"):
             assert page.get_by_text(f"{label} ·", exact=False).count() >= 1, label
         assert page.get_by_test_id("stException").count() == 0
-        assert all(r["messages"][0]["content"].startswith("You keep a running summary") for r in server.requests)
+        assert server.chat_requests == []  # a replay calls memory models only, never the chat
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "browser-compare.png"), full_page=True)
 
@@ -172,5 +173,5 @@ def test_two_tabs_on_one_conversation_both_keep_their_turns(running_app):
         assert bubbles == ["From tab one", "echo: From tab one", "From tab two", "echo: From tab two",
                            "Tab one again", "echo: Tab one again"]
         # Tab one's third turn was built from the stored transcript, so it saw tab two's turn.
-        assert [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "user"] == [
+        assert [m["content"] for m in server.chat_requests[-1]["messages"] if m["role"] == "user"] == [
             "From tab one", "From tab two", "Tab one again"]

@@ -31,7 +31,7 @@ def test_replay_sends_exactly_what_a_live_chat_would(settings):
     for frame, turn in zip(results[0].frames, echo_script):
         run = live.send(conv.id, turn.user, FactSet())
         run.run()
-        live.update_memory(conv.id)
+        live.after_turn(conv.id)
         assert frame.payload.messages == run.payload.messages
         assert frame.payload.sections == run.payload.sections
     assert [f.turn for f in results[0].frames] == list(range(1, 7))
