@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memstore import Chat, FactSet, MemorySettings, NewMessage, SqlStore  # noqa: E402
+from memstore.embeddings import WordLlamaEmbedder  # noqa: E402
 from memstore.llm.scripted import ScriptedClient  # noqa: E402
 
 MESSAGE = ("Memory Lab stores every message and reads back only what the memory needs; this sentence is "
@@ -28,6 +29,7 @@ TYPES = {
     "token_window (2,000)": MemorySettings("token_window", max_tokens=2_000),
     "summary": MemorySettings("summary"),
     "summary_buffer (2,000)": MemorySettings("summary_buffer", max_tokens=2_000),
+    "retrieval (k=2, top 3)": MemorySettings("retrieval", window_turns=2, recall_turns=3),
 }
 
 
@@ -76,7 +78,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         store = SqlStore.open(f"sqlite:///{folder}/bench.db")
-        chat = Chat(store, ScriptedClient(model="gpt-4o-mini", whole_replies=True), user_id="local")
+        chat = Chat(store, ScriptedClient(model="gpt-4o-mini", whole_replies=True), user_id="local",
+                    embedder=WordLlamaEmbedder())
         for size in sizes:
             conv_id = seed(store, chat, size)
             for name, settings in TYPES.items():

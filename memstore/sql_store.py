@@ -544,18 +544,15 @@ class SqlStore:
         """Store embeddings of past turns, once each; a turn already stored for this embedder is skipped."""
         if not vectors:
             return 0
-        now = utcnow()
-        with self._tx(write=True) as session:
-            self._owned(session, user_id, conversation_id)
-            turns = [turn for turn, _ in vectors]
-            have = set(session.scalars(select(TurnVectorRow.turn).where(
-                TurnVectorRow.conversation_id == conversation_id, TurnVectorRow.embedder == embedder,
-                TurnVectorRow.turn >= min(turns), TurnVectorRow.turn <= max(turns))))
-            rows = [dict(user_id=user_id, conversation_id=conversation_id, turn=turn, embedder=embedder, vector=vector,
-                         created_at=now) for turn, vector in vectors if turn not in have]
-            if rows:
-                session.execute(insert(TurnVectorRow), rows)
-            return len(rows)
+        hot = self._hot
+        stamp = hot.stamp(utcnow())
+        with hot.transaction(write=True) as cursor:
+            hot.owned(cursor, user_id, conversation_id)
+            cursor.executemany(hot.sql(
+                "INSERT INTO turn_vectors (user_id, conversation_id, turn, embedder, vector, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, embedder, turn) DO NOTHING"),
+                [(user_id, conversation_id, turn, embedder, vector, stamp) for turn, vector in vectors])
+            return max(cursor.rowcount, 0)
 
     def vector_watermark(self, user_id: str, conversation_id: int, embedder: str) -> int:
         """The newest turn of the conversation with a stored vector for this embedder (0 when none)."""

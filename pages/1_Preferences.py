@@ -53,3 +53,30 @@ if injected:
     st.code("\n".join(f"- {p.key}: {p.value}" for p in injected), language=None, wrap_lines=True)
 else:
     st.caption("No preference is switched on.")
+
+st.subheader("Saved automatically, and undone")
+st.caption("Facts the model picked out of your messages (switch this on or off in the chat's sidebar). Each change "
+           "keeps what it replaced, when, and from which turn; undo puts the old value back.")
+history = store.preference_history(USER, limit=50)
+if not history:
+    st.caption("Nothing has been saved automatically yet.")
+
+
+def undo(change_id: int) -> None:
+    try:
+        store.undo_preference_change(USER, change_id)
+        st.session_state.pop("preferences_editor", None)
+    except MemoryLabError as exc:
+        st.session_state.undo_error = str(exc)
+
+
+if error := st.session_state.pop("undo_error", None):
+    st.error(f"Not undone: {error}", icon=":material/error:")
+undone = {c.undoes for c in history if c.undoes is not None}
+for change in history:
+    text, when, action = st.columns([5, 2, 1], vertical_alignment="center")
+    text.markdown(ui.change_sentence(change))
+    when.caption(f"{change.created_at:%Y-%m-%d %H:%M}"
+                 + (f" · conversation {change.conversation_id}" if change.conversation_id else ""))
+    if change.source == "auto" and change.id not in undone:
+        action.button("Undo", key=f"undo_pref_{change.id}", on_click=undo, args=(change.id,))
