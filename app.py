@@ -230,6 +230,7 @@ def needs_retry(messages) -> bool:
 
 def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
     """Show the user's message, stream the reply, and report any error with a retry button."""
+    st.session_state.pop("memory_notice", None)  # a notice belongs to the turn that saved the facts
     if prompt is not None:
         with st.chat_message("user", avatar=ui.ROLE_AVATARS["user"]):
             st.markdown(ui.as_plain_markdown(prompt))
@@ -270,9 +271,9 @@ def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
             problems.append(f"The summary could not be updated: {after.summary.error.message} "
                             "It will catch up next turn.")
         if after.entities is not None and after.entities.error:
-            problems.append(f"Entity notes were not updated: {after.entities.error}")
+            problems.append(f"Entity notes were not updated this turn: {after.entities.error}.")
         if after.facts is not None and after.facts.error:
-            problems.append(f"No facts were saved this turn: {after.facts.error}")
+            problems.append(f"No facts were saved this turn: {after.facts.error}.")
         if after.facts is not None and after.facts.changes:
             st.session_state.memory_notice = list(after.facts.changes)
         st.session_state.memory_problems = problems  # shown under the transcript after the redraw
@@ -293,7 +294,7 @@ def memory_notice() -> None:
     if error := st.session_state.pop("undo_error", None):
         st.error(f"Not undone: {error}", icon=":material/error:")
     for problem in st.session_state.pop("memory_problems", []):
-        st.warning(problem, icon=":material/warning:")
+        st.caption(f":material/warning: {problem}")
     changes = st.session_state.get("memory_notice") or []
     if not changes:
         return
@@ -401,6 +402,8 @@ def render_holdings(payload, conv: Conversation) -> None:
         st.markdown(f"**Summary** · turns {view.summary.from_turn}–{view.summary.through_turn} · "
                     f"{view.summary.tokens:,} tokens")
         st.info(ui.without_images(view.summary.text) or "(empty)")
+    render_recall(view.recall)
+    render_entities(view.entities)
     shown = view.turns[-20:]
     if view.turns:
         st.markdown(f"**In memory: {len(view.turns)} turn{'s' if len(view.turns) != 1 else ''}**"
@@ -421,15 +424,13 @@ def render_holdings(payload, conv: Conversation) -> None:
                     else "no longer fits")
             user_text = dropped.turn.user.content if dropped.turn.user else ""
             st.caption(f"~~Turn {dropped.turn.number}~~ · {left} · {ui.turn_preview(user_text, 80)}")
-    render_recall(payload.view.recall)
-    render_entities(payload.view.entities)
     render_facts(payload.facts)
 
 
 def render_recall(recall) -> None:
     """Recalled turns with their score and why each was picked; near misses under the minimum."""
-    if recall is None:
-        return
+    if recall is None or (recall.searched == 0 and not recall.recalled):
+        return  # nothing searched yet: the notes above say why
     st.markdown(f"**Recalled: {len(recall.recalled)} of top {recall.top_k}** "
                 f"(min similarity {recall.min_score:.2f}, {recall.searched:,} turns searched)")
     for recalled in recall.recalled:

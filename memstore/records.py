@@ -22,7 +22,7 @@ class MemorySettings:
     max_tokens: int = 1_000
     system_prompt: str = "You are a helpful assistant."
     recall_turns: int = 3  # retrieval: how many old turns to recall (top k)
-    recall_min_score: float = 0.3  # retrieval: cosine similarity a turn needs to be recalled
+    recall_min_score: float = 0.1  # retrieval: similarity a turn needs (wordllama runs low: 0.1-0.3 is related)
     recall_scope: str = "conversation"  # retrieval: "conversation" or "all" of the user's conversations
 
 

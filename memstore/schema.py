@@ -34,7 +34,7 @@ class ConversationRow(Base):
     message_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     token_total: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     recall_turns: Mapped[int] = mapped_column(Integer, server_default=text("3"))
-    recall_min_score: Mapped[float] = mapped_column(Float, server_default=text("0.3"))
+    recall_min_score: Mapped[float] = mapped_column(Float, server_default=text("0.1"))
     recall_scope: Mapped[str] = mapped_column(String(16), server_default=text("'conversation'"))
 
     __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)

@@ -174,6 +174,16 @@ def _call_row(user_id: str, call: CallDraft, now: datetime) -> ModelCallRow:
     return ModelCallRow(**_call_values(user_id, call, now))
 
 
+def _add_call(session: Session, user_id: str, call: CallDraft | None, now: datetime) -> ModelCallRow | None:
+    """Insert a ledger row in the caller's transaction (its id is needed by the rows that point at it)."""
+    if call is None:
+        return None
+    row = _call_row(user_id, call, now)
+    session.add(row)
+    session.flush()
+    return row
+
+
 def check_page(limit: int, offset: int = 0) -> None:
     """Page sizes are bounded so no read can ask for a whole table."""
     if not 1 <= limit <= MAX_PAGE:
@@ -471,10 +481,7 @@ class SqlStore:
         now = utcnow()
         with self._tx(write=True) as session:
             self._owned(session, user_id, conversation_id)
-            call_row = _call_row(user_id, call, now) if call is not None else None
-            if call_row is not None:
-                session.add(call_row)
-                session.flush()
+            call_row = _add_call(session, user_id, call, now)
             row = SummaryRow(
                 conversation_id=conversation_id, user_id=user_id, memory_type=memory_type, text=text,
                 from_turn=from_turn, through_turn=through_turn, tokens=tokens,
@@ -594,10 +601,7 @@ class SqlStore:
         now = utcnow()
         with self._tx(write=True) as session:
             self._owned(session, user_id, conversation_id)
-            call_row = _call_row(user_id, call, now) if call is not None else None
-            if call_row is not None:
-                session.add(call_row)
-                session.flush()
+            call_row = _add_call(session, user_id, call, now)
             for name, summary in cleaned:
                 session.add(EntityRow(user_id=user_id, conversation_id=conversation_id, name=name,
                                       name_key=name.casefold(), summary=summary, turn=turn,

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+import zlib
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,6 +36,7 @@ class FakeOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.behaviours: deque[tuple] = deque()
+        self.embedding_requests: list[dict[str, Any]] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +48,10 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.rstrip("/").endswith("/embeddings"):
+                    server.embedding_requests.append(body)
+                    server.respond_embeddings(self, body)
+                    return
                 server.requests.append(body)
                 server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 behaviour = server.behaviours.popleft() if server.behaviours else ("echo",)
@@ -74,6 +81,24 @@ class FakeOpenAIServer:
         self.httpd.server_close()
 
     # -- responses ----------------------------------------------------------------------------
+
+    def respond_embeddings(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        """Deterministic bag-of-words vectors (64 hashed dimensions): texts sharing words are similar."""
+        texts = body.get("input") or []
+        texts = [texts] if isinstance(texts, str) else texts
+        data = []
+        for i, text in enumerate(texts):
+            vector = [0.0] * 64
+            for word in re.findall(r"[a-z]+", text.lower()):
+                vector[zlib.crc32(word.encode()) % 64] += 1.0
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        payload = json.dumps({"object": "list", "data": data, "model": body.get("model"),
+                              "usage": {"prompt_tokens": 0, "total_tokens": 0}}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
 
     def respond(self, handler: BaseHTTPRequestHandler, body: dict[str, Any], behaviour: tuple) -> None:
         kind = behaviour[0]
@@ -108,7 +133,9 @@ class FakeOpenAIServer:
             send("data: {this is not json\n\n")
             handler.wfile.write(b"0\r\n\r\n")
             return
-        if kind == "echo":
+        if kind == "echo" and body.get("messages", [{}])[0].get("content", "").startswith(self.MEMORY_CALLS[:2]):
+            text = "{}"  # a facts or entity call, answered as a well-behaved model with nothing to report
+        elif kind == "echo":
             last = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
             text = f"echo: {last[-200:]}"
         else:

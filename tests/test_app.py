@@ -419,3 +419,29 @@ def test_imports_are_size_limited_validated_and_land_only_in_the_importers_data(
             CharEstimateCounter())
     assert len(store.list_conversations("local")) == 1
     store.close()
+
+
+def test_facts_saved_after_a_turn_are_announced_and_can_be_undone(env, db_url):
+    env.expect(("reply", "Nice to meet you, Ada."), ("reply", '{"name": "Ada", "home_city": "Oslo"}'))
+    at = send(app(), "I'm Ada and I live in Oslo.")
+    assert "**Memory updated**" in " ".join(m.value for m in at.markdown)
+    assert any("Saved **name**: Ada" in m.value for m in at.markdown)
+    store = SqlStore.open(db_url)
+    assert {p.key: p.value for p in store.list_preferences("local")} == {"name": "Ada", "home_city": "Oslo"}
+    undo = [b for b in at.button if b.label == "Undo"]
+    assert len(undo) == 2
+    undo[0].click().run()
+    assert len({p.key for p in store.list_preferences("local")}) == 1  # one fact is gone again
+    assert [h.kind for h in store.preference_history("local")][0] == "undone"
+    assert "facts" in [c.purpose for c in store.list_calls("local")]
+    store.close()
+
+
+def test_automatic_facts_can_be_switched_off(env, db_url):
+    at = app()
+    at.sidebar.toggle(key="auto_facts").set_value(False).run()
+    send(at, "I'm Ada.")
+    assert len(env.requests) == len(env.chat_requests) == 1  # the chat call only: no facts call
+    store = SqlStore.open(db_url)
+    assert store.list_preferences("local") == [] and store.list_calls("local", purpose="facts") == []
+    store.close()

@@ -175,3 +175,44 @@ def test_two_tabs_on_one_conversation_both_keep_their_turns(running_app):
         # Tab one's third turn was built from the stored transcript, so it saw tab two's turn.
         assert [m["content"] for m in server.chat_requests[-1]["messages"] if m["role"] == "user"] == [
             "From tab one", "From tab two", "Tab one again"]
+
+
+def test_retrieval_recalls_an_old_turn_and_a_saved_fact_can_be_undone(running_app):
+    url, server = running_app
+    with browser_page(height=1400) as page:
+        page.goto(url)
+        chat_box = page.get_by_test_id("stChatInputTextArea")
+        chat_box.wait_for(timeout=60_000)
+        page.get_by_test_id("stSelectbox").filter(has_text="Memory type").click()
+        page.get_by_role("option", name="Retrieval (window + recalled turns)").click()
+        page.get_by_text("Recall top k (old turns)").first.wait_for()
+
+        server.expect(("reply", "Nice to meet you, Priya."), ("reply", '{"name": "Priya", "dog": "Biscuit"}'))
+        turns = ["I'm Priya and my dog Biscuit is a border collie.", "I play the cello on Thursdays.",
+                 "What's the capital of Australia?", "Give me a stretching routine.", "Recommend a novel."]
+        for text in turns:
+            chat_box.fill(text)
+            chat_box.press("Enter")
+            reply = "Nice to meet you, Priya." if text == turns[0] else f"echo: {text}"
+            page.get_by_text(reply).first.wait_for(timeout=30_000)
+            page.wait_for_function("() => !document.querySelector('[data-testid=stChatInputTextArea]').disabled")
+            if text == turns[0]:
+                page.get_by_text("Memory updated").first.wait_for(timeout=30_000)
+                assert page.get_by_text("Saved name: Priya").count() == 1
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "browser-memory-updated.png"), full_page=True)
+                page.get_by_role("button", name="Undo").first.click()
+                page.get_by_text("Undone.").first.wait_for(timeout=10_000)
+        page.screenshot(path=str(ARTIFACTS / "browser-retrieval-turns.png"), full_page=True)
+        assert page.get_by_text("Memory updated").count() == 0  # the notice belongs to the turn that saved the fact
+        page.get_by_role("tab", name="Next request").click()
+        preview = page.get_by_role("textbox", name="Preview a message")
+        preview.fill("What breed is my dog?")
+        preview.press("Enter")
+        page.get_by_text("most similar").first.wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Holds now").click()
+        page.screenshot(path=str(ARTIFACTS / "browser-retrieval.png"), full_page=True)
+        recalled = page.get_by_text("turn 1 of this conversation").first
+        recalled.wait_for(timeout=30_000)
+        assert page.get_by_test_id("stException").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "browser-retrieval.png"), full_page=True)

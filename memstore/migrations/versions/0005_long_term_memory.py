@@ -16,7 +16,7 @@ def upgrade() -> None:
     # Plain ADD COLUMN (no batch copy): recreating `conversations` on SQLite would cascade-delete its messages.
     op.add_column("conversations", sa.Column("recall_turns", sa.Integer(), server_default=sa.text("3"),
                                              nullable=False))
-    op.add_column("conversations", sa.Column("recall_min_score", sa.Float(), server_default=sa.text("0.3"),
+    op.add_column("conversations", sa.Column("recall_min_score", sa.Float(), server_default=sa.text("0.1"),
                                              nullable=False))
     op.add_column("conversations", sa.Column("recall_scope", sa.String(16), server_default=sa.text("'conversation'"),
                                              nullable=False))
