@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .embeddings import Embedder, from_bytes, to_bytes
+from .embeddings import Embedder, dequantize, to_bytes
 from .errors import ConfigError, LLMError
 from .memory import EntityReport, RecalledTurn, RecallReport, TurnView, group_turns
 from .records import MemorySettings
@@ -89,35 +89,35 @@ class LongTermMemory:
             query = self._embed_query()
         except (LLMError, ConfigError) as exc:
             return RecallReport(**base, searched=0, notes=(f"Recall skipped: {exc}",))
-        stored = self.store.recent_vectors(self.user_id, self.embedder.name, conversation_id=self.conversation_id,
-                                           before_turn=before_turn, all_conversations=settings.recall_scope == "all",
-                                           limit=RECALL_SCAN_TURNS)
-        if not stored:
+        scan = self.store.recent_vectors(self.user_id, self.embedder.name, conversation_id=self.conversation_id,
+                                         before_turn=before_turn, all_conversations=settings.recall_scope == "all",
+                                         limit=RECALL_SCAN_TURNS)
+        if not len(scan):
             return RecallReport(**base, searched=0, notes=("No older turn is indexed yet to recall from.",))
-        scores = from_bytes([v.vector for v in stored]) @ query
-        order = np.argsort(-scores, kind="stable")
+        scores = dequantize(scan.vectors) @ query
+        order = np.argsort(-scores, kind="stable")[:settings.recall_turns + MISSED_SHOWN]
         picked = [int(i) for i in order[:settings.recall_turns] if scores[i] >= settings.recall_min_score]
-        missed = tuple((stored[int(i)].conversation_id, stored[int(i)].turn, float(scores[i]))
-                       for i in order[:settings.recall_turns + MISSED_SHOWN] if scores[i] < settings.recall_min_score
-                       )[:MISSED_SHOWN]
+        missed = tuple((int(scan.conversation_ids[i]), int(scan.turns[i]), float(scores[i]))
+                       for i in order if scores[i] < settings.recall_min_score)[:MISSED_SHOWN]
         recalled = []
         titles: dict[int, str] = {}
         for rank, index in enumerate(picked, 1):
-            vector = stored[index]
-            turn = self._turn(vector.conversation_id, vector.turn)
+            owner, number = int(scan.conversation_ids[index]), int(scan.turns[index])
+            turn = self._turn(owner, number)
             if turn is None:
                 continue
-            if vector.conversation_id not in titles:
-                titles[vector.conversation_id] = self.store.get_conversation(self.user_id, vector.conversation_id).title
-            recalled.append(RecalledTurn(vector.conversation_id, titles[vector.conversation_id], turn,
-                                         float(scores[index]), rank, vector.conversation_id == self.conversation_id))
+            if owner not in titles:
+                titles[owner] = self.store.get_conversation(self.user_id, owner).title
+            recalled.append(RecalledTurn(owner, titles[owner], turn, float(scores[index]), rank,
+                                         owner == self.conversation_id))
         recalled.sort(key=lambda r: (not r.same_conversation, r.conversation_id, r.turn.number))
-        notes = [f"Recall compared your message with {len(stored):,} stored turn{'s' if len(stored) != 1 else ''}"
+        searched = len(scan)
+        notes = [f"Recall compared your message with {searched:,} stored turn{'s' if searched != 1 else ''}"
                  f" ({'all your conversations' if settings.recall_scope == 'all' else 'this conversation'}) and "
                  f"picked {len(recalled)}."]
-        if len(stored) == RECALL_SCAN_TURNS:
+        if searched == RECALL_SCAN_TURNS:
             notes.append(f"Only the newest {RECALL_SCAN_TURNS:,} stored turns are searched; older ones are not.")
-        return RecallReport(**base, searched=len(stored), recalled=tuple(recalled), missed=missed, notes=tuple(notes))
+        return RecallReport(**base, searched=searched, recalled=tuple(recalled), missed=missed, notes=tuple(notes))
 
     def _embed_query(self) -> np.ndarray:
         if self._query_vector is None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import numpy as np
+
 Role = Literal["system", "user", "assistant"]
 MessageStatus = Literal["complete", "partial", "failed"]
 CallPurpose = Literal["chat", "summary", "facts", "entities"]
@@ -150,13 +152,20 @@ class ModelCall(CallDraft):
     created_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class StoredVector:
-    """A past turn's embedding as stored (float32 bytes, unit length)."""
+@dataclass(frozen=True, eq=False)
+class VectorScan:
+    """Stored turn vectors read for one recall, newest first: parallel arrays (int8 rows, see embeddings.to_bytes)."""
 
-    conversation_id: int
-    turn: int
-    vector: bytes
+    conversation_ids: np.ndarray
+    turns: np.ndarray
+    vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+    @classmethod
+    def empty(cls) -> "VectorScan":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.int8))
 
 
 @dataclass(frozen=True)

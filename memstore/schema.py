@@ -152,6 +152,27 @@ class TurnVectorRow(Base):
     )
 
 
+class TurnVectorBlockRow(Base):
+    """Sealed runs of turn vectors packed into one row, so a recall reads a few rows instead of thousands."""
+
+    __tablename__ = "turn_vector_blocks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(200))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    embedder: Mapped[str] = mapped_column(String(200))
+    first_turn: Mapped[int] = mapped_column(Integer)
+    last_turn: Mapped[int] = mapped_column(Integer)
+    turns: Mapped[bytes] = mapped_column(LargeBinary)
+    vectors: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_turn_vector_blocks_conversation", "conversation_id", "embedder", "last_turn"),
+        Index("ix_turn_vector_blocks_user_embedder", "user_id", "embedder", "id"),
+    )
+
+
 class PreferenceChangeRow(Base):
     """Every change to a preference, by the user, by automatic facts or by an undo: nothing is lost."""
 

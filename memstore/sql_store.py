@@ -6,6 +6,8 @@ from types import SimpleNamespace
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
+import numpy as np
+
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +18,7 @@ from .database import create_db_engine, describe_db_error, migrate
 from .hotpath import CONVERSATION_COLUMNS, HotPath
 from .memory import MEMORY_TYPES
 from .errors import InvalidInput, NotFound, StorageError
+from .embeddings import VECTOR_DTYPE
 from .records import (
     CallDraft,
     ChatMessage,
@@ -30,15 +33,16 @@ from .records import (
     CACHED_PURPOSES,
     Entity,
     PreferenceChange,
-    StoredVector,
+    VectorScan,
     request_hash,
 )
 from .schema import (ConversationRow, EntityRow, MessageRow, ModelCallRow, PreferenceChangeRow, PreferenceRow,
-                     SummaryRow, TurnVectorRow, utcnow)
+                     SummaryRow, utcnow)
 from .store_api import NewMessage
 
 MAX_PAGE = 500
 MAX_VECTOR_SCAN = 5_000  # turn vectors one recall may read
+VECTOR_BLOCK_TURNS = 256  # turn vectors sealed into one row
 MAX_ENTITIES = 200  # entities one read returns
 STATUSES = ("complete", "partial", "failed")
 
@@ -132,6 +136,27 @@ def _call(row: ModelCallRow) -> ModelCall:
 def _preference_change(row: PreferenceChangeRow) -> PreferenceChange:
     return PreferenceChange(row.id, row.key, row.old_value, row.new_value, row.source, row.conversation_id, row.turn,
                             row.call_id, row.undoes, _aware(row.created_at))
+
+
+def _vector_scan(loose: Sequence[tuple[int, int, bytes]], blocks: Sequence[tuple[int, bytes, bytes]], *,
+                 conversation_id: int, before_turn: int, limit: int) -> VectorScan:
+    """Loose rows and sealed blocks as one scan: this conversation's turns first (newest first), then others."""
+    ids = [np.array([c for c, _, _ in loose], dtype=np.int64)]
+    turns = [np.array([t for _, t, _ in loose], dtype=np.int64)]
+    vectors = [np.frombuffer(b"".join(bytes(v) for _, _, v in loose), dtype=VECTOR_DTYPE)]
+    for owner, block_turns, block_vectors in blocks:
+        packed = np.frombuffer(bytes(block_turns), dtype=np.int32).astype(np.int64)
+        ids.append(np.full(len(packed), owner, dtype=np.int64))
+        turns.append(packed)
+        vectors.append(np.frombuffer(bytes(block_vectors), dtype=VECTOR_DTYPE))
+    all_ids, all_turns = np.concatenate(ids), np.concatenate(turns)
+    if not len(all_turns):
+        return VectorScan.empty()
+    matrix = np.concatenate(vectors).reshape(len(all_turns), -1)
+    kept = np.nonzero((all_ids != conversation_id) | (all_turns < before_turn))[0]
+    # This conversation first, newest first; then the others, newest turn numbers first.
+    order = kept[np.lexsort((-all_turns[kept], all_ids[kept] != conversation_id))][:limit]
+    return VectorScan(all_ids[order], all_turns[order], matrix[order])
 
 
 def _draft_fields(call: CallDraft) -> dict:
@@ -548,49 +573,84 @@ class SqlStore:
 
     def add_turn_vectors(self, user_id: str, conversation_id: int, embedder: str,
                          vectors: Sequence[tuple[int, bytes]]) -> int:
-        """Store embeddings of past turns, once each; a turn already stored for this embedder is skipped."""
+        """Store embeddings of past turns, once each; every VECTOR_BLOCK_TURNS of them are sealed into one row."""
         if not vectors:
             return 0
         hot = self._hot
         stamp = hot.stamp(utcnow())
         with hot.transaction(write=True) as cursor:
             hot.owned(cursor, user_id, conversation_id)
+            cursor.execute(hot.sql("SELECT MAX(last_turn) FROM turn_vector_blocks WHERE conversation_id = ? "
+                                   "AND embedder = ?"), (conversation_id, embedder))
+            sealed = cursor.fetchone()[0] or 0
+            vectors = [(turn, vector) for turn, vector in vectors if turn > sealed]  # sealed runs are final
+            if not vectors:
+                return 0
             cursor.executemany(hot.sql(
                 "INSERT INTO turn_vectors (user_id, conversation_id, turn, embedder, vector, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, embedder, turn) DO NOTHING"),
                 [(user_id, conversation_id, turn, embedder, vector, stamp) for turn, vector in vectors])
-            return max(cursor.rowcount, 0)
+            added = max(cursor.rowcount, 0)
+            self._seal_vector_blocks(cursor, user_id, conversation_id, embedder, stamp)
+            return added
+
+    def _seal_vector_blocks(self, cursor: Any, user_id: str, conversation_id: int, embedder: str, stamp: Any) -> None:
+        """Pack the oldest loose vectors into blocks of VECTOR_BLOCK_TURNS once that many have gathered."""
+        hot = self._hot
+        cursor.execute(hot.sql("SELECT turn, vector FROM turn_vectors WHERE conversation_id = ? AND embedder = ? "
+                               "ORDER BY turn LIMIT ?"), (conversation_id, embedder, MAX_VECTOR_SCAN + VECTOR_BLOCK_TURNS))
+        loose = cursor.fetchall()
+        for start in range(0, len(loose) - VECTOR_BLOCK_TURNS + 1, VECTOR_BLOCK_TURNS):
+            block = loose[start:start + VECTOR_BLOCK_TURNS]
+            turns = np.array([turn for turn, _ in block], dtype=np.int32)
+            cursor.execute(hot.sql(
+                "INSERT INTO turn_vector_blocks (user_id, conversation_id, embedder, first_turn, last_turn, turns, "
+                "vectors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                (user_id, conversation_id, embedder, int(turns[0]), int(turns[-1]), turns.tobytes(),
+                 b"".join(bytes(vector) for _, vector in block), stamp))
+            cursor.execute(hot.sql("DELETE FROM turn_vectors WHERE conversation_id = ? AND embedder = ? "
+                                   "AND turn >= ? AND turn <= ?"),
+                           (conversation_id, embedder, int(turns[0]), int(turns[-1])))
 
     def vector_watermark(self, user_id: str, conversation_id: int, embedder: str) -> int:
         """The newest turn of the conversation with a stored vector for this embedder (0 when none)."""
-        with self._hot.transaction(write=False) as cursor:
-            cursor.execute(self._hot.sql("SELECT MAX(turn) FROM turn_vectors WHERE conversation_id = ? AND user_id = ? "
-                                         "AND embedder = ?"), (conversation_id, user_id, embedder))
-            newest = cursor.fetchone()[0]
-            if newest is None:
-                self._hot.owned(cursor, user_id, conversation_id)
-        return newest or 0
-
-    def recent_vectors(self, user_id: str, embedder: str, *, conversation_id: int, before_turn: int,
-                       all_conversations: bool, limit: int) -> list[StoredVector]:
-        """The newest `limit` stored turn vectors: of this conversation before `before_turn`, or of all of the
-        user's conversations (this one still only before `before_turn`). One indexed, bounded read."""
-        if not 1 <= limit <= MAX_VECTOR_SCAN:
-            raise InvalidInput(f"A vector scan reads 1 to {MAX_VECTOR_SCAN:,} turns.")
         hot = self._hot
         with hot.transaction(write=False) as cursor:
             hot.owned(cursor, user_id, conversation_id)
+            cursor.execute(hot.sql("SELECT MAX(turn) FROM turn_vectors WHERE conversation_id = ? AND embedder = ?"),
+                           (conversation_id, embedder))
+            loose = cursor.fetchone()[0]
+            cursor.execute(hot.sql("SELECT MAX(last_turn) FROM turn_vector_blocks WHERE conversation_id = ? "
+                                   "AND embedder = ?"), (conversation_id, embedder))
+            sealed = cursor.fetchone()[0]
+        return max(loose or 0, sealed or 0)
+
+    def recent_vectors(self, user_id: str, embedder: str, *, conversation_id: int, before_turn: int,
+                       all_conversations: bool, limit: int) -> VectorScan:
+        """About the newest `limit` stored turn vectors: of this conversation before `before_turn`, or of all of
+        the user's conversations (this one still only before `before_turn`). A few indexed, bounded reads."""
+        if not 1 <= limit <= MAX_VECTOR_SCAN:
+            raise InvalidInput(f"A vector scan reads 1 to {MAX_VECTOR_SCAN:,} turns.")
+        hot = self._hot
+        blocks_needed = limit // VECTOR_BLOCK_TURNS + 1
+        with hot.transaction(write=False) as cursor:
+            hot.owned(cursor, user_id, conversation_id)
             if all_conversations:
-                cursor.execute(hot.sql(
-                    "SELECT conversation_id, turn, vector FROM turn_vectors WHERE user_id = ? AND embedder = ? "
-                    "AND (conversation_id <> ? OR turn < ?) ORDER BY id DESC LIMIT ?"),
-                    (user_id, embedder, conversation_id, before_turn, int(limit)))
+                where, params = "user_id = ? AND embedder = ?", (user_id, embedder)
+                loose_order, block_order = "id DESC", "id DESC"
             else:
-                cursor.execute(hot.sql(
-                    "SELECT conversation_id, turn, vector FROM turn_vectors WHERE conversation_id = ? AND user_id = ? "
-                    "AND embedder = ? AND turn < ? ORDER BY turn DESC LIMIT ?"),
-                    (conversation_id, user_id, embedder, before_turn, int(limit)))
-            return [StoredVector(c, t, bytes(v)) for c, t, v in cursor.fetchall()]
+                where, params = "conversation_id = ? AND user_id = ? AND embedder = ?", (conversation_id, user_id,
+                                                                                          embedder)
+                loose_order, block_order = "turn DESC", "last_turn DESC"
+            cursor.execute(hot.sql(f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {where} "
+                                   f"AND (conversation_id <> ? OR turn < ?) ORDER BY {loose_order} LIMIT ?"),
+                           (*params, conversation_id, before_turn, int(limit)))
+            loose = cursor.fetchall()
+            cursor.execute(hot.sql(f"SELECT conversation_id, turns, vectors FROM turn_vector_blocks WHERE {where} "
+                                   f"AND (conversation_id <> ? OR first_turn < ?) ORDER BY {block_order} LIMIT ?"),
+                           (*params, conversation_id, before_turn, blocks_needed))
+            blocks = cursor.fetchall()
+        return _vector_scan(loose, blocks, conversation_id=conversation_id, before_turn=before_turn, limit=limit)
 
     # -- entities (entity memory) ---------------------------------------------------------------
 

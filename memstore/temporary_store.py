@@ -4,14 +4,17 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import datetime
+
+import numpy as np
 from typing import Sequence
 
 from . import validation
 from .config import Limits
 from .memory import MEMORY_TYPES
 from .errors import InvalidInput, NotFound
-from .records import (CallDraft, Conversation, Entity, MemorySettings, Message, MessageStatus, ModelCall, StoredVector,
-                      Summary)
+from .embeddings import VECTOR_DTYPE
+from .records import (CallDraft, Conversation, Entity, MemorySettings, Message, MessageStatus, ModelCall, Summary,
+                      VectorScan)
 from .records import CACHED_PURPOSES
 from .records import request_hash as record_request_hash
 from .schema import utcnow
@@ -249,19 +252,24 @@ class TemporaryStore:
             return max(self._vectors.get((conversation_id, embedder), {}), default=0)
 
     def recent_vectors(self, user_id: str, embedder: str, *, conversation_id: int, before_turn: int,
-                       all_conversations: bool, limit: int) -> list[StoredVector]:
+                       all_conversations: bool, limit: int) -> VectorScan:
         if not 1 <= limit <= MAX_VECTOR_SCAN:
             raise InvalidInput(f"A vector scan reads 1 to {MAX_VECTOR_SCAN:,} turns.")
         with self._lock:
             self._owned(user_id, conversation_id)
-            found = [StoredVector(conversation_id, turn, vector)
+            found = [(conversation_id, turn, vector)
                      for turn, vector in self._vectors.get((conversation_id, embedder), {}).items() if turn < before_turn]
             if all_conversations:  # a temporary store holds only this session's conversations
-                found += [StoredVector(c, turn, vector) for (c, name), turns in self._vectors.items()
+                found += [(c, turn, vector) for (c, name), turns in self._vectors.items()
                           if name == embedder and c != conversation_id and self._conversations[c].user_id == user_id
                           for turn, vector in turns.items()]
-            found.sort(key=lambda v: (v.conversation_id == conversation_id, v.turn), reverse=True)
-            return found[:limit]
+        found.sort(key=lambda v: (v[0] == conversation_id, v[1]), reverse=True)
+        found = found[:limit]
+        if not found:
+            return VectorScan.empty()
+        return VectorScan(np.array([c for c, _, _ in found], dtype=np.int64),
+                          np.array([t for _, t, _ in found], dtype=np.int64),
+                          np.frombuffer(b"".join(v for _, _, v in found), dtype=VECTOR_DTYPE).reshape(len(found), -1))
 
     def add_entity_versions(self, user_id: str, conversation_id: int, updates: Sequence[tuple[str, str]], *,
                             turn: int, call: CallDraft | None) -> tuple[list[Entity], ModelCall | None]:

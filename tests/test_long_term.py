@@ -10,7 +10,7 @@ import pytest
 
 from fakes import FakeClient
 from memstore import Chat, FactSet, MemorySettings, TemporaryStore
-from memstore.embeddings import WordLlamaEmbedder, from_bytes, to_bytes
+from memstore.embeddings import WordLlamaEmbedder, dequantize, to_bytes, unit_rows
 from memstore.errors import InvalidInput, NotFound
 from memstore.extraction import parse_json_object
 from memstore.facts import select_facts
@@ -85,6 +85,10 @@ def test_the_minimum_score_leaves_out_weak_matches_and_says_which_missed(store, 
     assert run.payload.view.recall.missed and run.payload.section("recalled").tokens == 0
 
 
+def scanned(scan):
+    return [(int(c), int(t)) for c, t in zip(scan.conversation_ids, scan.turns)]
+
+
 def test_turn_vectors_are_stored_once_and_read_newest_first_within_scope(store):
     a = store.create_conversation(ME, "a", MemorySettings())
     b = store.create_conversation(ME, "b", MemorySettings())
@@ -95,17 +99,37 @@ def test_turn_vectors_are_stored_once_and_read_newest_first_within_scope(store):
     store.add_turn_vectors(ME, a.id, "other-model", [(4, vec[3])])
     assert store.vector_watermark(ME, a.id, "e") == 3 and store.vector_watermark(ME, b.id, "nothing") == 0
     own = store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=3, all_conversations=False, limit=10)
-    assert [(v.conversation_id, v.turn) for v in own] == [(a.id, 2), (a.id, 1)]
-    assert np.allclose(from_bytes([v.vector for v in own]), np.eye(4)[[1, 0]], atol=1e-3)
+    assert scanned(own) == [(a.id, 2), (a.id, 1)]
+    assert np.allclose(dequantize(own.vectors), np.eye(4)[[1, 0]], atol=1e-2)
     both = store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=3, all_conversations=True, limit=10)
-    assert {(v.conversation_id, v.turn) for v in both} == {(a.id, 1), (a.id, 2), (b.id, 1)}
+    assert scanned(both) == [(a.id, 2), (a.id, 1), (b.id, 1)]
     assert len(store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=9, all_conversations=True,
                                     limit=2)) == 2
     with pytest.raises(InvalidInput):
         store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=9, all_conversations=False, limit=0)
     store.delete_conversation(ME, b.id)
-    assert {v.conversation_id for v in store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=9,
-                                                             all_conversations=True, limit=10)} == {a.id}
+    assert {c for c, _ in scanned(store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=9,
+                                                        all_conversations=True, limit=10))} == {a.id}
+
+
+def test_many_turn_vectors_read_back_whole_in_order_across_sealed_blocks(store):
+    conv = store.create_conversation(ME, "many", MemorySettings())
+    rng = np.random.default_rng(7)
+    matrix = unit_rows(rng.standard_normal((300, 8)))
+    store.add_turn_vectors(ME, conv.id, "e", [(t, to_bytes(matrix[t - 1])) for t in range(1, 201)])
+    for t in range(201, 301):  # then one at a time, as turns happen
+        store.add_turn_vectors(ME, conv.id, "e", [(t, to_bytes(matrix[t - 1]))])
+    assert store.add_turn_vectors(ME, conv.id, "e", [(5, to_bytes(matrix[0]))]) == 0  # sealed long ago: skipped
+    scan = store.recent_vectors(ME, "e", conversation_id=conv.id, before_turn=290, all_conversations=False,
+                                limit=1_000)
+    turns = [t for _, t in scanned(scan)]
+    assert turns == list(range(289, 0, -1))  # each turn once, newest first, across blocks and loose rows
+    assert store.vector_watermark(ME, conv.id, "e") == 300
+    first = turns.index(100)
+    assert np.allclose(dequantize(scan.vectors[first]), matrix[99], atol=1e-2)
+    window = store.recent_vectors(ME, "e", conversation_id=conv.id, before_turn=301, all_conversations=False,
+                                  limit=50)
+    assert [t for _, t in scanned(window)] == list(range(300, 250, -1))
 
 
 # -- automatic facts -------------------------------------------------------------------------------

@@ -285,8 +285,8 @@ def test_every_public_store_function_scopes_to_its_user(store):
     assert [m.content for m in store.page(ME, c)] == ["private question", "private answer"]
     assert store.latest_summary(ME, c, "summary").text == "private summary"
     assert store.get_conversation(ME, c).title == "mine"
-    assert [(v.turn, v.vector) for v in store.recent_vectors(ME, "e", conversation_id=c, before_turn=9,
-                                                               all_conversations=True, limit=10)] == [(1, b"\x00" * 8)]
+    mine = store.recent_vectors(ME, "e", conversation_id=c, before_turn=9, all_conversations=True, limit=10)
+    assert list(mine.turns) == [1] and mine.vectors.tobytes() == b"\x00" * 8
     assert [(e.name, e.summary) for e in store.list_entities(ME, c)] == [("Oslo", "where the user lives")]
 
 

@@ -1,4 +1,4 @@
-"""Long-term memory: recall settings, turn vectors, preference history, entity summaries, call details.
+"""Long-term memory: recall settings, turn vectors (loose and in blocks), preference history, entities, call details.
 
 Revision ID: 0005
 Revises: 0004
@@ -35,6 +35,22 @@ def upgrade() -> None:
     )
     op.create_index("ix_turn_vectors_user_embedder", "turn_vectors", ["user_id", "embedder", "id"])
     op.create_table(
+        "turn_vector_blocks",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(200), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+                  nullable=False),
+        sa.Column("embedder", sa.String(200), nullable=False),
+        sa.Column("first_turn", sa.Integer(), nullable=False),
+        sa.Column("last_turn", sa.Integer(), nullable=False),
+        sa.Column("turns", sa.LargeBinary(), nullable=False),
+        sa.Column("vectors", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_turn_vector_blocks_conversation", "turn_vector_blocks",
+                    ["conversation_id", "embedder", "last_turn"])
+    op.create_index("ix_turn_vector_blocks_user_embedder", "turn_vector_blocks", ["user_id", "embedder", "id"])
+    op.create_table(
         "preference_changes",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("user_id", sa.String(200), nullable=False),
@@ -69,6 +85,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("entities")
     op.drop_table("preference_changes")
+    op.drop_table("turn_vector_blocks")
     op.drop_table("turn_vectors")
     op.drop_column("model_calls", "details")
     for column in ("recall_scope", "recall_min_score", "recall_turns"):
