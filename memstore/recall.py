@@ -1,10 +1,11 @@
 """Long-term reads for one turn: turns recalled by meaning (bounded vector scan) and entities the message names.
 
 How recall scales: every past turn is embedded once, when a turn after it is prepared under
-retrieval memory, and stored with the conversation. A recall embeds the new message and
-compares it with at most RECALL_SCAN_TURNS stored vectors, the newest in scope, read in one
-indexed query. Its cost therefore grows with the conversation up to that many turns and then
-stays flat; turns older than the scan are not searched, and the panel says so.
+retrieval memory, and stored with the conversation as int8 (one byte per dimension); every 256
+stored turns are sealed into one row. A recall embeds the new message and compares it with at most
+RECALL_SCAN_TURNS stored vectors, the newest in scope, read as a few sealed rows plus the loose
+newest ones. Its cost grows with the conversation up to that many turns and then stays flat;
+turns older than the scan are not searched, and the panel says so.
 """
 from __future__ import annotations
 
