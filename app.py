@@ -129,12 +129,15 @@ def sidebar_memory() -> None:
     with st.expander("System prompt"):
         system_prompt = st.text_area("System prompt", value=saved.system_prompt, key=f"system_prompt_{ref.slug}",
                                      label_visibility="collapsed")
-    st.toggle("Save facts about me automatically", key="auto_facts", value=auto_facts_on(), disabled=ref.temporary,
+    # Widgets are drawn on this page only, and Streamlit drops a widget's state on other pages: the choices
+    # live in plain session keys, copied from the widgets when they change.
+    st.toggle("Save facts about me automatically", key="auto_facts_widget", value=auto_facts_on(),
+              disabled=ref.temporary, on_change=ui.keep_widget, args=("auto_facts_widget", "auto_facts"),
               help="After each turn a model call looks for facts you state about yourself and saves new or changed "
                    "ones as preferences, with a notice and an undo. Never in a temporary chat. Off by default with "
                    "the bundled tiny model, which invents facts.")
-    st.number_input("Facts budget (tokens)", min_value=0, max_value=20_000, step=50, key="facts_budget",
-                    value=ui.facts_budget(),
+    st.number_input("Facts budget (tokens)", min_value=0, max_value=20_000, step=50, key="facts_budget_widget",
+                    value=ui.facts_budget(), on_change=ui.keep_widget, args=("facts_budget_widget", "facts_budget"),
                     help="Preferences and session facts injected into the system prompt stop at this many tokens; "
                          "the oldest are left out first.")
     wanted = MemorySettings(memory_type, int(window_turns), int(max_tokens), system_prompt, int(recall_turns),

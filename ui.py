@@ -153,6 +153,11 @@ def chat_for(ref: ConversationRef, store: SqlStore, client: ChatClient) -> Chat:
                 preferences=store)
 
 
+def keep_widget(widget_key: str, state_key: str) -> None:
+    """Copy a widget's value to a plain session key, which survives visits to other pages."""
+    st.session_state[state_key] = st.session_state[widget_key]
+
+
 def facts_budget() -> int:
     return int(st.session_state.get("facts_budget", DEFAULT_FACTS_BUDGET_TOKENS))
 
@@ -181,7 +186,7 @@ def change_sentence(change) -> str:
     key = f"**{as_plain_markdown(change.key)}**"
     old = as_plain_markdown(change.old_value or "")
     new = as_plain_markdown(change.new_value or "")
-    where = f" (turn {change.turn})" if change.turn else ""
+    where = " (by you)" if change.source == "user" else f" (turn {change.turn})" if change.turn else ""
     if change.kind == "added":
         return f"Saved {key}: {new}{where}"
     if change.kind == "removed":

@@ -7,7 +7,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from . import validation
 from .config import Limits
 from .embeddings import Embedder
-from .errors import ConfigError, InvalidInput, LLMError
+from .errors import ConfigError, InvalidInput, LLMError, MemoryLabError
 from .extraction import EntitiesUpdate, FactsUpdate, extract_facts, update_entities
 from .facts import FactSet
 from .llm import ChatClient, ReplyStream
@@ -260,14 +260,22 @@ class Chat:
         if (wants_facts or memory.name == "entity") and conversation.last_turn:
             last = group_turns(self.store.turns_between(self.user_id, conversation_id, conversation.last_turn,
                                                         conversation.last_turn), self.counter)
-            turn = last[0] if last else None
-            if turn is not None and turn.reply is not None and self.preferences is not None and wants_facts:
-                facts = extract_facts(self.store, self.preferences, self.client, self.counter, user_id=self.user_id,
-                                      turn=turn, conversation_id=conversation_id, memory_type=memory.name,
-                                      limits=self.limits)
-            if turn is not None and turn.reply is not None and memory.name == "entity":
-                entities = update_entities(self.store, self.client, self.counter, user_id=self.user_id, turn=turn,
-                                           conversation_id=conversation_id, memory_type=memory.name)
+            turn = last[0] if last and last[0].reply is not None else None
+            # Each step stands alone: one that fails says so and the others still run.
+            if turn is not None and self.preferences is not None and wants_facts:
+                try:
+                    facts = extract_facts(self.store, self.preferences, self.client, self.counter,
+                                          user_id=self.user_id, turn=turn, conversation_id=conversation_id,
+                                          memory_type=memory.name, limits=self.limits, cache=self.summary_cache)
+                except MemoryLabError as exc:
+                    facts = FactsUpdate((), None, str(exc))
+            if turn is not None and memory.name == "entity":
+                try:
+                    entities = update_entities(self.store, self.client, self.counter, user_id=self.user_id,
+                                               turn=turn, conversation_id=conversation_id, memory_type=memory.name,
+                                               cache=self.summary_cache)
+                except MemoryLabError as exc:
+                    entities = EntitiesUpdate((), None, str(exc))
         return AfterTurn(summary, facts, entities)
 
     def update_settings(self, conversation_id: int, settings: MemorySettings) -> Conversation:

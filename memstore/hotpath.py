@@ -101,32 +101,43 @@ class HotPath:
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Any]:
-        """A cursor in one transaction; SQLite writers take the write lock up front."""
+    def transaction(self, *, write: bool, snapshot: bool = False) -> Iterator[Any]:
+        """A cursor in one transaction; SQLite writers take the write lock up front.
+
+        A SQLite read that is one statement (or one plus a NotFound check) runs without BEGIN; a read
+        of several statements that must agree asks for a `snapshot`.
+        """
         files = self._files
         raw = files.get() if files is not None else self._engine.raw_connection()
+        clean = False
         try:
             cursor = raw.cursor()
-            if self.sqlite and write:  # a read is one statement (or a NotFound check): SQLite's own snapshot will do
-                cursor.execute("BEGIN IMMEDIATE")
+            if self.sqlite and (write or snapshot):
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield cursor
             except BaseException:
                 raw.rollback()
+                clean = True  # rolled back: the connection holds no transaction
                 raise
             raw.commit()
+            clean = True
         except self._errors as exc:
             raise StorageError(describe_driver_error(exc)) from None
         finally:
-            if files is not None:
+            if files is None:
+                raw.close()
+            elif clean:
                 files.put(raw)
-            else:
+            else:  # a failed commit or rollback may still hold a lock: never reuse that connection
                 raw.close()
 
     # -- statements ---------------------------------------------------------------------------
 
-    def owned(self, cursor: Any, user_id: str, conversation_id: int) -> None:
-        cursor.execute(self.sql("SELECT id FROM conversations WHERE id = ? AND user_id = ?"),
+    def owned(self, cursor: Any, user_id: str, conversation_id: int, *, lock: bool = False) -> None:
+        """The conversation is the user's (else NotFound); `lock` holds its row on PostgreSQL until commit."""
+        tail = " FOR UPDATE" if lock and not self.sqlite else ""  # SQLite writers already hold the database lock
+        cursor.execute(self.sql(f"SELECT id FROM conversations WHERE id = ? AND user_id = ?{tail}"),
                        (conversation_id, user_id))
         if cursor.fetchone() is None:
             raise NotFound(f"Conversation {conversation_id} was not found.")

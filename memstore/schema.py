@@ -168,6 +168,7 @@ class TurnVectorBlockRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
+        UniqueConstraint("conversation_id", "embedder", "first_turn", name="uq_turn_vector_blocks_first_turn"),
         Index("ix_turn_vector_blocks_conversation", "conversation_id", "embedder", "last_turn"),
         Index("ix_turn_vector_blocks_user_embedder", "user_id", "embedder", "id"),
     )

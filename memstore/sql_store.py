@@ -8,7 +8,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -133,6 +133,12 @@ def _call(row: ModelCallRow) -> ModelCall:
     )
 
 
+def _log_user_change(session: Session, user_id: str, key: str, old: str | None, new: str | None) -> None:
+    """A preference edited by hand joins its history, so an older automatic change cannot be undone over it."""
+    session.add(PreferenceChangeRow(user_id=user_id, key=key, old_value=old, new_value=new, source="user",
+                                    created_at=utcnow()))
+
+
 def _preference_change(row: PreferenceChangeRow) -> PreferenceChange:
     return PreferenceChange(row.id, row.key, row.old_value, row.new_value, row.source, row.conversation_id, row.turn,
                             row.call_id, row.undoes, _aware(row.created_at))
@@ -154,8 +160,11 @@ def _vector_scan(loose: Sequence[tuple[int, int, bytes]], blocks: Sequence[tuple
         return VectorScan.empty()
     matrix = np.concatenate(vectors).reshape(len(all_turns), -1)
     kept = np.nonzero((all_ids != conversation_id) | (all_turns < before_turn))[0]
-    # This conversation first, newest first; then the others, newest turn numbers first.
-    order = kept[np.lexsort((-all_turns[kept], all_ids[kept] != conversation_id))][:limit]
+    # This conversation first, newest turn first; then the others, newest conversation and turn first.
+    order = kept[np.lexsort((-all_turns[kept], -all_ids[kept], all_ids[kept] != conversation_id))]
+    pairs = all_ids[order] * (1 << 32) + all_turns[order]
+    _, first = np.unique(pairs, return_index=True)  # a turn read twice (sealed while being read) counts once
+    order = order[np.sort(first)][:limit]
     return VectorScan(all_ids[order], all_turns[order], matrix[order])
 
 
@@ -579,7 +588,7 @@ class SqlStore:
         hot = self._hot
         stamp = hot.stamp(utcnow())
         with hot.transaction(write=True) as cursor:
-            hot.owned(cursor, user_id, conversation_id)
+            hot.owned(cursor, user_id, conversation_id, lock=True)  # one indexer per conversation at a time
             cursor.execute(hot.sql("SELECT MAX(last_turn) FROM turn_vector_blocks WHERE conversation_id = ? "
                                    "AND embedder = ?"), (conversation_id, embedder))
             sealed = cursor.fetchone()[0] or 0
@@ -590,7 +599,7 @@ class SqlStore:
                 "INSERT INTO turn_vectors (user_id, conversation_id, turn, embedder, vector, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, embedder, turn) DO NOTHING"),
                 [(user_id, conversation_id, turn, embedder, vector, stamp) for turn, vector in vectors])
-            added = max(cursor.rowcount, 0)
+            added = max(cursor.rowcount, 0)  # psycopg and sqlite3 both sum an executemany's rows
             self._seal_vector_blocks(cursor, user_id, conversation_id, embedder, stamp)
             return added
 
@@ -615,7 +624,7 @@ class SqlStore:
     def vector_watermark(self, user_id: str, conversation_id: int, embedder: str) -> int:
         """The newest turn of the conversation with a stored vector for this embedder (0 when none)."""
         hot = self._hot
-        with hot.transaction(write=False) as cursor:
+        with hot.transaction(write=False, snapshot=True) as cursor:
             hot.owned(cursor, user_id, conversation_id)
             cursor.execute(hot.sql("SELECT MAX(turn) FROM turn_vectors WHERE conversation_id = ? AND embedder = ?"),
                            (conversation_id, embedder))
@@ -633,23 +642,25 @@ class SqlStore:
             raise InvalidInput(f"A vector scan reads 1 to {MAX_VECTOR_SCAN:,} turns.")
         hot = self._hot
         blocks_needed = limit // VECTOR_BLOCK_TURNS + 1
-        with hot.transaction(write=False) as cursor:
+        own = "conversation_id = ? AND user_id = ? AND embedder = ?"
+        others = "user_id = ? AND embedder = ? AND conversation_id <> ?"
+        with hot.transaction(write=False, snapshot=True) as cursor:  # loose rows and blocks from one snapshot
             hot.owned(cursor, user_id, conversation_id)
-            if all_conversations:
-                where, params = "user_id = ? AND embedder = ?", (user_id, embedder)
-                loose_order, block_order = "id DESC", "id DESC"
-            else:
-                where, params = "conversation_id = ? AND user_id = ? AND embedder = ?", (conversation_id, user_id,
-                                                                                          embedder)
-                loose_order, block_order = "turn DESC", "last_turn DESC"
-            cursor.execute(hot.sql(f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {where} "
-                                   f"AND (conversation_id <> ? OR turn < ?) ORDER BY {loose_order} LIMIT ?"),
-                           (*params, conversation_id, before_turn, int(limit)))
+            cursor.execute(hot.sql(f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {own} AND turn < ? "
+                                   "ORDER BY turn DESC LIMIT ?"), (conversation_id, user_id, embedder, before_turn,
+                                                                   int(limit)))
             loose = cursor.fetchall()
-            cursor.execute(hot.sql(f"SELECT conversation_id, turns, vectors FROM turn_vector_blocks WHERE {where} "
-                                   f"AND (conversation_id <> ? OR first_turn < ?) ORDER BY {block_order} LIMIT ?"),
-                           (*params, conversation_id, before_turn, blocks_needed))
+            cursor.execute(hot.sql(f"SELECT conversation_id, turns, vectors FROM turn_vector_blocks WHERE {own} "
+                                   "AND first_turn < ? ORDER BY last_turn DESC LIMIT ?"),
+                           (conversation_id, user_id, embedder, before_turn, blocks_needed))
             blocks = cursor.fetchall()
+            if all_conversations:  # then the user's other conversations, most recently stored first
+                cursor.execute(hot.sql(f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {others} "
+                                       "ORDER BY id DESC LIMIT ?"), (user_id, embedder, conversation_id, int(limit)))
+                loose += cursor.fetchall()
+                cursor.execute(hot.sql(f"SELECT conversation_id, turns, vectors FROM turn_vector_blocks WHERE {others} "
+                                       "ORDER BY id DESC LIMIT ?"), (user_id, embedder, conversation_id, blocks_needed))
+                blocks += cursor.fetchall()
         return _vector_scan(loose, blocks, conversation_id=conversation_id, before_turn=before_turn, limit=limit)
 
     # -- entities (entity memory) ---------------------------------------------------------------
@@ -704,18 +715,22 @@ class SqlStore:
                 self._check_preference_room(session, user_id, adding=1)
                 row = PreferenceRow(user_id=user_id, key=key, value=value, enabled=enabled, updated_at=utcnow())
                 session.add(row)
+                _log_user_change(session, user_id, key, None, value)
             elif row.value != value or bool(row.enabled) != enabled:
+                if row.value != value:
+                    _log_user_change(session, user_id, key, row.value, value)
                 row.value, row.enabled, row.updated_at = value, enabled, utcnow()
             session.flush()
             return _preference(row)
 
     def delete_preference(self, user_id: str, key: str) -> None:
         with self._tx(write=True) as session:
-            result = session.execute(
-                delete(PreferenceRow).where(PreferenceRow.user_id == user_id, PreferenceRow.key == key)
-            )
-            if result.rowcount == 0:
+            row = session.scalars(select(PreferenceRow).where(
+                PreferenceRow.user_id == user_id, PreferenceRow.key == key).with_for_update()).one_or_none()
+            if row is None:
                 raise NotFound(f"No preference named {key!r}.")
+            _log_user_change(session, user_id, key, row.value, None)
+            session.delete(row)
 
     def replace_preferences(self, user_id: str, rows: Sequence[tuple[str, str, bool]]) -> list[Preference]:
         """Make the user's preferences exactly `rows` in one transaction (the editor's save)."""
@@ -736,12 +751,16 @@ class SqlStore:
             }
             for key, row in existing.items():
                 if key not in cleaned:
+                    _log_user_change(session, user_id, key, row.value, None)
                     session.delete(row)
             for key, (value, enabled) in cleaned.items():
                 row = existing.get(key)
                 if row is None:
                     session.add(PreferenceRow(user_id=user_id, key=key, value=value, enabled=enabled, updated_at=now))
+                    _log_user_change(session, user_id, key, None, value)
                 elif row.value != value or bool(row.enabled) != enabled:
+                    if row.value != value:
+                        _log_user_change(session, user_id, key, row.value, value)
                     row.value, row.enabled, row.updated_at = value, enabled, now
         return self.list_preferences(user_id)
 
@@ -787,8 +806,10 @@ class SqlStore:
                 raise NotFound(f"No memory change {change_id}.")
             row = session.scalars(select(PreferenceRow).where(
                 PreferenceRow.user_id == user_id, PreferenceRow.key == change.key).with_for_update()).one_or_none()
+            newest = session.scalar(select(func.max(PreferenceChangeRow.id)).where(
+                PreferenceChangeRow.user_id == user_id, PreferenceChangeRow.key == change.key))
             current = row.value if row is not None else None
-            if current != change.new_value:
+            if change.source == "undo" or newest != change.id or current != change.new_value:
                 raise InvalidInput(f"{change.key!r} has changed since; edit it on the Preferences page instead.")
             if change.old_value is None:
                 if row is not None:

@@ -54,12 +54,13 @@ if injected:
 else:
     st.caption("No preference is switched on.")
 
-st.subheader("Saved automatically, and undone")
-st.caption("Facts the model picked out of your messages (switch this on or off in the chat's sidebar). Each change "
-           "keeps what it replaced, when, and from which turn; undo puts the old value back.")
+st.subheader("History")
+st.caption("Every change: facts the model picked out of your messages (switch this on or off in the chat's sidebar), "
+           "your own edits, and undos. Each keeps what it replaced and when; undo puts the old value back while the "
+           "change is the newest for its key.")
 history = store.preference_history(USER, limit=50)
 if not history:
-    st.caption("Nothing has been saved automatically yet.")
+    st.caption("No preference has changed yet.")
 
 
 def undo(change_id: int) -> None:
@@ -72,11 +73,13 @@ def undo(change_id: int) -> None:
 
 if error := st.session_state.pop("undo_error", None):
     st.error(f"Not undone: {error}", icon=":material/error:")
-undone = {c.undoes for c in history if c.undoes is not None}
+newest = {}
+for change in history:  # newest first: the first change seen for a key is its newest
+    newest.setdefault(change.key, change.id)
 for change in history:
     text, when, action = st.columns([5, 2, 1], vertical_alignment="center")
     text.markdown(ui.change_sentence(change))
     when.caption(f"{change.created_at:%Y-%m-%d %H:%M}"
                  + (f" · conversation {change.conversation_id}" if change.conversation_id else ""))
-    if change.source == "auto" and change.id not in undone:
+    if change.source == "auto" and newest[change.key] == change.id:  # older ones would overwrite what came after
         action.button("Undo", key=f"undo_pref_{change.id}", on_click=undo, args=(change.id,))

@@ -439,7 +439,10 @@ def test_facts_saved_after_a_turn_are_announced_and_can_be_undone(env, db_url):
 
 def test_automatic_facts_can_be_switched_off(env, db_url):
     at = app()
-    at.sidebar.toggle(key="auto_facts").set_value(False).run()
+    at.sidebar.toggle(key="auto_facts_widget").set_value(False).run()
+    at.switch_page("pages/1_Preferences.py").run()
+    at.switch_page("app.py").run()  # the choice outlives a visit to another page
+    assert at.sidebar.toggle(key="auto_facts_widget").value is False
     send(at, "I'm Ada.")
     assert len(env.requests) == len(env.chat_requests) == 1  # the chat call only: no facts call
     store = SqlStore.open(db_url)

@@ -174,6 +174,22 @@ def test_extracted_facts_are_added_changed_with_history_and_undone(sql_store):
         sql_store.undo_preference_change("someone else", moved.changes[0].id)
 
 
+def test_only_the_newest_change_to_a_key_can_be_undone_and_hand_edits_count(sql_store):
+    added = sql_store.apply_fact_changes(ME, [("home_city", "Oslo")], conversation_id=None, turn=1, call_id=None)[0]
+    moved = sql_store.apply_fact_changes(ME, [("home_city", "Bergen")], conversation_id=None, turn=2, call_id=None)[0]
+    back = sql_store.apply_fact_changes(ME, [("home_city", "Oslo")], conversation_id=None, turn=3, call_id=None)[0]
+    for stale in (added, moved):  # the value is "Oslo" again, but undoing turn 1's addition would delete it
+        with pytest.raises(InvalidInput):
+            sql_store.undo_preference_change(ME, stale.id)
+    sql_store.set_preference(ME, "home_city", "Trondheim")  # a hand edit joins the history...
+    with pytest.raises(InvalidInput):  # ...so the automatic change before it can no longer be undone over it
+        sql_store.undo_preference_change(ME, back.id)
+    assert [(h.source, h.new_value) for h in sql_store.preference_history(ME)][:2] == [
+        ("user", "Trondheim"), ("auto", "Oslo")]
+    sql_store.delete_preference(ME, "home_city")
+    assert sql_store.preference_history(ME)[0].kind == "removed"
+
+
 def test_a_bad_extraction_reply_changes_nothing_and_is_still_in_the_ledger(sql_store):
     chat = facts_chat(sql_store, "I could not find any facts, sorry.", '{"": "x", "name": "Ada"}')
     conv = chat.new_conversation()

@@ -176,3 +176,16 @@ def test_pinned_preferences_reach_every_type_and_costs_accumulate():
     buffer = next(r for r in results if r.memory_type == "buffer")
     costs = running_cost(buffer, Price(1_000_000.0, 0.0))  # one dollar a token makes the sum readable
     assert costs == sorted(costs) and costs[-1] == pytest.approx(buffer.prompt_tokens)
+
+
+def test_replay_reuses_entity_notes_from_the_ledger(tmp_path):
+    cache = SqlStore.open(f"sqlite:///{tmp_path / 'cache.db'}")
+    notes = ['{"Alice": "The user."}', '{}', '{"Oslo": "Where the user lives."}', '{}', '{"Miso": "The cat."}', '{}']
+    client = FakeClient(notes)
+    settings = [MemorySettings("entity", window_turns=1)]
+    first = replay(SCRIPT, settings, client, user_id="u", cache=cache)
+    assert len(client.requests) == 6 and len(cache.list_calls("u", purpose="entities")) == 6
+    second = replay(SCRIPT, settings, client, user_id="u", cache=cache)
+    assert len(client.requests) == 6  # every entity call came from the ledger
+    assert [f.payload.messages for f in second[0].frames] == [f.payload.messages for f in first[0].frames]
+    cache.close()

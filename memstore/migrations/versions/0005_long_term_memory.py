@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("turns", sa.LargeBinary(), nullable=False),
         sa.Column("vectors", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("conversation_id", "embedder", "first_turn", name="uq_turn_vector_blocks_first_turn"),
     )
     op.create_index("ix_turn_vector_blocks_conversation", "turn_vector_blocks",
                     ["conversation_id", "embedder", "last_turn"])
