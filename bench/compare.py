@@ -32,6 +32,7 @@ warnings.filterwarnings("ignore")
 from memstore import Chat, FactSet, MemorySettings, NewMessage, SqlStore  # noqa: E402
 from memstore.embeddings import WordLlamaEmbedder  # noqa: E402
 from memstore.llm.scripted import ScriptedClient  # noqa: E402
+from memstore.tokens import counter_for_model  # noqa: E402
 from memstore.tokens import load_encoding  # noqa: E402
 
 MESSAGE = ("Memory Lab stores every message and reads back only what the memory needs; this sentence is "
@@ -76,7 +77,8 @@ class MemoryLab:
 
     def __init__(self, folder: Path):
         self.store = SqlStore.open(f"sqlite:///{folder / 'memorylab.db'}")
-        self.chat = Chat(self.store, ScriptedClient(model="gpt-4o-mini", whole_replies=True), user_id="local",
+        self.chat = Chat(self.store, ScriptedClient(model="gpt-4o-mini", whole_replies=True,
+                                                    counter=counter_for_model("gpt-4o-mini")), user_id="local",
                          embedder=WordLlamaEmbedder())
 
     def seed(self, size: int) -> int:

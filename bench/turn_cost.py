@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from memstore import Chat, FactSet, MemorySettings, NewMessage, SqlStore  # noqa: E402
 from memstore.embeddings import WordLlamaEmbedder  # noqa: E402
 from memstore.llm.scripted import ScriptedClient  # noqa: E402
+from memstore.tokens import counter_for_model  # noqa: E402
 
 MESSAGE = ("Memory Lab stores every message and reads back only what the memory needs; this sentence is "
            "padding so that a message is about two hundred characters long, like a real chat turn. ")[:200]
@@ -78,7 +79,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         store = SqlStore.open(f"sqlite:///{folder}/bench.db")
-        chat = Chat(store, ScriptedClient(model="gpt-4o-mini", whole_replies=True), user_id="local",
+        chat = Chat(store, ScriptedClient(model="gpt-4o-mini", whole_replies=True,
+                                        counter=counter_for_model("gpt-4o-mini")), user_id="local",
                     embedder=WordLlamaEmbedder())
         for size in sizes:
             conv_id = seed(store, chat, size)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from .facts import FactSet, fact_line
 from .memory import MemoryView
+from .memory.history import stored_message_tokens
 from .records import ChatMessage, MemorySettings
 from .tokens import TOKENS_PER_REPLY, TokenCounter, message_tokens
 
@@ -112,11 +113,22 @@ def build_payload(settings: MemorySettings, view: MemoryView, facts: FactSet, ne
     recall_text = recall_block(view)
     system_text = (settings.system_prompt.strip() + facts_text + summary_text + entity_text + recall_text).strip()
     messages: list[ChatMessage] = []
+    counts: list[int] = []
     if system_text:
         messages.append(ChatMessage("system", system_text))
-    history = [m for turn in view.turns for m in turn.chat_messages()]
+        counts.append(message_tokens(counter, system_text))
+    history: list[ChatMessage] = []
+    history_counts: list[int] = []
+    for turn in view.turns:  # stored counts where the tokenizer matches: history is not re-tokenized every turn
+        for stored in (turn.user, turn.reply):
+            if stored is not None:
+                history.append(ChatMessage(stored.role, stored.content))
+                history_counts.append(stored_message_tokens(stored, counter))
     messages.extend(history)
+    counts.extend(history_counts)
+    new_tokens = message_tokens(counter, new_message)
     messages.append(ChatMessage("user", new_message))
+    counts.append(new_tokens)
 
     prompt = settings.system_prompt.strip()
     sections = (
@@ -128,10 +140,7 @@ def build_payload(settings: MemorySettings, view: MemoryView, facts: FactSet, ne
                 len(view.entities.injected) if entity_text and view.entities else 0),
         Section("recalled", SECTION_LABELS["recalled"], counter.count(recall_text),
                 len(view.recall.recalled) if recall_text and view.recall else 0),
-        Section("history", SECTION_LABELS["history"], sum(message_tokens(counter, m.content) for m in history),
-                len(history)),
-        Section("new_message", SECTION_LABELS["new_message"],
-                message_tokens(counter, new_message) + TOKENS_PER_REPLY, 1),
+        Section("history", SECTION_LABELS["history"], sum(history_counts), len(history)),
+        Section("new_message", SECTION_LABELS["new_message"], new_tokens + TOKENS_PER_REPLY, 1),
     )
-    return Payload(tuple(messages), sections, counter.name, counter.exact, context_tokens, view, facts,
-                   tuple(message_tokens(counter, m.content) for m in messages))
+    return Payload(tuple(messages), sections, counter.name, counter.exact, context_tokens, view, facts, tuple(counts))

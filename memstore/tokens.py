@@ -6,7 +6,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Protocol, Sequence
@@ -38,6 +38,10 @@ class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
 
 
+REMEMBERED_TEXTS = 512  # short texts whose counts a counter keeps
+REMEMBERED_TEXT_CHARS = 4_000
+
+
 @dataclass(frozen=True)
 class TiktokenCounter:
     """Exact counts with an OpenAI encoding."""
@@ -45,9 +49,19 @@ class TiktokenCounter:
     name: str
     encoding: tiktoken.Encoding
     exact: bool = True
+    _recent: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def count(self, text: str) -> int:
-        return len(self.encoding.encode(text, disallowed_special=()))
+        if not text:
+            return 0
+        if len(text) > REMEMBERED_TEXT_CHARS:
+            return len(self.encoding.encode(text, disallowed_special=()))
+        known = self._recent.get(text)
+        if known is None:  # system prompts and fact blocks repeat every turn: count them once
+            if len(self._recent) >= REMEMBERED_TEXTS:
+                self._recent.clear()
+            known = self._recent[text] = len(self.encoding.encode(text, disallowed_special=()))
+        return known
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..records import ChatMessage, Message, Summary
 from ..store_api import TranscriptStore
-from ..tokens import TokenCounter, message_tokens
+from ..tokens import TOKENS_PER_MESSAGE, TokenCounter
 
 if TYPE_CHECKING:
     from .longterm import LongTerm
@@ -46,15 +46,15 @@ def group_turns(messages: Sequence[Message], counter: TokenCounter) -> list[Turn
         replies = [m for m in rows if m.role == "assistant" and m.status in ("complete", "partial")]
         reply = replies[-1] if replies else None
         failed = sum(1 for m in rows if m.role == "assistant" and m.status == "failed")
-        tokens = sum(_tokens(m, counter) for m in (user, reply) if m is not None)
+        tokens = sum(stored_message_tokens(m, counter) for m in (user, reply) if m is not None)
         turns.append(TurnView(number, user, reply, failed, tokens))
     return turns
 
 
-def _tokens(message: Message, counter: TokenCounter) -> int:
-    """Stored count when it was made with this tokenizer, else a fresh count."""
+def stored_message_tokens(message: Message, counter: TokenCounter) -> int:
+    """What a stored message costs in a request: its stored count when made with this tokenizer, else a fresh one."""
     content_tokens = message.tokens if message.tokenizer == counter.name else counter.count(message.content)
-    return message_tokens(counter, "") + content_tokens
+    return TOKENS_PER_MESSAGE + content_tokens
 
 
 class HistoryReader:
