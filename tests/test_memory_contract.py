@@ -126,3 +126,30 @@ def test_history_reader_reads_are_bounded(store):
     MEMORY_TYPES["window"].view(reader, MemorySettings("window", window_turns=2), context_tokens=8000)
     MEMORY_TYPES["token_window"].view(reader, MemorySettings("token_window", max_tokens=40), context_tokens=8000)
     assert max(calls) <= 20 and sum(calls) <= 60  # never the 600 stored messages
+
+
+@pytest.mark.parametrize("n_turns", EDGES)
+def test_long_term_types_keep_the_contract_with_their_memory_filled(store, n_turns):
+    """Entity notes and recalled turns go in the system prompt; the history stays a contiguous newest run."""
+    from memstore.embeddings import WordLlamaEmbedder
+
+    for memory_type in ("entity", "retrieval"):
+        settings = MemorySettings(memory_type, window_turns=1, recall_turns=2, recall_min_score=-1.0,
+                                  system_prompt="SYS")
+        chat, conv = build(store, n_turns, settings)
+        chat.embedder = WordLlamaEmbedder()
+        if n_turns:
+            store.add_entity_versions(ME, conv.id, [("Q1", "The first question.")], turn=1, call=None)
+            chat.long_term(conv.id).index(n_turns)
+        payload = chat.preview(conv.id, FactSet(), draft="about q1 again")
+        sent = history_of(payload)
+        stored = [(m.role, m.content) for m in store.page(ME, conv.id, limit=100)]
+        assert sent == (stored[-2:] if n_turns else [])  # window k=1
+        assert payload.total_tokens == sum(s.tokens for s in payload.sections)
+        extra = payload.section("entities" if memory_type == "entity" else "recalled")
+        if memory_type == "entity":
+            assert extra.items == (1 if n_turns else 0)
+        else:  # every turn before the window is recalled (top 2, no minimum), never one inside it
+            assert extra.items == min(2, max(0, n_turns - 1))
+            assert all(r.turn.number < n_turns for r in payload.view.recall.recalled)
+        assert (extra.tokens > 0) == (extra.items > 0)
