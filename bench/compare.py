@@ -401,8 +401,10 @@ def plot(per_turn, sizes: list[int], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     styles = {"Memory Lab": "-", "LangChain": "--", "plain sqlite3": ":"}
-    for (name, kind) in dict.fromkeys((k[0], k[1]) for k in per_turn):
-        ax.plot(sizes, [per_turn[(name, kind, s)][0] for s in sizes], styles[name], marker="o", label=f"{name}: {kind}")
+    colours = plt.get_cmap("tab20").colors  # eleven lines: the default ten-colour cycle would repeat one
+    for index, (name, kind) in enumerate(dict.fromkeys((k[0], k[1]) for k in per_turn)):
+        ax.plot(sizes, [per_turn[(name, kind, s)][0] for s in sizes], styles[name], marker="o",
+                color=colours[(index * 2) % 20 + (index * 2 >= 20)], label=f"{name}: {kind}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("messages stored in the conversation")
