@@ -32,9 +32,24 @@ class FactSet:
     used_tokens: int = 0
 
 
+FACTS_HEADER = "Known facts about the user (from memory):"
+MERGE_SLACK_TOKENS = 2  # joining lines can merge a token or two at the line breaks
+
+
 def fact_line(fact: Fact) -> str:
     """A fact as it appears in the system prompt."""
     return f"- {fact.key}: {fact.value}"
+
+
+def facts_lines(facts: Sequence[Fact]) -> str:
+    """The block of facts appended to the system prompt ('' when there are none)."""
+    if not facts:
+        return ""
+    return "\n\n" + FACTS_HEADER + "\n" + "\n".join(fact_line(f) for f in facts)
+
+
+def facts_block(facts: "FactSet") -> str:
+    return facts_lines(facts.injected)
 
 
 def select_facts(session_facts: Mapping[str, str], preferences: Sequence[Preference], *,
@@ -42,7 +57,8 @@ def select_facts(session_facts: Mapping[str, str], preferences: Sequence[Prefere
     """Enabled preferences then session facts; a session fact overrides a preference of the same key.
 
     With a budget, facts are admitted newest first (session facts, then preferences by last
-    update) while their lines fit; the oldest that do not fit are left out and say so.
+    update) while the facts section, counted exactly as it will be sent, still fits; the oldest
+    that do not fit are left out and say so. `used_tokens` is that section's exact cost.
     """
     if budget_tokens is not None and (isinstance(budget_tokens, bool) or budget_tokens < 0):
         raise InvalidInput("The facts budget must be 0 or more tokens.")
@@ -59,22 +75,26 @@ def select_facts(session_facts: Mapping[str, str], preferences: Sequence[Prefere
     candidates.extend((Fact("session", key, value), None) for key, value in session_facts.items())
     if budget_tokens is None or counter is None:
         injected = [fact for fact, _ in candidates]
-        used = sum(counter.count(fact_line(f)) for f in injected) if counter is not None else 0
+        used = counter.count(facts_lines(injected)) if counter is not None else 0
         return FactSet(tuple(injected), tuple(left_out), None, used)
     # Newest first: session facts (this session, newest typed last), then preferences by last update.
     newest_first = [c for c in reversed(candidates) if c[1] is None] + sorted(
         (c for c in candidates if c[1] is not None), key=lambda c: c[1], reverse=True)  # type: ignore[arg-type, return-value]
-    admitted: set[int] = set()
-    used = 0
+    reason = f"over the {budget_tokens:,}-token budget (oldest left out first)"
+    order = {id(f): i for i, (f, _) in enumerate(candidates)}
+    admitted: list[Fact] = []
+    exact = 0  # what the prompt's facts section costs with the facts admitted so far, exactly
     for fact, _ in newest_first:
-        cost = counter.count(fact_line(fact)) + 1  # the line break
-        if used + cost <= budget_tokens:
-            used += cost
-            admitted.add(id(fact))
+        if exact + counter.count(fact_line(fact)) > budget_tokens + MERGE_SLACK_TOKENS:
+            left_out.append((fact, reason))  # cannot fit even if joining saved a token or two
+            continue
+        trial = sorted([*admitted, fact], key=lambda f: order[id(f)])
+        cost = counter.count(facts_lines(trial))
+        if cost <= budget_tokens:
+            admitted, exact = trial, cost
         else:
-            left_out.append((fact, f"over the {budget_tokens:,}-token budget (oldest left out first)"))
-    injected = tuple(fact for fact, _ in candidates if id(fact) in admitted)
-    return FactSet(injected, tuple(left_out), budget_tokens, used)
+            left_out.append((fact, reason))
+    return FactSet(tuple(admitted), tuple(left_out), budget_tokens, exact)
 
 
 def with_session_fact(facts: Mapping[str, str], key: str, value: str, limits: Limits = Limits(),

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .facts import FactSet, fact_line
+from .facts import FactSet, facts_block
 from .memory import MemoryView
 from .memory.history import stored_message_tokens
 from .records import ChatMessage, MemorySettings
 from .tokens import TOKENS_PER_REPLY, TokenCounter, message_tokens
 
-FACTS_HEADER = "Known facts about the user (from memory):"
 SUMMARY_HEADER = "Summary of the earlier conversation:"
 RECALL_HEADER = "Earlier turns that may be relevant (recalled by similarity to the new message):"
 ENTITY_HEADER = "Notes on people, places and things the user mentions:"
@@ -72,13 +71,6 @@ class Payload:
         if self.facts.left_out:
             out["facts_left_out"] = [{"source": f.source, "key": f.key, "reason": why} for f, why in self.facts.left_out]
         return out
-
-
-def facts_block(facts: FactSet) -> str:
-    if not facts.injected:
-        return ""
-    lines = [fact_line(f) for f in facts.injected]
-    return "\n\n" + FACTS_HEADER + "\n" + "\n".join(lines)
 
 
 def summary_block(view: MemoryView) -> str:

@@ -13,7 +13,9 @@ from memstore import Chat, FactSet, MemorySettings, TemporaryStore
 from memstore.embeddings import WordLlamaEmbedder, dequantize, to_bytes, unit_rows
 from memstore.errors import InvalidInput, NotFound
 from memstore.extraction import parse_json_object
-from memstore.facts import select_facts
+from memstore.facts import Fact, facts_lines, select_facts
+from memstore.memory import MemoryView
+from memstore.payload import build_payload
 from memstore.payload import RECALL_HEADER
 from memstore.records import Preference
 from memstore.tokens import counter_for_model
@@ -262,41 +264,23 @@ def test_a_tiny_budget_leaves_every_fact_out_and_says_why(budget):
 def test_the_budget_keeps_the_newest_facts_and_drops_the_oldest_at_the_exact_edge():
     counter = counter_for_model("gpt-4o-mini")
     items = prefs(("oldest", "a"), ("middle", "b"), ("newest", "c"))
-    cost = {p.key: counter.count(f"- {p.key}: {p.value}") + 1 for p in items}
-    exact = cost["newest"] + cost["middle"]
-    fits = select_facts({}, items, counter=counter, budget_tokens=exact)
-    assert [f.key for f in fits.injected] == ["middle", "newest"] and fits.used_tokens == exact
+    facts = {p.key: Fact("preference", p.key, p.value) for p in items}
+    two = counter.count(facts_lines([facts["middle"], facts["newest"]]))  # exactly what the prompt would carry
+    fits = select_facts({}, items, counter=counter, budget_tokens=two)
+    assert [f.key for f in fits.injected] == ["middle", "newest"] and fits.used_tokens == two
     assert [f.key for f, _ in fits.left_out] == ["oldest"]
-    short = select_facts({}, items, counter=counter, budget_tokens=exact - 1)
+    short = select_facts({}, items, counter=counter, budget_tokens=two - 1)
     assert [f.key for f in short.injected] == ["newest"]
-    everything = select_facts({}, items, counter=counter, budget_tokens=sum(cost.values()))
+    assert short.used_tokens == counter.count(facts_lines([facts["newest"]])) <= two - 1
+    everything = select_facts({}, items, counter=counter, budget_tokens=10_000)
     assert len(everything.injected) == 3 and everything.left_out == ()
     with pytest.raises(InvalidInput):
         select_facts({}, items, counter=counter, budget_tokens=-1)
 
 
-def test_an_openai_compatible_embeddings_endpoint_drives_recall(store, fake_server):
-    from memstore.embeddings import OpenAIEmbedder
-
-    embedder = OpenAIEmbedder("test-embed", api_key="k", base_url=fake_server.base_url)
-    chat = Chat(store, FakeClient(), user_id=ME, embedder=embedder)
-    conv = chat.new_conversation("o", MemorySettings("retrieval", window_turns=0, recall_turns=1,
-                                                     recall_min_score=0.2))
-    for user, reply in RECALL_SET["conversations"][0]["turns"]:
-        chat.replay_turn(conv.id, user, reply, FactSet())
-    run = chat.send(conv.id, "Tell me about my dog Biscuit the border collie", FactSet())
-    assert [r.turn.number for r in run.payload.view.recall.recalled] == [2]
-    assert embedder.name.startswith("openai:test-embed@") and fake_server.embedding_requests
-    assert store.vector_watermark(ME, conv.id, embedder.name) == 8  # every earlier turn embedded, once
-
-
-def test_an_unreachable_embeddings_endpoint_leaves_the_turn_working(store):
-    from memstore.embeddings import OpenAIEmbedder
-
-    embedder = OpenAIEmbedder("test-embed", api_key="k", base_url="http://127.0.0.1:9/v1", timeout_s=2)
-    chat = Chat(store, FakeClient(), user_id=ME, embedder=embedder)
-    conv = chat.new_conversation("o", MemorySettings("retrieval", window_turns=1))
-    chat.replay_turn(conv.id, "first", "reply", FactSet())
-    run = chat.send(conv.id, "second", FactSet())
-    assert run.run().ok and run.payload.view.recall.recalled == ()
-    assert any("could not be indexed" in n or "Recall skipped" in n for n in run.payload.view.notes)
+def test_the_facts_meter_matches_the_prompts_facts_section():
+    counter = counter_for_model("gpt-4o-mini")
+    facts = select_facts({"mood": "curious"}, prefs(("name", "Ada"), ("home_city", "Oslo")), counter=counter,
+                         budget_tokens=500)
+    payload = build_payload(MemorySettings(), MemoryView("none"), facts, "hi", counter, context_tokens=8_192)
+    assert payload.section("facts").tokens == facts.used_tokens > 0
