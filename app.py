@@ -275,6 +275,9 @@ def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
                             "It will catch up next turn.")
         if after.entities is not None and after.entities.error:
             problems.append(f"Entity notes were not updated this turn: {after.entities.error}.")
+        elif after.entities is not None and not after.entities.entities:
+            problems.append("Entity notes: the model named no new facts about any entity this turn "
+                            "(its reply is in the Timeline).")
         if after.facts is not None and after.facts.error:
             problems.append(f"No facts were saved this turn: {after.facts.error}.")
         if after.facts is not None and after.facts.changes:
