@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..records import MemorySettings, Summary
 from .base import DroppedTurn, MemoryView
@@ -68,20 +69,7 @@ class WindowMemory:
     uses_summary: bool = False
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
-        k = settings.window_turns
-        first_kept = history.through_turn - k + 1 if k > 0 else history.through_turn + 1
-        # One read covers the window and the few newest turns that fell out of it.
-        read = history.turns(first_kept - (DROPPED_SHOWN if history.explain else 0), history.through_turn)
-        kept = [t for t in read if t.number >= first_kept]
-        older = [t for t in read if t.number < first_kept]
-        dropped = max(0, first_kept - 1)
-        return MemoryView(
-            self.name,
-            turns=tuple(kept),
-            dropped_count=dropped,
-            dropped_recent=tuple(DroppedTurn(t, t.number + k + 1) for t in reversed(older)),
-            notes=(f"Window of {k} turn{'s' if k != 1 else ''} ({2 * k} messages).",),
-        )
+        return _window_view(self.name, history, settings, ())
 
 
 def _token_tail(history: HistoryReader, max_tokens: int) -> tuple[list[TurnView], int, tuple[str, ...]]:
@@ -164,13 +152,22 @@ class SummaryBufferMemory:
         )
 
 
-def _window(history: HistoryReader, k: int) -> tuple[list[TurnView], int, tuple[DroppedTurn, ...]]:
-    """The last k turns, the first turn kept, and the newest turns that fell out (for the panel)."""
-    first_kept = history.through_turn - k + 1 if k > 0 else history.through_turn + 1
+def _first_kept(history: HistoryReader, k: int) -> int:
+    return history.through_turn - k + 1 if k > 0 else history.through_turn + 1
+
+
+def _window_view(name: str, history: HistoryReader, settings: MemorySettings, notes: tuple[str, ...],
+                 **long_term: Any) -> MemoryView:
+    """The last k turns, the newest turns that fell out (with the turn each left at), and the panel's notes."""
+    k = settings.window_turns
+    first_kept = _first_kept(history, k)
+    # One read covers the window and, for the panel, the few newest turns that fell out of it.
     read = history.turns(first_kept - (DROPPED_SHOWN if history.explain else 0), history.through_turn)
-    kept = [t for t in read if t.number >= first_kept]
+    kept = tuple(t for t in read if t.number >= first_kept)
     older = tuple(DroppedTurn(t, t.number + k + 1) for t in reversed([t for t in read if t.number < first_kept]))
-    return kept, first_kept, older
+    return MemoryView(name, turns=kept, dropped_count=max(0, first_kept - 1), dropped_recent=older,
+                      notes=(f"{'Window' if name == 'window' else 'Short-term'}: the last {k} "
+                             f"turn{'s' if k != 1 else ''} ({2 * k} messages).",) + notes, **long_term)
 
 
 @dataclass(frozen=True)
@@ -182,16 +179,11 @@ class RetrievalMemory:
     uses_summary: bool = False
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
-        kept, first_kept, older = _window(history, settings.window_turns)
-        notes = [f"Short-term: the last {settings.window_turns} turn{'s' if settings.window_turns != 1 else ''}."]
-        recall = None
         if history.long_term is None:
-            notes.append("Recall is unavailable: no embedding model is set up.")
-        else:
-            recall = history.long_term.recall(settings, before_turn=max(1, first_kept))
-            notes.extend(recall.notes)
-        return MemoryView(self.name, turns=tuple(kept), dropped_count=max(0, first_kept - 1), dropped_recent=older,
-                          notes=tuple(notes), recall=recall)
+            return _window_view(self.name, history, settings, ("Recall is unavailable: no embedding model.",))
+        first_kept = _first_kept(history, settings.window_turns)
+        recall = history.long_term.recall(settings, before_turn=max(1, first_kept))
+        return _window_view(self.name, history, settings, recall.notes, recall=recall)
 
 
 @dataclass(frozen=True)
@@ -203,13 +195,7 @@ class EntityMemory:
     uses_summary: bool = False
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
-        kept, first_kept, older = _window(history, settings.window_turns)
-        notes = [f"Short-term: the last {settings.window_turns} turn{'s' if settings.window_turns != 1 else ''}."]
-        entities = None
         if history.long_term is None:
-            notes.append("Entities are unavailable here.")
-        else:
-            entities = history.long_term.entities()
-            notes.extend(entities.notes)
-        return MemoryView(self.name, turns=tuple(kept), dropped_count=max(0, first_kept - 1), dropped_recent=older,
-                          notes=tuple(notes), entities=entities)
+            return _window_view(self.name, history, settings, ("Entities are unavailable here.",))
+        entities = history.long_term.entities()
+        return _window_view(self.name, history, settings, entities.notes, entities=entities)
