@@ -284,3 +284,30 @@ def test_the_facts_meter_matches_the_prompts_facts_section():
                          budget_tokens=500)
     payload = build_payload(MemorySettings(), MemoryView("none"), facts, "hi", counter, context_tokens=8_192)
     assert payload.section("facts").tokens == facts.used_tokens > 0
+
+
+def test_an_openai_compatible_embeddings_endpoint_drives_recall(store, fake_server):
+    from memstore.embeddings import OpenAIEmbedder
+
+    embedder = OpenAIEmbedder("test-embed", api_key="k", base_url=fake_server.base_url)
+    chat = Chat(store, FakeClient(), user_id=ME, embedder=embedder)
+    conv = chat.new_conversation("o", MemorySettings("retrieval", window_turns=0, recall_turns=1,
+                                                     recall_min_score=0.2))
+    for user, reply in RECALL_SET["conversations"][0]["turns"]:
+        chat.replay_turn(conv.id, user, reply, FactSet())
+    run = chat.send(conv.id, "Tell me about my dog Biscuit the border collie", FactSet())
+    assert [r.turn.number for r in run.payload.view.recall.recalled] == [2]
+    assert embedder.name.startswith("openai:test-embed@") and fake_server.embedding_requests
+    assert store.vector_watermark(ME, conv.id, embedder.name) == 8  # every earlier turn embedded, once
+
+
+def test_an_unreachable_embeddings_endpoint_leaves_the_turn_working(store):
+    from memstore.embeddings import OpenAIEmbedder
+
+    embedder = OpenAIEmbedder("test-embed", api_key="k", base_url="http://127.0.0.1:9/v1", timeout_s=2)
+    chat = Chat(store, FakeClient(), user_id=ME, embedder=embedder)
+    conv = chat.new_conversation("o", MemorySettings("retrieval", window_turns=1))
+    chat.replay_turn(conv.id, "first", "reply", FactSet())
+    run = chat.send(conv.id, "second", FactSet())
+    assert run.run().ok and run.payload.view.recall.recalled == ()
+    assert any("could not be indexed" in n or "Recall skipped" in n for n in run.payload.view.notes)
