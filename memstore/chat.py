@@ -244,7 +244,9 @@ class Chat:
 
     def update_memory(self, conversation_id: int) -> SummaryUpdate | None:
         """After a turn: fold what the summary types need, so the next prompt is ready."""
-        conversation = self.store.get_conversation(self.user_id, conversation_id)
+        return self._fold_summary(self.store.get_conversation(self.user_id, conversation_id))
+
+    def _fold_summary(self, conversation: Conversation) -> SummaryUpdate | None:
         if not get_memory_type(conversation.settings.memory_type).uses_summary:
             return None
         return self._fold(conversation, conversation.last_turn)[1]
@@ -254,7 +256,7 @@ class Chat:
         the chat is saved), and update entity notes under entity memory. Each step's calls go in the ledger."""
         conversation = self.store.get_conversation(self.user_id, conversation_id)
         memory = get_memory_type(conversation.settings.memory_type)
-        summary = self._fold(conversation, conversation.last_turn)[1] if memory.uses_summary else None
+        summary = self._fold_summary(conversation)
         facts = entities = None
         wants_facts = extract and self.preferences is not None and not self.store.temporary
         if (wants_facts or memory.name == "entity") and conversation.last_turn:

@@ -606,6 +606,10 @@ class SqlStore:
     def _seal_vector_blocks(self, cursor: Any, user_id: str, conversation_id: int, embedder: str, stamp: Any) -> None:
         """Pack the oldest loose vectors into blocks of VECTOR_BLOCK_TURNS once that many have gathered."""
         hot = self._hot
+        cursor.execute(hot.sql("SELECT COUNT(*) FROM turn_vectors WHERE conversation_id = ? AND embedder = ?"),
+                       (conversation_id, embedder))
+        if cursor.fetchone()[0] < VECTOR_BLOCK_TURNS:
+            return  # the usual case after a turn: count the loose rows (an index range), read none
         cursor.execute(hot.sql("SELECT turn, vector FROM turn_vectors WHERE conversation_id = ? AND embedder = ? "
                                "ORDER BY turn LIMIT ?"), (conversation_id, embedder, MAX_VECTOR_SCAN + VECTOR_BLOCK_TURNS))
         loose = cursor.fetchall()

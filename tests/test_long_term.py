@@ -58,12 +58,17 @@ def test_recall_finds_the_right_turn_in_its_top_three_for_eight_of_ten_questions
     assert hits >= 8, f"only {hits}/10; missed: {misses}"
 
 
-def test_a_retrieval_turn_sends_the_recalled_turn_and_logs_why(store, wordllama):
-    chat = Chat(store, FakeClient(), user_id=ME, embedder=wordllama)
-    conv = chat.new_conversation("r", MemorySettings("retrieval", window_turns=1, recall_turns=1,
-                                                     recall_min_score=0.1))
-    for user, reply in RECALL_SET["conversations"][0]["turns"]:
+def recalling_chat(store, embedder, conversation: int, **settings):
+    """A retrieval chat holding one bundled conversation, ready for its next message."""
+    chat = Chat(store, FakeClient(), user_id=ME, embedder=embedder)
+    conv = chat.new_conversation("r", MemorySettings("retrieval", **settings))
+    for user, reply in RECALL_SET["conversations"][conversation]["turns"]:
         chat.replay_turn(conv.id, user, reply, FactSet())
+    return chat, conv
+
+
+def test_a_retrieval_turn_sends_the_recalled_turn_and_logs_why(store, wordllama):
+    chat, conv = recalling_chat(store, wordllama, 0, window_turns=1, recall_turns=1, recall_min_score=0.1)
     run = chat.send(conv.id, "What breed is my dog?", FactSet())
     result = run.run()
     recall = run.payload.view.recall
@@ -77,11 +82,7 @@ def test_a_retrieval_turn_sends_the_recalled_turn_and_logs_why(store, wordllama)
 
 
 def test_the_minimum_score_leaves_out_weak_matches_and_says_which_missed(store, wordllama):
-    chat = Chat(store, FakeClient(), user_id=ME, embedder=wordllama)
-    conv = chat.new_conversation("r", MemorySettings("retrieval", window_turns=0, recall_turns=2,
-                                                     recall_min_score=0.99))
-    for user, reply in RECALL_SET["conversations"][1]["turns"]:
-        chat.replay_turn(conv.id, user, reply, FactSet())
+    chat, conv = recalling_chat(store, wordllama, 1, window_turns=0, recall_turns=2, recall_min_score=0.99)
     run = chat.send(conv.id, "Which airport am I flying out of?", FactSet())
     assert run.payload.view.recall.recalled == ()
     assert run.payload.view.recall.missed and run.payload.section("recalled").tokens == 0
@@ -290,11 +291,7 @@ def test_an_openai_compatible_embeddings_endpoint_drives_recall(store, fake_serv
     from memstore.embeddings import OpenAIEmbedder
 
     embedder = OpenAIEmbedder("test-embed", api_key="k", base_url=fake_server.base_url)
-    chat = Chat(store, FakeClient(), user_id=ME, embedder=embedder)
-    conv = chat.new_conversation("o", MemorySettings("retrieval", window_turns=0, recall_turns=1,
-                                                     recall_min_score=0.2))
-    for user, reply in RECALL_SET["conversations"][0]["turns"]:
-        chat.replay_turn(conv.id, user, reply, FactSet())
+    chat, conv = recalling_chat(store, embedder, 0, window_turns=0, recall_turns=1, recall_min_score=0.2)
     run = chat.send(conv.id, "Tell me about my dog Biscuit the border collie", FactSet())
     assert [r.turn.number for r in run.payload.view.recall.recalled] == [2]
     assert embedder.name.startswith("openai:test-embed@") and fake_server.embedding_requests
