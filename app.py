@@ -438,7 +438,8 @@ def render_recall(recall) -> None:
     if recall is None or (recall.searched == 0 and not recall.recalled):
         return  # nothing searched yet: the notes above say why
     st.markdown(f"**Recalled: {len(recall.recalled)} of top {recall.top_k}** "
-                f"(min similarity {recall.min_score:.2f}, {recall.searched:,} turns searched)")
+                f"(min similarity {recall.min_score:.2f}, {recall.searched:,} turn{'s' if recall.searched != 1 else ''} "
+                f"searched)")
     for recalled in recall.recalled:
         with st.container(border=True):
             st.caption(f":material/manage_search: {recalled.why(recall.min_score)} · {recalled.turn.tokens:,} tokens")
