@@ -7,6 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 
 import ui
+import ui_models
 from memstore import (MEMORY_TYPES, Chat, Conversation, FactSet, InvalidInput, MemoryLabError, MemorySettings,
                       NotFound, TurnRun, get_memory_type, with_session_fact, without_session_fact)
 from memstore.costs import price_for, shipped_prices
@@ -94,7 +95,7 @@ def sidebar_conversations() -> None:
 
 def auto_facts_on() -> bool:
     """Automatic facts: on by default with a real model, off with the bundled tiny one (it invents facts)."""
-    return bool(st.session_state.get("auto_facts", client.provider not in ("local", "none")))
+    return bool(st.session_state.get("auto_facts", not ui_models.is_bundled(client)))
 
 
 def sidebar_memory() -> None:
@@ -171,26 +172,10 @@ def sidebar_session_facts() -> None:
                 ui.show_error(exc, what="Fact not saved: ")
 
 
-def sidebar_model() -> None:
-    st.subheader("Model")
-    counter = chat.counter
-    st.markdown(f"**{client.model}** · {client.provider} · `{client.host}`")
-    st.caption(f"Context window {client.context_tokens:,} tokens · tokenizer {counter.name}"
-               + ("" if counter.exact else " (an estimate)"))
-    if client.provider == "local":
-        st.info("This is **SmolLM2-135M**, a tiny model running offline on this machine. It is fast but its "
-                "recall is weak: it often ignores facts that are in its context. For a real model set "
-                "`OPENAI_API_KEY` (OpenAI), or `OPENAI_BASE_URL` and `OPENAI_MODEL` for Ollama, LM Studio or vLLM.")
-    elif client.provider == "none":
-        st.warning(f"No model is available. {client.reason or ''} Set `OPENAI_API_KEY`, or `OPENAI_BASE_URL` for "
-                   "a local server. Memory and history still work; messages are kept and can be retried.")
-
-
 with st.sidebar:
     sidebar_conversations()
     sidebar_memory()
     sidebar_session_facts()
-    sidebar_model()
     show_panel = st.toggle("Show memory panel", value=True, key="show_panel")
 
 conversation = chat.store.get_conversation(USER, ref.id)  # settings may have just changed
@@ -327,6 +312,8 @@ def memory_panel(ref: ConversationRef) -> None:
     memory = get_memory_type(conv.settings.memory_type)
     st.markdown(f"#### :material/memory: {memory.label}")
     st.caption(memory.explanation)
+    st.caption(f":material/smart_toy: Sent to {ui.as_plain_markdown(client.model)} on "
+               f"{ui.as_plain_markdown(client.host)}")
     estimate = "" if payload.exact_tokens else " (estimated)"
     st.progress(min(payload.context_fill, 1.0),
                 text=f"Next request: {payload.total_tokens:,} of {payload.context_tokens:,} tokens"

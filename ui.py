@@ -16,13 +16,15 @@ from memstore.embeddings import Embedder, embedder_from_settings
 from memstore.lessons import sends_fact_at
 from memstore.replay import replay
 
+import ui_models
+
 from memstore import (MEMORY_TYPES, Chat, ChatClient, FactSet, MemoryLabError, Message, ModelCall,
-                      Payload, Settings, SqlStore, StorageError, TemporaryStore, client_from_settings,
-                      get_memory_type, open_store, select_facts)
+                      Payload, Settings, SqlStore, StorageError, TemporaryStore, get_memory_type, open_store,
+                      select_facts)
 
 SETTING_NAMES = ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "OPENAI_TIMEOUT_S",
                  "OPENAI_MAX_RETRIES", "OPENAI_CONTEXT_TOKENS", "OPENAI_EMBEDDINGS_MODEL", "MEMORYLAB_DATA_DIR",
-                 "MEMORYLAB_MAX_MESSAGE_CHARS")
+                 "MEMORYLAB_MAX_MESSAGE_CHARS", "MEMORYLAB_LOCAL_MODEL", "MEMORYLAB_LOCAL_THREADS")
 DEFAULT_FACTS_BUDGET_TOKENS = 500
 PAGE_MESSAGES = 50
 SECTION_NAMES = {"system": "system prompt", "facts": "facts", "summary": "summary", "entities": "entities",
@@ -50,11 +52,6 @@ def _store(url: str) -> SqlStore:
     return open_store(Settings(database_url=url))
 
 
-@st.cache_resource(show_spinner="Loading the model (once per server start)…")
-def _client(settings: Settings) -> ChatClient:
-    return client_from_settings(settings)
-
-
 @st.cache_resource(show_spinner=False)
 def _embedder(model: str | None, api_key: str | None, base_url: str | None) -> Embedder:
     return embedder_from_settings(model, api_key=api_key, base_url=base_url)
@@ -70,7 +67,7 @@ def resources() -> tuple[Settings, SqlStore, ChatClient]:
     """The settings, the database and the model client; stops the page with a clear message if unusable."""
     try:
         settings = load_settings()
-        return settings, _store(settings.database_url), _client(settings)
+        return settings, _store(settings.database_url), ui_models.session_client(settings)
     except MemoryLabError as exc:
         st.error(f"Memory Lab cannot start: {exc}")
         if isinstance(exc, StorageError):
@@ -91,7 +88,10 @@ def start_page(title: str) -> tuple[Settings, SqlStore, ChatClient, str]:
     """Every page's first lines: its configuration, the store, the model client, and whose data it shows."""
     st.set_page_config(page_title=title, page_icon=":material/memory:", layout="wide")
     settings, store, client = resources()
-    return settings, store, client, user_id()
+    identity = user_id()
+    with st.sidebar:
+        ui_models.model_picker(settings, client)
+    return settings, store, client, identity
 
 
 def user_id() -> str:

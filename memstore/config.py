@@ -37,7 +37,8 @@ class Settings:
     timeout_s: float = 60.0
     max_retries: int = 1
     context_tokens: int | None = None
-    local_model_path: Path | None = None
+    local_model_path: Path | None = None  # a GGUF file to run instead of the bundled model
+    local_threads: int = 1  # llama.cpp generation threads (bench/local_model.py measured 1 against 2)
     embeddings_model: str | None = None  # an OpenAI-compatible /v1/embeddings model; None: wordllama offline
     user_id: str = "local"
     limits: Limits = Limits()
@@ -58,6 +59,7 @@ class Settings:
             max_retries=_int(env, "OPENAI_MAX_RETRIES", 1),
             context_tokens=_int(env, "OPENAI_CONTEXT_TOKENS", 0) or None,
             local_model_path=Path(env["MEMORYLAB_LOCAL_MODEL"]) if env.get("MEMORYLAB_LOCAL_MODEL") else None,
+            local_threads=max(1, _int(env, "MEMORYLAB_LOCAL_THREADS", 1)),
             embeddings_model=env.get("OPENAI_EMBEDDINGS_MODEL") or None,
             limits=Limits(max_message_chars=max_chars),
         )

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import tiktoken
 import tiktoken.model
@@ -42,6 +42,23 @@ REMEMBERED_TEXTS = 512  # short texts whose counts a counter keeps
 REMEMBERED_TEXT_CHARS = 4_000
 
 
+class RememberedCounts:
+    """The counts of short texts seen lately: system prompts and fact blocks repeat every turn."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, int] = {}
+
+    def count(self, text: str, tokenize: Callable[[str], int]) -> int:
+        if len(text) > REMEMBERED_TEXT_CHARS:
+            return tokenize(text)
+        known = self._known.get(text)
+        if known is None:
+            if len(self._known) >= REMEMBERED_TEXTS:
+                self._known.clear()
+            known = self._known[text] = tokenize(text)
+        return known
+
+
 @dataclass(frozen=True)
 class TiktokenCounter:
     """Exact counts with an OpenAI encoding."""
@@ -49,19 +66,15 @@ class TiktokenCounter:
     name: str
     encoding: tiktoken.Encoding
     exact: bool = True
-    _recent: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    _remembered: RememberedCounts = field(default_factory=RememberedCounts, compare=False, repr=False)
 
     def count(self, text: str) -> int:
         if not text:
             return 0
-        if len(text) > REMEMBERED_TEXT_CHARS:
-            return len(self.encoding.encode(text, disallowed_special=()))
-        known = self._recent.get(text)
-        if known is None:  # system prompts and fact blocks repeat every turn: count them once
-            if len(self._recent) >= REMEMBERED_TEXTS:
-                self._recent.clear()
-            known = self._recent[text] = len(self.encoding.encode(text, disallowed_special=()))
-        return known
+        return self._remembered.count(text, self._tokenize)
+
+    def _tokenize(self, text: str) -> int:
+        return len(self.encoding.encode(text, disallowed_special=()))
 
 
 @dataclass(frozen=True)

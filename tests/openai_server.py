@@ -32,11 +32,12 @@ class FakeOpenAIServer:
         """Requests of the chat itself, without memory calls (facts, entity notes, summaries)."""
         return [r for r in self.requests if not r["messages"][0]["content"].startswith(self.MEMORY_CALLS)]
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.behaviours: deque[tuple] = deque()
         self.embedding_requests: list[dict[str, Any]] = []
+        self.models: list[str] = ["gpt-4o-mini", "test-model"]  # what GET /v1/models lists
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +45,18 @@ class FakeOpenAIServer:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                if not self.path.rstrip("/").endswith("/models"):
+                    self.send_error(404)
+                    return
+                payload = json.dumps({"object": "list", "data": [
+                    {"id": name, "object": "model", "owned_by": "test"} for name in server.models]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
@@ -61,7 +74,7 @@ class FakeOpenAIServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients hanging up on kept-alive connections are expected here
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd = Server(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -58,7 +58,7 @@ def code_blocks(at: AppTest) -> list[str]:
 def test_sending_a_message_streams_the_reply_and_the_panel_shows_it(env, db_url):
     at = send(app(), "Hi, I am Alice")
     assert bubbles(at) == ["Hi, I am Alice", "echo: Hi, I am Alice"]
-    assert at.sidebar.selectbox[0].options == ["Hi, I am Alice"]  # the picker shows the new title at once
+    assert [s for s in at.sidebar.selectbox if s.label == "Open"][0].options == ["Hi, I am Alice"]  # the picker shows the new title at once
     assert "Turn 1 · " in captions(at)
     assert "Hi, I am Alice" in "\n".join(t.value for t in at.text)  # held in memory
     assert any("Hi, I am Alice" in block for block in code_blocks(at))  # in the next and last request
@@ -179,7 +179,7 @@ def test_preferences_page_adds_edits_switches_off_and_deletes(env, db_url):
         "added_rows": [{"key": "name", "value": "Alice"}, {"key": "drink", "value": "tea", "enabled": False}],
     }
     at.run()
-    at.button[0].click().run()
+    at.main.button[0].click().run()
     store = SqlStore.open(db_url)
     assert [(p.key, p.value, p.enabled) for p in store.list_preferences("local")] == [
         ("drink", "tea", False), ("name", "Alice", True)]
@@ -188,13 +188,13 @@ def test_preferences_page_adds_edits_switches_off_and_deletes(env, db_url):
     at.session_state["preferences_editor"] = {
         "edited_rows": {1: {"value": "Alice B."}}, "deleted_rows": [0], "added_rows": []}
     at.run()
-    at.button[0].click().run()
+    at.main.button[0].click().run()
     assert [(p.key, p.value) for p in store.list_preferences("local")] == [("name", "Alice B.")]
     at = page("1_Preferences.py")
     at.session_state["preferences_editor"] = {
         "edited_rows": {}, "deleted_rows": [], "added_rows": [{"key": "k" * 65, "value": "too long"}]}
     at.run()
-    at.button[0].click().run()
+    at.main.button[0].click().run()
     assert any("limit is 64" in e.value for e in at.error)
     assert [(p.key, p.value) for p in store.list_preferences("local")] == [("name", "Alice B.")]
     store.close()
@@ -216,11 +216,11 @@ def test_conversations_page_lists_exports_and_deletes(env, db_url):
     at = page("2_Conversations.py")
     frame = at.dataframe[0].value
     assert list(frame["title"]) == ["Other chat", "Trip to Rome"] and list(frame["messages"]) == [2, 2]
-    at.text_input[0].set_value("rome").run()
+    at.main.text_input[0].set_value("rome").run()
     assert list(at.dataframe[0].value["title"]) == ["Trip to Rome"]
     downloads = at.get("download_button")
     assert len(downloads) >= 2
-    at.selectbox[0].set_value(first).run()
+    at.main.selectbox[0].set_value(first).run()
     at.checkbox(key=f"confirm_{first}").check().run()
     at.button(key=f"delete_{first}").click().run()
     assert not at.exception
@@ -261,7 +261,7 @@ def test_model_calls_page_shows_the_ledger(env, db_url):
     frame = calls.dataframe[0].value
     assert list(frame["kind"]) == ["facts", "chat"] and set(frame["model"]) == {"gpt-4o-mini"}  # newest first
     assert any("first question" in block for block in code_blocks(calls))
-    calls.selectbox[1].set_value("summary").run()
+    calls.main.selectbox[1].set_value("summary").run()
     assert any("No model calls" in i.value for i in calls.info)
 
 
@@ -296,7 +296,7 @@ def test_with_no_settings_the_app_chats_with_the_bundled_offline_model(db_url, m
         monkeypatch.delenv(name, raising=False)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
-    assert any("SmolLM2-135M" in i.value and "recall is weak" in i.value for i in at.sidebar.info)
+    assert any("SmolLM2-135M" in i.value and "weak at recall" in i.value for i in at.sidebar.info)
     at.chat_input[0].set_value("Hello! Who are you?").run()
     assert not at.exception and not at.error
     assert bubbles(at)[0] == "Hello! Who are you?" and bubbles(at)[1].strip()
@@ -322,7 +322,7 @@ def test_conversations_page_forks_and_compares_branches(env, db_url):
     assert fork.settings.memory_type == "none"
     store.close()
     conv = page("2_Conversations.py")
-    conv.selectbox[0].set_value(1).run()
+    conv.main.selectbox[0].set_value(1).run()
     assert not conv.exception
     rows = conv.dataframe[1].value
     assert list(rows["turn"]) == [1, 2, 3] and rows["tokens sent (other)"].isna().all()

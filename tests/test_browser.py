@@ -1,7 +1,10 @@
 """A real browser: `streamlit run app.py` driven by Playwright in Debian's Chromium."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 from contextlib import contextmanager
 import socket
 import subprocess
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from memstore import SqlStore
 from openai_server import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,37 +35,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def serve_app(tmp_path: Path, **extra_env: str):
+    """`streamlit run app.py` on a free 127.0.0.1 port with these settings; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'browser.db'}",
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true",
+           "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", **extra_env}
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
+        if name not in extra_env:
+            env.pop(name, None)
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((tmp_path / "streamlit.log").read_text())
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
 @pytest.fixture
 def running_app(tmp_path):
     """The app on a free 127.0.0.1 port, talking to a local OpenAI-compatible server."""
-    with FakeOpenAIServer() as server:
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'browser.db'}",
-               "OPENAI_BASE_URL": server.base_url, "OPENAI_MODEL": "gpt-4o-mini", "OPENAI_MAX_RETRIES": "0",
-               "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true",
-               "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
-        env.pop("OPENAI_API_KEY", None)
-        log = open(tmp_path / "streamlit.log", "w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError((tmp_path / "streamlit.log").read_text())
-                    time.sleep(0.3)
-            yield url, server
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
-            log.close()
+    with FakeOpenAIServer() as server, serve_app(tmp_path, OPENAI_BASE_URL=server.base_url,
+                                                 OPENAI_MODEL="gpt-4o-mini", OPENAI_MAX_RETRIES="0") as url:
+        yield url, server
 
 
 @contextmanager
@@ -216,3 +228,77 @@ def test_retrieval_recalls_an_old_turn_and_a_saved_fact_can_be_undone(running_ap
         recalled.wait_for(timeout=30_000)
         assert page.get_by_test_id("stException").count() == 0
         page.screenshot(path=str(ARTIFACTS / "browser-retrieval.png"), full_page=True)
+
+
+def test_pick_download_and_chat_with_a_stronger_model_from_a_fake_hub(tmp_path):
+    """No settings: the picker lists the bundled model, a local server on LM Studio's port and the download list;
+    a model downloads from a local server posing as the Hugging Face Hub, with progress, and then answers."""
+    from fake_hub import FakeHub
+    from memstore.llm.local_server import bundled_model_path
+
+    gguf = bundled_model_path()
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    models = tmp_path / "models.json"
+    models.write_text(json.dumps({"format": "memorylab.models/1", "models": [{
+        "key": "test-model", "label": "Test Model 135M", "repo_id": "memorylab-test/Test-GGUF",
+        "filename": "test-model.gguf", "size_bytes": gguf.stat().st_size, "sha256": digest, "license": "Apache-2.0",
+        "note": "The bundled weights under a test name.", "context_tokens": 4096}]}))
+    detected = None
+    try:
+        detected = FakeOpenAIServer(port=1234)  # LM Studio's usual port
+        detected.models = ["lmstudio-test-model"]
+    except OSError:
+        pass  # something really listens there; the rest of the test still runs
+    with FakeHub(bytes_per_s=15_000_000) as hub, (detected or FakeOpenAIServer()):
+        hub.add_file("memorylab-test/Test-GGUF", "test-model.gguf", gguf)
+        with serve_app(tmp_path, HF_ENDPOINT=hub.endpoint, HF_HUB_CACHE=str(tmp_path / "hub"),
+                       MEMORYLAB_MODELS_FILE=str(models), HF_HUB_DISABLE_TELEMETRY="1") as url, \
+                browser_page(height=1400) as page:
+            page.goto(url)
+            page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
+            sidebar = page.get_by_test_id("stSidebar")
+            picker = sidebar.get_by_test_id("stSelectbox").first
+            picker.click()
+            options = page.get_by_role("option").all_inner_texts()
+            assert options[0].startswith("Bundled: SmolLM2-135M-Instruct")
+            if detected is not None:
+                assert "LM Studio :1234: lmstudio-test-model" in options
+            page.keyboard.press("Escape")
+            sidebar.get_by_test_id("stExpander").filter(has_text="Download a stronger model").click()
+            sidebar.get_by_text("Test Model 135M").wait_for()
+            assert sidebar.get_by_text("Apache-2.0").count() >= 1
+            sidebar.get_by_role("button", name="Download").click()
+            progress = sidebar.get_by_test_id("stProgress").filter(has_text=re.compile(r"\d+ MB of 98 MB"))
+            progress.first.wait_for(timeout=30_000)  # "24 MB of 98 MB · about 5 s left"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "browser-download-progress.png"))
+            first_seen = int(re.search(r"(\d+) MB of", progress.first.inner_text()).group(1))
+            sidebar.get_by_text("Downloaded: pick it in the Model list above.").wait_for(timeout=120_000)
+            assert first_seen < 98 and hub.requests_for("GET")  # progress was shown before the end
+            picker.click()
+            page.get_by_role("option", name="Downloaded: Test Model 135M").click()
+            page.get_by_text("Sent to Test Model 135M on this machine").wait_for(timeout=60_000)
+            box = page.get_by_test_id("stChatInputTextArea")
+            box.fill("Say hello in one short sentence.")
+            box.press("Enter")
+            store = SqlStore.open(f"sqlite:///{tmp_path / 'browser.db'}")
+            try:
+                call = wait_for_chat_call(store)
+                assert (call.model, call.provider, call.error) == ("Test Model 135M", "local", None)
+                assert call.reply.strip() and call.usage.completion_tokens > 0
+            finally:
+                store.close()
+            page.get_by_text(call.reply.strip()[:30]).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-downloaded-model.png"))
+            assert page.get_by_test_id("stException").count() == 0
+
+
+def wait_for_chat_call(store: SqlStore, timeout_s: float = 180):
+    """The newest chat call once the turn has stored it (a real model takes its time)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        calls = store.list_calls("local", purpose="chat", limit=1)
+        if calls:
+            return calls[0]
+        time.sleep(0.5)
+    raise AssertionError("no chat call was stored")

@@ -1,37 +1,62 @@
-"""The bundled offline model, for real: in-process with llama.cpp, and behind llama_cpp.server."""
+"""The bundled offline model, for real: llama.cpp's own server (xllamacpp) on 127.0.0.1, through the openai client."""
 from __future__ import annotations
 
-import os
+import json
 import socket
-import subprocess
-import sys
-import time
+import urllib.error
 import urllib.request
 
 import pytest
 
-from memstore import Chat, FactSet, MemorySettings, OpenAIClient, Settings, client_from_settings
-from memstore.llm.local_llama import LocalLlamaClient, bundled_model_path
+from memstore import Chat, ConfigError, FactSet, MemorySettings, Settings, client_from_settings
+from memstore.llm import LocalServers
+from memstore.llm.local_server import BUNDLED_NAME, LocalModelServer, ServerSpec, bundled_model_path
 
 
 @pytest.fixture(scope="module")
-def local_client():
-    return LocalLlamaClient()
+def servers():
+    pool = LocalServers(max_running=2)
+    yield pool
+    pool.close()
 
 
-def test_the_default_client_is_the_bundled_model():
+@pytest.fixture(scope="module")
+def local_client(servers):
+    return servers.client(ServerSpec(bundled_model_path(), BUNDLED_NAME))
+
+
+def _port_open(base_url: str) -> bool:
+    host, port = base_url.split("://")[1].split(":")
+    with socket.socket() as sock:
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def test_the_default_client_is_the_bundled_model_behind_a_loopback_server():
     client = client_from_settings(Settings.from_env({"DATABASE_URL": "sqlite://"}))
+    server = client.keep_alive
     assert client.provider == "local" and client.model == "SmolLM2-135M-Instruct"
+    assert server.base_url.startswith("http://127.0.0.1:") and server.load_seconds < 30
+    # Exact counts come from the server's own tokenizer.
     assert client.counter().exact and client.counter().count("Hello world") == 2
-    assert client.context_tokens == 8_192 and client.load_seconds < 30
+    assert client.context_tokens == 8_192
+    # Nobody else on this machine can use it: every request needs the key made up at start.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{server.base_url}/v1/models", timeout=5)
+    assert refused.value.code == 401
+    listed = urllib.request.Request(f"{server.base_url}/v1/models",
+                                    headers={"Authorization": f"Bearer {server.api_key}"})
+    with urllib.request.urlopen(listed, timeout=5) as response:
+        assert [m["id"] for m in json.load(response)["data"]] == ["SmolLM2-135M-Instruct"]
+    server.close()
+    assert not _port_open(server.base_url)  # stopped means the port is closed
 
 
 def test_two_turns_with_the_real_model_and_a_usable_summary(local_client, sql_store):
     chat = Chat(sql_store, local_client, user_id="local")
     conv = chat.new_conversation(settings=MemorySettings("summary"))
     first = chat.send(conv.id, "Hi! My name is Alice and I love green tea.", FactSet())
-    reply = "".join(first.stream())
-    assert first.result.ok and reply.strip()
+    deltas = list(first.stream())
+    assert first.result.ok and "".join(deltas).strip() and len(deltas) > 1  # streamed, not one block
     update = chat.update_memory(conv.id)
     assert update.error is None and len(update.summary.text.split()) >= 3
     assert update.call.reply.strip() and update.call.usage.completion_tokens > 0
@@ -39,11 +64,14 @@ def test_two_turns_with_the_real_model_and_a_usable_summary(local_client, sql_st
     assert update.summary.text in second.payload.messages[0].content  # the summary is what is remembered
     assert "".join(second.stream()).strip() and second.result.ok
     call = chat.last_chat_call(conv.id)
-    assert call.provider == "local" and call.finish_reason in ("stop", "length")
+    assert call.provider == "local" and call.host == "this machine (llama.cpp)"
+    assert call.finish_reason in ("stop", "length")
+    # The server reports usage, and it agrees with what was counted here to within the chat template's framing.
     assert call.usage.prompt_tokens > 20 and call.usage.completion_tokens > 0
+    assert abs(call.usage.prompt_tokens - call.counted_prompt_tokens) <= 3 * len(call.request) + 3
     assert call.usage.total_tokens == call.usage.prompt_tokens + call.usage.completion_tokens
     assert call.latency_ms > 0 and call.first_token_ms is not None
-    assert call.params["max_tokens"] == 512  # the local model's defaults are recorded too
+    assert call.params["max_tokens"] == 512 and call.params["repeat_penalty"] == 1.1  # llama.cpp's own sampler knob
 
 
 def test_stopping_the_stream_keeps_the_partial_reply(local_client, sql_store):
@@ -58,56 +86,25 @@ def test_stopping_the_stream_keeps_the_partial_reply(local_client, sql_store):
     assert chat.send(conv.id, "Say OK.", FactSet()).run().ok
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    """llama_cpp.server (not written here) serving the same GGUF on 127.0.0.1."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("llama") / "server.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--model_alias", "smollm2"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OPENAI_API_KEY": ""})
-    base = f"http://127.0.0.1:{port}"
+def test_servers_start_once_per_model_and_the_oldest_stops_first(tmp_path):
+    pool = LocalServers(max_running=1)
+    copy = tmp_path / "copy.gguf"
+    copy.symlink_to(bundled_model_path())
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/v1/models", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log_path.read_text())
-                time.sleep(0.5)
-        yield f"{base}/v1"
+        first = pool.client(ServerSpec(bundled_model_path(), BUNDLED_NAME))
+        assert pool.client(ServerSpec(bundled_model_path(), BUNDLED_NAME)) is first  # started once
+        second = pool.client(ServerSpec(copy, "copy"))
+        assert second.model == "copy" and _port_open(second.keep_alive.base_url)
+        assert not first.keep_alive.running and not _port_open(first.keep_alive.base_url)
+        assert [s.model for s in pool.running()] == ["copy"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+        pool.close()
+    assert not _port_open(second.keep_alive.base_url)
 
 
-def test_openai_client_against_llama_cpp_server_streams_and_summarizes(llama_server, sql_store):
-    client = OpenAIClient(model="smollm2", api_key=None, base_url=llama_server, timeout_s=120, max_retries=0,
-                          context_tokens=4096)
-    chat = Chat(sql_store, client, user_id="local", params={"max_tokens": 64, "temperature": 0.2})
-    conv = chat.new_conversation(settings=MemorySettings("summary"))
-    run = chat.send(conv.id, "My name is Alice. Please greet me.", FactSet())
-    deltas = list(run.stream())
-    assert run.result.ok and len(deltas) > 1 and "".join(deltas).strip()
-    call = chat.last_chat_call(conv.id)
-    assert call.provider == "openai-compatible" and call.finish_reason in ("stop", "length")
-    # This server sends no usage when streaming: the ledger keeps "not reported", never a made-up
-    # figure, beside the count made here with the tokenizer.
-    assert call.counted_prompt_tokens > 10
-    assert call.usage.prompt_tokens is None or call.usage.prompt_tokens > 10
-    update = chat.update_memory(conv.id)
-    assert update.error is None and update.summary.text.strip()
-    assert update.call.purpose == "summary" and update.call.counted_prompt_tokens > 10
-    nxt = chat.preview(conv.id, FactSet(), draft="What is my name?")
-    assert update.summary.text.strip() in nxt.messages[0].content
+def test_a_file_that_is_not_a_model_gives_a_sentence(tmp_path):
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(b"GGUF" + b"\x00" * 64)
+    with pytest.raises(ConfigError) as failed:
+        LocalModelServer(ServerSpec(damaged, "damaged"))
+    assert "could not be loaded" in str(failed.value) and "damaged.gguf" in str(failed.value)

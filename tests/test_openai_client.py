@@ -121,7 +121,7 @@ def test_settings_pick_the_client_and_never_show_the_key():
                                                     "OPENAI_MODEL": "llama3.2"}))
     assert local.provider == "openai-compatible" and local.counter().exact is False
     missing = client_from_settings(Settings.from_env({"MEMORYLAB_LOCAL_MODEL": "/nonexistent/model.gguf"}))
-    assert missing.provider == "none" and "could not be loaded" in missing.message
+    assert missing.provider == "none" and "/nonexistent/model.gguf, which does not exist" in missing.message
     with pytest.raises(ConfigError, match="OPENAI_BASE_URL"):
         client_from_settings(Settings.from_env({"OPENAI_BASE_URL": "localhost:11434"}))
     with pytest.raises(ConfigError, match="OPENAI_TIMEOUT_S"):

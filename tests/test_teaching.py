@@ -76,8 +76,8 @@ def page(name: str) -> AppTest:
 
 def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
     at = page("4_Compare.py")
-    at.selectbox[0].set_value("recall_a_name").run()
-    at.button[0].click().run()
+    at.main.selectbox[0].set_value("recall_a_name").run()
+    at.main.button[0].click().run()
     assert not at.exception
     assert any(getattr(e, "type", "") == "vega_lite_chart" for e in at.main)
     frames = {tuple(d.value.columns)[:2]: d.value for d in at.dataframe}
@@ -102,14 +102,14 @@ def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
 
 def test_lessons_page_predict_reveal_and_ask(env):
     at = page("5_Lessons.py")
-    at.multiselect[0].set_value(["buffer", "window"]).run()
-    at.button[0].click().run()
+    at.main.multiselect[0].set_value(["buffer", "window"]).run()
+    at.main.button[0].click().run()
     assert not at.exception
     grades = at.dataframe[0].value
     assert dict(zip(grades["memory type"], grades[""]))["Buffer (every turn)"] == "✓"
     assert dict(zip(grades["memory type"], grades[""]))["Window (last k turns)"] == "✗"
     assert any(s.value.startswith("Reveal: you got") for s in at.subheader)
     asked_before = len(env.requests)
-    at.button[1].click().run()
+    at.main.button[1].click().run()
     assert len(env.requests) == asked_before + len(MEMORY_TYPES)
     assert len(at.text) >= len(MEMORY_TYPES)

@@ -17,6 +17,9 @@ CONTEXT_TOKENS = (
     ("o1", 200_000), ("gpt-4-turbo", 128_000), ("gpt-3.5-turbo", 16_385), ("gpt-4", 8_192),
 )
 DEFAULT_CONTEXT_TOKENS = 8_192
+# Parameters of the Chat Completions API itself; any other (llama.cpp's repeat_penalty) goes in the body as is.
+CHAT_PARAMS = frozenset({"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
+                         "presence_penalty", "frequency_penalty", "logit_bias", "n", "response_format", "user"})
 
 
 def context_tokens_for(model: str) -> int:
@@ -80,9 +83,11 @@ class OpenAIStream(StreamState):
         finish_reason: str | None = None
         usage = Usage()
         try:
+            known = {k: v for k, v in self._params.items() if k in CHAT_PARAMS}
+            extra = {k: v for k, v in self._params.items() if k not in CHAT_PARAMS}
             self._raw = client.sdk.chat.completions.create(
                 model=client.model, messages=self._messages, stream=True,
-                stream_options={"include_usage": True}, **self._params,
+                stream_options={"include_usage": True}, **known, **({"extra_body": extra} if extra else {}),
             )
             for chunk in self._raw:
                 if getattr(chunk, "usage", None) is not None:
@@ -108,17 +113,20 @@ class OpenAIClient:
     """Chat Completions over the openai package; the key stays inside the SDK object."""
 
     def __init__(self, *, model: str, api_key: str | None, base_url: str | None, timeout_s: float = 60.0,
-                 max_retries: int = 1, context_tokens: int | None = None):
+                 max_retries: int = 1, context_tokens: int | None = None, provider: str | None = None,
+                 host: str | None = None, default_params: Mapping[str, Any] | None = None,
+                 counter: TokenCounter | None = None, keep_alive: object | None = None):
         self.model = model
-        self.provider = "openai" if base_url is None else "openai-compatible"
-        self.host = urlparse(base_url).netloc if base_url else "api.openai.com"
+        self.provider = provider or ("openai" if base_url is None else "openai-compatible")
+        self.host = host or (urlparse(base_url).netloc if base_url else "api.openai.com")
         self.base_url = base_url
         self.context_tokens = context_tokens or context_tokens_for(model)
-        self.default_params: dict[str, Any] = {}
+        self.default_params: dict[str, Any] = dict(default_params or {})
         # Local servers accept any key; the SDK refuses to start without one.
         self.sdk = openai.OpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s,
                                  max_retries=max_retries)
-        self._counter: TokenCounter | None = None
+        self._counter: TokenCounter | None = counter
+        self.keep_alive = keep_alive  # what the client needs running while it lives (a local model server)
 
     def counter(self) -> TokenCounter:
         if self._counter is None:
