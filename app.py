@@ -9,13 +9,16 @@ import streamlit as st
 import ui
 import ui_models
 from memstore import (MEMORY_TYPES, Chat, Conversation, FactSet, InvalidInput, MemoryLabError, MemorySettings,
-                      NotFound, TurnRun, get_memory_type, with_session_fact, without_session_fact)
+                      NotFound, StorageError, TurnRun, get_memory_type, with_session_fact, without_session_fact)
+from memstore.outbox import new_unsent
 from memstore.costs import price_for, shipped_prices
 from memstore.hints import hints
 from memstore.validation import MAX_RECALL_TURNS
 from ui import ConversationRef
+from ui_text import literal, model_markdown, show_typed
 
 settings, store, client, USER = ui.start_page("Memory Lab")
+READ_ONLY = ui.read_only()
 
 
 # -- which conversation is open ----------------------------------------------------------------
@@ -30,8 +33,8 @@ def first_conversation(temporary: bool) -> ConversationRef:
 
 def current() -> tuple[ConversationRef, Chat, Conversation]:
     ref = st.session_state.get("conversation_ref")
-    if ref is None:
-        ref = first_conversation(temporary=False)
+    if ref is None or (READ_ONLY and not ref.temporary):  # nothing can be saved: chat in a temporary store
+        ref = first_conversation(temporary=READ_ONLY is not None)
         ui.open_conversation(ref)
     chat = ui.chat_for(ref, store, client)
     try:
@@ -55,9 +58,20 @@ def new_chat() -> None:
     ui.open_conversation(ConversationRef(created.id, ref.temporary))
 
 
+def conversation_labels(titles: dict[int, str]) -> dict[int, str]:
+    """A label per conversation id, unique even when titles repeat ("hi · #3", "hi · #7")."""
+    counts: dict[str, int] = {}
+    for title in titles.values():
+        counts[title] = counts.get(title, 0) + 1
+    labels = {i: f"{t} · #{i}" if counts[t] > 1 else t for i, t in titles.items()}
+    if len(set(labels.values())) < len(labels):  # a title that reads like another's label: number them all
+        labels = {i: f"{t} · #{i}" for i, t in titles.items()}
+    return labels
+
+
 def sidebar_conversations() -> None:
     st.subheader("Conversations")
-    temporary = st.toggle("Temporary chat", value=ref.temporary,
+    temporary = st.toggle("Temporary chat", value=ref.temporary, disabled=READ_ONLY is not None,
                           help="A temporary chat is never written to the database and is gone when this "
                                "browser session ends. Preferences still apply; nothing new is saved.")
     if temporary != ref.temporary:
@@ -70,9 +84,11 @@ def sidebar_conversations() -> None:
     if ref.id not in titles:
         ids.insert(0, ref.id)
         titles[ref.id] = conversation.title
-    # The key carries the titles, so a renamed or auto-titled conversation shows its new name at once.
-    listing = zlib.crc32(repr(sorted(titles.items())).encode())
-    chosen = st.selectbox("Open", ids, index=ids.index(ref.id), format_func=lambda i: titles[i],
+    # Streamlit keeps a selectbox's choice by its label, so labels must be unique: a title two conversations share
+    # gets each one's number. The key carries the labels, so a renamed conversation shows its new name at once.
+    labels = conversation_labels(titles)
+    listing = zlib.crc32(repr(sorted(labels.items())).encode())
+    chosen = st.selectbox("Open", ids, index=ids.index(ref.id), format_func=lambda i: labels[i],
                           key=f"open_{ref.slug}_{listing}")
     if chosen != ref.id:
         ui.open_conversation(ConversationRef(chosen, ref.temporary))
@@ -104,14 +120,14 @@ def sidebar_memory() -> None:
     names = list(MEMORY_TYPES)
     memory_type = st.selectbox("Memory type", names, index=names.index(saved.memory_type),
                                format_func=ui.memory_label, key=f"memory_type_{ref.slug}")
-    st.caption(ui.explain_type(memory_type))
+    st.caption(literal(ui.explain_type(memory_type)))
     window_turns = st.number_input(
         "Window size k (turns)", min_value=0, max_value=settings.limits.max_window_turns, step=1,
         value=saved.window_turns, key=f"window_turns_{ref.slug}",
         disabled=memory_type not in ("window", "retrieval", "entity"),
         help="A turn is one message of yours and its reply, so k turns = 2k messages. Retrieval and entity memory "
              "use it for their short-term part.")
-    st.caption(f"k = {window_turns} turns = {2 * window_turns} messages")
+    st.caption(f"k = {window_turns:d} turns = {2 * window_turns:d} messages")
     max_tokens = st.number_input(
         "Token limit (history)", min_value=1, max_value=settings.limits.max_token_limit, step=100,
         value=saved.max_tokens, key=f"max_tokens_{ref.slug}",
@@ -157,8 +173,8 @@ def sidebar_session_facts() -> None:
     facts = ui.session_facts()
     for key, value in facts.items():
         left, right = st.columns([5, 1], vertical_alignment="center")
-        left.markdown(f"**{ui.as_plain_markdown(key)}**: {ui.as_plain_markdown(value)}")
-        if right.button("✕", key=f"remove_fact_{key}", help=f"Remove {key}"):
+        left.markdown(f"**{literal(key)}**: {literal(value)}")
+        if right.button("✕", key=f"remove_fact_{key}", help="Remove " + literal(key)):
             ui.set_session_facts(without_session_fact(facts, key))
             st.rerun()
     with st.form("add_fact", clear_on_submit=True, border=False):
@@ -201,8 +217,8 @@ def transcript() -> None:
         else:
             st.caption(f"{hidden:,} older messages are not drawn; export the conversation to read them all.")
     if not messages:
-        st.caption(f"{ui.memory_label(conversation.settings.memory_type)}: "
-                   f"{ui.explain_type(conversation.settings.memory_type)} Say hello to start.")
+        st.caption(f"{literal(ui.memory_label(conversation.settings.memory_type))}: "
+                   f"{literal(ui.explain_type(conversation.settings.memory_type))} Say hello to start.")
     for message in messages:
         ui.render_message(message)
     if messages and needs_retry(messages):
@@ -216,12 +232,16 @@ def needs_retry(messages) -> bool:
     return not replies or replies[-1].status != "complete"
 
 
-def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
-    """Show the user's message, stream the reply, and report any error with a retry button."""
+def run_turn(start: Callable[[], TurnRun], prompt: str | None, *, unsent_id: str | None = None) -> None:
+    """Show the user's message, stream the reply, and report any error with a retry button.
+
+    Nothing typed or received is lost: a message the database refuses, or a reply it will not
+    store, is kept in the outbox (on disk) and shown with a way to send or save it again.
+    """
     st.session_state.pop("memory_notice", None)  # a notice belongs to the turn that saved the facts
     if prompt is not None:
         with st.chat_message("user", avatar=ui.ROLE_AVATARS["user"]):
-            st.markdown(ui.as_plain_markdown(prompt))
+            show_typed(prompt)
     try:
         run = start()
     except InvalidInput as exc:
@@ -229,20 +249,33 @@ def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
         if prompt is not None:
             st.text_area("Your message, kept so you can copy it", value=prompt, key="unsent_message")
         return
+    except (StorageError, NotFound) as exc:
+        if prompt is not None and unsent_id is None and not ref.temporary:
+            keep_unsent(new_unsent(USER, ref.id, "message", prompt, str(exc)))
+            st.rerun()
+        ui.show_error(exc, what="Not sent: ")
+        return
     except MemoryLabError as exc:
         ui.show_error(exc)
         return
+    if unsent_id is not None:  # the kept message is stored now
+        ui.outbox().remove(USER, unsent_id)
     for update in run.summary_updates:
         if update.error is not None:
-            st.warning(f"The summary could not be updated first: {update.error.message}")
+            st.warning("The summary could not be updated first: " + literal(update.error.message))
         elif update.folded:
-            st.caption(f"Summary brought up to date (turns {update.folded[0]}–{update.folded[1]}).")
+            st.caption(f"Summary brought up to date (turns {update.folded[0]:d}–{update.folded[1]:d}).")
     with st.chat_message("assistant", avatar=ui.ROLE_AVATARS["assistant"]):
-        ui.stream_markdown(run.stream())
+        ui.stream_reply(run.stream())
         result = run.result
+        if result is not None and not result.saved:
+            ui.show_error(MemoryLabError(result.save_error or ""))
+            keep_unsent(result.unsaved or new_unsent(USER, ref.id, "reply", result.reply.content,
+                                                     result.save_error or "", turn=result.reply.turn))
+            return
         if result is not None and result.error is not None:
             kept = " What arrived is kept." if result.reply.content else ""
-            st.error(f"{result.error.message}{kept}", icon=":material/error:")
+            st.error(literal(result.error.message) + kept, icon=":material/error:")
             st.button("Retry", icon=":material/refresh:", on_click=request_retry, key="retry_after_error")
             return
     memory = get_memory_type(conversation.settings.memory_type)
@@ -271,6 +304,71 @@ def run_turn(start: Callable[[], TurnRun], prompt: str | None) -> None:
     st.rerun()  # redraw header, transcript and panel from what was stored
 
 
+def keep_unsent(item) -> None:
+    """Put a refused message or reply in the outbox; if even that fails, keep it for this session."""
+    try:
+        ui.outbox().put(item)
+    except StorageError:
+        st.session_state.setdefault("unsent_here", []).append(item)
+
+
+def request_resend(item_id: str) -> None:
+    st.session_state.resend_requested = item_id
+
+
+def save_again(item) -> None:
+    try:
+        chat.save_unsent(item)
+        ui.outbox().remove(USER, item.id)
+        st.toast("Saved.", icon=":material/check:")
+    except MemoryLabError as exc:
+        st.session_state.unsent_error = f"Still not saved: {exc}"
+
+
+def discard(item_id: str) -> None:
+    ui.outbox().remove(USER, item_id)
+    st.session_state["unsent_here"] = [i for i in st.session_state.get("unsent_here", []) if i.id != item_id]
+
+
+def unsent() -> None:
+    """What the database refused here (and in conversations deleted since): kept, with a way to retry."""
+    if ref.temporary:
+        return
+    if error := st.session_state.pop("unsent_error", None):
+        st.error(literal(error), icon=":material/error:")
+    items = [i for i in ui.outbox().items(USER) if i.conversation_id == ref.id or gone(i.conversation_id)]
+    for item in items + st.session_state.get("unsent_here", []):
+        elsewhere = item.conversation_id != ref.id
+        with st.container(border=True):
+            if item.kind == "message":
+                st.warning(f"Your message was not saved: {literal(item.error)} It is kept here (also "
+                           "after a reload) until you send it again or discard it.", icon=":material/outbox:")
+            else:
+                where = " of a conversation deleted since" if elsewhere else ""
+                st.warning(f"The reply to turn {item.turn:d}{where} was not saved: {literal(item.error)} "
+                           "It is kept here until it is saved or you discard it.", icon=":material/outbox:")
+            show_typed(item.text)
+            left, right, _ = st.columns([2, 2, 3])
+            if item.kind == "message":
+                left.button("Send again", key=f"resend_{item.id}", on_click=request_resend, args=(item.id,),
+                            icon=":material/send:")
+            elif not elsewhere:
+                left.button("Save again", key=f"save_{item.id}", on_click=save_again, args=(item,),
+                            icon=":material/save:")
+            right.button("Discard", key=f"discard_{item.id}", on_click=discard, args=(item.id,),
+                         icon=":material/delete:")
+
+
+def gone(conversation_id: int) -> bool:
+    try:
+        store.get_conversation(USER, conversation_id)
+        return False
+    except NotFound:
+        return True
+    except StorageError:
+        return False
+
+
 def undo_change(change_id: int) -> None:
     try:
         store.undo_preference_change(USER, change_id)
@@ -283,9 +381,9 @@ def undo_change(change_id: int) -> None:
 def memory_notice() -> None:
     """'Memory updated': each fact saved about the user after the last turn, with an undo."""
     if error := st.session_state.pop("undo_error", None):
-        st.error(f"Not undone: {error}", icon=":material/error:")
+        st.error("Not undone: " + literal(error), icon=":material/error:")
     for problem in st.session_state.pop("memory_problems", []):
-        st.caption(f":material/warning: {problem}")
+        st.caption(":material/warning: " + literal(problem))
     changes = st.session_state.get("memory_notice") or []
     if not changes:
         return
@@ -295,7 +393,7 @@ def memory_notice() -> None:
         right.button("Dismiss", key="dismiss_notice", on_click=lambda: st.session_state.pop("memory_notice", None))
         for change in changes:
             text, button = st.columns([6, 1], vertical_alignment="center")
-            text.markdown(ui.change_sentence(change))
+            text.markdown(ui.change_sentence_md(change))
             button.button("Undo", key=f"undo_{change.id}", on_click=undo_change, args=(change.id,))
 
 
@@ -310,16 +408,15 @@ def memory_panel(ref: ConversationRef) -> None:
     draft_key = f"draft_{ref.slug}"
     payload = panel_chat.preview(ref.id, facts, draft=st.session_state.get(draft_key) or "")
     memory = get_memory_type(conv.settings.memory_type)
-    st.markdown(f"#### :material/memory: {memory.label}")
-    st.caption(memory.explanation)
-    st.caption(f":material/smart_toy: Sent to {ui.as_plain_markdown(client.model)} on "
-               f"{ui.as_plain_markdown(client.host)}")
+    st.markdown("#### :material/memory: " + literal(memory.label))
+    st.caption(literal(memory.explanation))
+    st.caption(f":material/smart_toy: Sent to {literal(client.model)} on {literal(client.host)}")
     estimate = "" if payload.exact_tokens else " (estimated)"
     st.progress(min(payload.context_fill, 1.0),
                 text=f"Next request: {payload.total_tokens:,} of {payload.context_tokens:,} tokens"
                      f" ({payload.context_fill:.1%} of the context window){estimate}")
     for note in hints(conv.settings, payload, last_turn=conv.last_turn):
-        st.caption(f":material/lightbulb: {note}")
+        st.caption(":material/lightbulb: " + literal(note))
     st.dataframe(
         ui.sections_frame(payload), hide_index=True, width="stretch",
         column_config={"tokens": st.column_config.ProgressColumn(
@@ -332,7 +429,7 @@ def memory_panel(ref: ConversationRef) -> None:
     with next_tab:
         st.text_input("Preview a message", key=draft_key, placeholder="Type to see what it would cost",
                       help="Shows the next request with this message in it; nothing is sent.")
-        st.caption(f"Exactly what the next turn would send under the current settings ({payload.tokenizer}"
+        st.caption(f"Exactly what the next turn would send under the current settings ({literal(payload.tokenizer)}"
                    f"{estimate}). The last message is your next one.")
         ui.render_request(payload.messages, payload.message_tokens, key="next")
     with last_tab:
@@ -340,7 +437,8 @@ def memory_panel(ref: ConversationRef) -> None:
         if call is None:
             st.caption("No turn has been sent yet.")
         else:
-            st.caption(f"Turn {call.turn} · {ui.memory_label(call.memory_type)} · {ui.call_summary(call)}")
+            st.caption(f"Turn {call.turn:d} · {literal(ui.memory_label(call.memory_type))} · "
+                       + literal(ui.call_summary(call)))
             ui.render_request(call.request, panel_chat.count_request(call.request), key="last")
             st.markdown("**Reply**")
             st.code(call.reply or "(none)", language=None, wrap_lines=True)
@@ -362,61 +460,62 @@ def render_timeline(panel_chat: Chat, conv: Conversation, ref: ConversationRef) 
     price = price_for(client.model, shipped_prices())
     cost = sum(price.cost(c.usage.prompt_tokens or c.counted_prompt_tokens or 0, c.usage.completion_tokens or 0)
                for c in calls)
-    st.caption(f"This turn's calls cost ${cost:.6f} at {client.model}'s list price "
-               f"({len(calls)} call{'s' if len(calls) != 1 else ''}; server-reported tokens where given).")
+    st.caption(f"This turn's calls cost \\${cost:.6f} at {literal(client.model)}'s list price "
+               f"({len(calls):d} call{'s' if len(calls) != 1 else ''}; server-reported tokens where given).")
     if not chat_calls:
-        st.caption(f"Turn {turn} has no recorded model call.")
+        st.caption(f"Turn {turn:d} has no recorded model call.")
     for call in chat_calls:
         sent = (f"turns {call.history_from_turn}–{call.history_to_turn}" if call.history_from_turn
                 else "no earlier turns")
-        st.caption(f"Turn {turn} · {ui.memory_label(call.memory_type)} · sent {sent} · {ui.call_summary(call)}")
+        st.caption(f"Turn {turn:d} · {literal(ui.memory_label(call.memory_type))} · sent {literal(sent)} · "
+                   + literal(ui.call_summary(call)))
         if call.sections:
-            st.caption(" · ".join(f"{ui.SECTION_NAMES.get(k, k)} {v:,}" for k, v in call.sections.items()))
+            st.caption(literal(" · ".join(f"{ui.SECTION_NAMES.get(k, k)} {v:,}" for k, v in call.sections.items())))
         for line in ui.details_lines(call.details):
-            st.caption(line)
+            st.caption(literal(line))
         ui.render_request(call.request, panel_chat.count_request(call.request), key=f"timeline_{call.id}")
         st.markdown("**Reply**")
         st.code(call.reply or "(none)", language=None, wrap_lines=True)
     for call in (c for c in calls if c.purpose in ("facts", "entities")):
-        st.caption(f"{'Facts' if call.purpose == 'facts' else 'Entity notes'} call after turn {turn}: "
-                   f"{ui.call_summary(call)}")
+        st.caption(f"{'Facts' if call.purpose == 'facts' else 'Entity notes'} call after turn {turn:d}: "
+                   + literal(ui.call_summary(call)))
         st.code(call.reply or call.error or "(none)", language=None, wrap_lines=True)
     for call in (c for c in calls if c.purpose == "summary"):
-        st.caption(f"Summary call after turn {turn} (folded turns {call.history_from_turn}–{call.history_to_turn}):"
-                   f" {ui.call_summary(call)}")
+        st.caption(f"Summary call after turn {turn:d} (folded turns {call.history_from_turn:d}–"
+                   f"{call.history_to_turn:d}): " + literal(ui.call_summary(call)))
         st.code(call.reply or "(none)", language=None, wrap_lines=True)
 
 
 def render_holdings(payload, conv: Conversation) -> None:
     view = payload.view
     for note in view.notes:
-        st.caption(note)
+        st.caption(literal(note))
     if view.summary is not None:
-        st.markdown(f"**Summary** · turns {view.summary.from_turn}–{view.summary.through_turn} · "
+        st.markdown(f"**Summary** · turns {view.summary.from_turn:d}–{view.summary.through_turn:d} · "
                     f"{view.summary.tokens:,} tokens")
-        st.info(ui.without_images(view.summary.text) or "(empty)")
+        st.info(model_markdown(view.summary.text) or "(empty)")
     render_recall(view.recall)
     render_entities(view.entities)
     shown = view.turns[-20:]
     if view.turns:
-        st.markdown(f"**In memory: {len(view.turns)} turn{'s' if len(view.turns) != 1 else ''}**"
+        st.markdown(f"**In memory: {len(view.turns):d} turn{'s' if len(view.turns) != 1 else ''}**"
                     f" ({sum(t.tokens for t in view.turns):,} tokens)")
         if len(view.turns) > len(shown):
-            st.caption(f"…and {len(view.turns) - len(shown)} older turns, also sent.")
+            st.caption(f"…and {len(view.turns) - len(shown):d} older turns, also sent.")
         for turn in shown:
             with st.container(border=True):
-                st.caption(f"Turn {turn.number} · {turn.tokens:,} tokens")
+                st.caption(f"Turn {turn.number:d} · {turn.tokens:,} tokens")
                 st.text("\n".join(f"{m.role}: {ui.turn_preview(m.content)}" for m in turn.chat_messages()))
     elif conv.last_turn == 0:
         st.caption("Nothing yet: the conversation has no turns.")
     if view.dropped_count:
-        st.markdown(f"**Fell out: {view.dropped_count} turn{'s' if view.dropped_count != 1 else ''}** "
+        st.markdown(f"**Fell out: {view.dropped_count:d} turn{'s' if view.dropped_count != 1 else ''}** "
                     "(stored, but no longer sent)")
         for dropped in view.dropped_recent:
             left = (f"out of the window since turn {dropped.left_at_turn}" if dropped.left_at_turn
                     else "no longer fits")
             user_text = dropped.turn.user.content if dropped.turn.user else ""
-            st.caption(f"~~Turn {dropped.turn.number}~~ · {left} · {ui.turn_preview(user_text, 80)}")
+            st.caption(f"~~Turn {dropped.turn.number:d}~~ · {literal(left)} · {literal(ui.turn_preview(user_text, 80))}")
     render_facts(payload.facts)
 
 
@@ -424,15 +523,15 @@ def render_recall(recall) -> None:
     """Recalled turns with their score and why each was picked; near misses under the minimum."""
     if recall is None or (recall.searched == 0 and not recall.recalled):
         return  # nothing searched yet: the notes above say why
-    st.markdown(f"**Recalled: {len(recall.recalled)} of top {recall.top_k}** "
+    st.markdown(f"**Recalled: {len(recall.recalled):d} of top {recall.top_k:d}** "
                 f"(min similarity {recall.min_score:.2f}, {recall.searched:,} turn{'s' if recall.searched != 1 else ''} "
                 f"searched)")
     for recalled in recall.recalled:
         with st.container(border=True):
-            st.caption(f":material/manage_search: {recalled.why(recall.min_score)} · {recalled.turn.tokens:,} tokens")
+            st.caption(f":material/manage_search: {literal(recalled.why(recall.min_score))} · {recalled.turn.tokens:,} tokens")
             st.text("\n".join(f"{m.role}: {ui.turn_preview(m.content)}" for m in recalled.turn.chat_messages()))
     if recall.missed:
-        st.caption("Just missed: " + ", ".join(f"turn {turn} ({score:.2f})" for _, turn, score in recall.missed))
+        st.caption("Just missed: " + ", ".join(f"turn {turn:d} ({score:.2f})" for _, turn, score in recall.missed))
 
 
 def render_entities(entities) -> None:
@@ -440,7 +539,7 @@ def render_entities(entities) -> None:
     if entities is None or not entities.known:
         return
     injected = {e.name for e in entities.injected}
-    st.markdown(f"**Entities: {len(entities.known)} known, {len(injected)} injected**")
+    st.markdown(f"**Entities: {len(entities.known):d} known, {len(injected):d} injected**")
     st.dataframe([{"injected": e.name in injected, "entity": e.name, "note": e.summary, "updated at turn": e.turn,
                    "versions": e.versions} for e in entities.known], hide_index=True, width="stretch")
 
@@ -456,7 +555,7 @@ def render_facts(facts: FactSet) -> None:
     else:
         st.caption("No session facts or preferences are injected.")
     for fact, why in facts.left_out:
-        st.caption(f"Left out: {fact.key} ({fact.source}, {why})")
+        st.caption(f"Left out: {literal(fact.key)} ({literal(fact.source)}, {literal(why)})")
 
 
 def render_summary_call(panel_chat: Chat, conv: Conversation) -> None:
@@ -468,10 +567,10 @@ def render_summary_call(panel_chat: Chat, conv: Conversation) -> None:
     if call is None:
         when = ("after the first turn" if conv.settings.memory_type == "summary"
                 else "when a turn falls out of the token limit")
-        st.caption(f"No summary call yet: the first one runs {when}.")
+        st.caption(f"No summary call yet: the first one runs {literal(when)}.")
         return
-    st.caption(f"After turn {call.turn}, folding turns {call.history_from_turn}–{call.history_to_turn} · "
-               f"{ui.call_summary(call)}")
+    st.caption(f"After turn {call.turn:d}, folding turns {call.history_from_turn:d}–{call.history_to_turn:d} · "
+               + literal(ui.call_summary(call)))
     ui.render_request(call.request, panel_chat.count_request(call.request), key="summary")
     st.markdown("**Output**")
     st.code(call.reply or "(none)", language=None, wrap_lines=True)
@@ -480,16 +579,23 @@ def render_summary_call(panel_chat: Chat, conv: Conversation) -> None:
 # -- layout ----------------------------------------------------------------------------------------
 
 kind = "Temporary chat · nothing is saved" if ref.temporary else "Saved conversation"
-st.markdown(f"### {conversation.title}")
-st.caption(f"{kind} · {ui.memory_label(conversation.settings.memory_type)} · {conversation.message_count:,} "
+st.markdown("### " + literal(conversation.title))
+st.caption(f"{kind} · {literal(ui.memory_label(conversation.settings.memory_type))} · {conversation.message_count:,} "
            f"messages")
 chat_column, panel_column = st.columns([3, 2], gap="large") if show_panel else (st.container(), None)
-prompt = st.chat_input("Message Memory Lab", max_chars=settings.limits.max_message_chars)
+# While a turn runs the box is disabled and its button stops the reply (what arrived is kept), so no message
+# typed during a turn can silently replace another.
+prompt = st.chat_input("Message Memory Lab", max_chars=settings.limits.max_message_chars, submit_mode="stop")
 with chat_column:
     transcript()
     memory_notice()
+    unsent()
+    resend = st.session_state.pop("resend_requested", None)
+    kept = next((i for i in ui.outbox().items(USER) if i.id == resend), None) if resend else None
     if prompt:
         run_turn(lambda: chat.send(ref.id, prompt, ui.current_facts(store, client)), prompt)
+    elif kept is not None:
+        run_turn(lambda: chat.send(ref.id, kept.text, ui.current_facts(store, client)), kept.text, unsent_id=kept.id)
     elif st.session_state.pop("retry_requested", False):
         run_turn(lambda: chat.retry(ref.id, ui.current_facts(store, client)), None)
 if panel_column is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -14,11 +15,13 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from memstore.costs import price_for
 from memstore.embeddings import Embedder, embedder_from_settings
 from memstore.lessons import sends_fact_at
+from memstore.outbox import Outbox
+from ui_text import literal, show_reply, show_typed, stream_reply
 from memstore.replay import replay
 
 import ui_models
 
-from memstore import (MEMORY_TYPES, Chat, ChatClient, FactSet, MemoryLabError, Message, ModelCall,
+from memstore import (MEMORY_TYPES, Chat, ChatClient, FactSet, Limits, MemoryLabError, Message, ModelCall,
                       Payload, Settings, SqlStore, StorageError, TemporaryStore, get_memory_type, open_store,
                       select_facts)
 
@@ -26,6 +29,7 @@ SETTING_NAMES = ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MO
                  "OPENAI_MAX_RETRIES", "OPENAI_CONTEXT_TOKENS", "OPENAI_EMBEDDINGS_MODEL", "MEMORYLAB_DATA_DIR",
                  "MEMORYLAB_MAX_MESSAGE_CHARS", "MEMORYLAB_LOCAL_MODEL", "MEMORYLAB_LOCAL_THREADS")
 DEFAULT_FACTS_BUDGET_TOKENS = 500
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
 PAGE_MESSAGES = 50
 SECTION_NAMES = {"system": "system prompt", "facts": "facts", "summary": "summary", "entities": "entities",
                  "recalled": "recalled turns", "history": "history", "new_message": "new message"}
@@ -48,8 +52,24 @@ def load_settings() -> Settings:
 
 
 @st.cache_resource(show_spinner="Opening the database…")
-def _store(url: str) -> SqlStore:
-    return open_store(Settings(database_url=url))
+def _store(url: str, limits: Limits) -> SqlStore:
+    return open_store(Settings(database_url=url, limits=limits))
+
+
+@st.cache_resource(show_spinner=False)
+def _outbox(data_dir: str) -> Outbox:
+    return Outbox.beside(Path(data_dir))
+
+
+def outbox() -> Outbox:
+    """Where messages and replies the database refused are kept until they are saved."""
+    return _outbox(str(load_settings().data_dir))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def write_problem(url: str, limits: Limits) -> str | None:
+    """Why the database cannot be written now (checked at most every 30 s), or None."""
+    return _store(url, limits).write_problem()
 
 
 @st.cache_resource(show_spinner=False)
@@ -67,9 +87,9 @@ def resources() -> tuple[Settings, SqlStore, ChatClient]:
     """The settings, the database and the model client; stops the page with a clear message if unusable."""
     try:
         settings = load_settings()
-        return settings, _store(settings.database_url), ui_models.session_client(settings)
+        return settings, _store(settings.database_url, settings.limits), ui_models.session_client(settings)
     except MemoryLabError as exc:
-        st.error(f"Memory Lab cannot start: {exc}")
+        st.error("Memory Lab cannot start: " + literal(exc))
         if isinstance(exc, StorageError):
             st.caption("Set DATABASE_URL to another database, or move the file aside. Nothing was overwritten.")
         st.stop()
@@ -86,12 +106,36 @@ def auth_configured() -> bool:
 
 def start_page(title: str) -> tuple[Settings, SqlStore, ChatClient, str]:
     """Every page's first lines: its configuration, the store, the model client, and whose data it shows."""
-    st.set_page_config(page_title=title, page_icon=":material/memory:", layout="wide")
+    # A file of ours as the icon: a Material icon name makes the browser fetch the favicon from a font host.
+    st.set_page_config(page_title=title, page_icon=str(ICON), layout="wide")
     settings, store, client = resources()
     identity = user_id()
     with st.sidebar:
         ui_models.model_picker(settings, client)
+    if exposed_without_login():
+        st.error("Memory Lab is reachable from other machines (server.address is "
+                 + literal(st.get_option("server.address") or "every interface")
+                 + ") and has no login: anyone on the network can read, change and delete these conversations. "
+                 "Serve it on 127.0.0.1, or configure login (see the README).", icon=":material/public:")
+    if problem := read_only():
+        st.warning(f"Nothing can be saved right now: {literal(problem)} Chats are temporary (kept in this "
+                   "browser session only) until the database can be written again.", icon=":material/lock:")
     return settings, store, client, identity
+
+
+LOOPBACK = ("127.", "localhost", "::1", "[::1]")
+
+
+def exposed_without_login() -> bool:
+    """Whether the server listens beyond this machine while everyone is the same local user."""
+    address = str(st.get_option("server.address") or "")
+    return not address.startswith(LOOPBACK) and not auth_configured()
+
+
+def read_only() -> str | None:
+    """Why the database refuses writes, or None (checked at most every 30 s)."""
+    settings = load_settings()
+    return write_problem(settings.database_url, settings.limits)
 
 
 def user_id() -> str:
@@ -114,7 +158,7 @@ def user_id() -> str:
                  "to show.")
         st.stop()
     with st.sidebar:
-        st.caption(f"Logged in as {identity}")
+        st.caption("Logged in as " + literal(identity))
         st.button("Log out", on_click=st.logout)
     return identity
 
@@ -136,7 +180,7 @@ class ConversationRef:
 
 def temporary_store() -> TemporaryStore:
     if "temporary_store" not in st.session_state:
-        st.session_state.temporary_store = TemporaryStore()
+        st.session_state.temporary_store = TemporaryStore(limits=load_settings().limits)
     return st.session_state.temporary_store
 
 
@@ -175,18 +219,18 @@ def open_conversation(ref: ConversationRef) -> None:
 
 
 def show_error(exc: MemoryLabError, *, what: str = "") -> None:
-    """One readable sentence for any memstore error."""
-    st.error(f"{what}{exc}", icon=":material/error:")
+    """One readable sentence for any memstore error (its text may quote a server or a file: shown literally)."""
+    st.error(literal(what) + literal(exc), icon=":material/error:")
 
 
 # -- rendering ---------------------------------------------------------------------------------
 
-def change_sentence(change) -> str:
-    """One line for a preference change: what it was, what it became, from which turn."""
-    key = f"**{as_plain_markdown(change.key)}**"
-    old = as_plain_markdown(change.old_value or "")
-    new = as_plain_markdown(change.new_value or "")
-    where = " (by you)" if change.source == "user" else f" (turn {change.turn})" if change.turn else ""
+def change_sentence_md(change) -> str:
+    """One line of Markdown for a preference change: what it was, what it became, from which turn."""
+    key = f"**{literal(change.key)}**"
+    old = literal(change.old_value or "")
+    new = literal(change.new_value or "")
+    where = " (by you)" if change.source == "user" else f" (turn {change.turn:d})" if change.turn else ""
     if change.kind == "added":
         return f"Saved {key}: {new}{where}"
     if change.kind == "removed":
@@ -219,41 +263,19 @@ def memory_label(name: str) -> str:
     return MEMORY_TYPES[name].label if name in MEMORY_TYPES else name
 
 
-MARKDOWN_SPECIALS = "\\`*_{}[]()#+-.!|<>~$"
-
-
-def as_plain_markdown(text: str) -> str:
-    """Text that Markdown shows exactly as typed (user messages: never formatted, never fetched)."""
-    escaped = "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in text)
-    return escaped.replace("\n", "  \n")
-
-
-def without_images(text: str) -> str:
-    """Model replies keep their Markdown, but images (which the browser would fetch) show as text."""
-    return text.replace("![", "!\\[")
-
-
-def stream_markdown(deltas) -> str:
-    """Draw a streamed reply as it arrives, images neutralized on the whole text so far; returns the text."""
-    placeholder = st.empty()
-    text = ""
-    for delta in deltas:
-        text += delta
-        placeholder.markdown(without_images(text) + " ▌")
-    placeholder.markdown(without_images(text) if text else " ")
-    return text
-
-
 def render_message(message: Message) -> None:
-    """A stored message as a chat bubble; failed and partial replies say so."""
+    """A stored message as a chat bubble: yours exactly as typed, replies as capped Markdown; failures say so."""
     if message.role == "assistant" and message.status == "failed":
         with st.chat_message("assistant", avatar=FAILED_AVATAR):
-            st.error(f"No reply (turn {message.turn}): {message.error or 'the call failed'}")
+            st.error(f"No reply (turn {message.turn:d}): " + literal(message.error or "the call failed"))
         return
     with st.chat_message(message.role, avatar=ROLE_AVATARS.get(message.role)):
-        st.markdown(as_plain_markdown(message.content) if message.role == "user" else without_images(message.content))
+        if message.role == "user":
+            show_typed(message.content)
+        else:
+            show_reply(message.content, key=f"message_{message.id}")
         if message.status == "partial":
-            st.caption(f":material/warning: Reply cut short: {message.error or 'the stream ended early'}")
+            st.caption(":material/warning: Reply cut short: " + literal(message.error or "the stream ended early"))
 
 
 def sections_frame(payload: Payload) -> pd.DataFrame:
@@ -265,7 +287,7 @@ def sections_frame(payload: Payload) -> pd.DataFrame:
 def render_request(messages, token_counts, *, key: str) -> None:
     """Messages exactly as sent: role, tokens, and the verbatim text (never rendered as Markdown)."""
     for i, (message, tokens) in enumerate(zip(messages, token_counts)):
-        st.markdown(f"**{i + 1}. {message.role}** · {tokens:,} tokens")
+        st.markdown(f"**{i + 1:d}. {literal(message.role)}** · {tokens:,} tokens")
         if message.content:
             st.code(message.content, language=None, wrap_lines=True)
         else:
@@ -311,11 +333,11 @@ def run_replay(script, settings, facts: FactSet, store: SqlStore, client: ChatCl
     bar = st.progress(0.0, text="Replaying…")
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / total, text=f"Replaying: {done} of {total} turn-and-type steps (summaries call the model)")
+        bar.progress(done / total, text=f"Replaying: {done:d} of {total:d} turn-and-type steps (summaries call the model)")
 
     try:
         results = replay(script, settings, client, user_id=user_id(), facts=facts, cache=store, on_progress=progress,
-                         embedder=embedder())
+                         embedder=embedder(), limits=store.limits)
     finally:
         bar.empty()
     return results
@@ -355,11 +377,11 @@ def render_frames_side_by_side(results, turn: int, *, per_row: int = 3) -> None:
         for column, result in zip(columns, results[start:start + per_row]):
             frame = result.frames[turn - 1]
             with column, st.container(border=True):
-                st.markdown(f"**{memory_label(result.memory_type)}** · {frame.payload.total_tokens:,} tokens")
+                st.markdown(f"**{literal(memory_label(result.memory_type))}** · {frame.payload.total_tokens:,} tokens")
                 sent = frame.sent_turns
-                st.caption(f"History: turns {sent[0]}–{sent[-1]}" if sent else "History: none")
+                st.caption(f"History: turns {sent[0]:d}–{sent[-1]:d}" if sent else "History: none")
                 for message, tokens in zip(frame.payload.messages, frame.payload.message_tokens):
-                    st.caption(f"{message.role} · {tokens:,} tokens")
+                    st.caption(f"{literal(message.role)} · {tokens:,} tokens")
                     st.code(message.content or " ", language=None, wrap_lines=True)
                 for call in frame.summary_calls:
                     st.caption(f"Summary call: {(call.counted_prompt_tokens or 0):,} prompt + "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from memstore import ChatClient, MemoryLabError, Settings
+from ui_text import literal
 from memstore.llm import LocalServers, ModelChoice, UnconfiguredClient, client_for, default_key
 from memstore.llm.catalog import GROUP_BUNDLED, Directory, ModelDirectory
 from memstore.llm.downloads import DownloadEntry, DownloadStatus, ModelDownloads, load_download_list
@@ -58,7 +59,7 @@ def session_client(settings: Settings) -> ChatClient:
         notes = " ".join(listing.notes)
         return UnconfiguredClient(reason=notes or None)
     if choice.local_file:
-        with st.spinner(f"Starting {choice.label} on this machine…"):
+        with st.spinner(f"Starting {literal(choice.label)} on this machine…"):
             return client_for(choice, settings, _servers())
     try:
         return _remote_client(choice, settings)
@@ -96,7 +97,7 @@ def model_picker(settings: Settings, client: ChatClient) -> None:
                           "found on their usual ports (Ollama, LM Studio, llama.cpp, vLLM).")
     counter = client.counter()
     left, right = st.columns([5, 1], vertical_alignment="center")
-    left.caption(f"On {client.host} · context {client.context_tokens:,} tokens · "
+    left.caption(f"On {literal(client.host)} · context {client.context_tokens:,} tokens · "
                  + ("exact token counts" if counter.exact else "token counts estimated")
                  + (" · still looking for local servers…" if listing.checking else ""))
     if right.button("", icon=":material/refresh:", key="refresh_models",
@@ -104,9 +105,9 @@ def model_picker(settings: Settings, client: ChatClient) -> None:
         _directory(settings).refresh()
         st.rerun()
     for note in listing.notes:
-        st.caption(f":material/info: {note}")
+        st.caption(":material/info: " + literal(note))
     if client.provider == "none":
-        st.warning(f"No model is available. {getattr(client, 'reason', '') or ''} Memory and history still work; "
+        st.warning(f"No model is available. {literal(getattr(client, 'reason', '') or '')} Memory and history still work; "
                    "messages are kept and can be retried.")
     elif is_bundled(client):
         st.info("The bundled **SmolLM2-135M** is tiny and weak at recall: it often ignores facts in its context. "
@@ -147,16 +148,17 @@ def _download_list_panel() -> bool:
     for entry in _download_list():
         status = manager.status(entry)
         with st.container(border=True):
-            st.markdown(f"**{entry.label}**")
-            st.caption(f"{_size(entry.size_bytes)} · {entry.license} · `{entry.repo_id}` · {entry.note}")
+            st.markdown(f"**{literal(entry.label)}**")
+            st.caption(" · ".join(literal(part) for part in (_size(entry.size_bytes), entry.license, entry.repo_id,
+                                                               entry.note)))
             if status.state in ("downloading", "verifying"):
                 running = True
-                st.progress(status.fraction, text=status.progress_text)
+                st.progress(status.fraction, text=literal(status.progress_text))
             elif status.state == "done":
                 st.caption(":material/check_circle: Downloaded: pick it in the Model list above.")
             else:
                 if status.state == "failed" and status.error:
-                    st.error(status.error, icon=":material/error:")
+                    st.error(literal(status.error), icon=":material/error:")
                 label = "Download again" if status.state == "failed" else "Download"
                 if st.button(label, key=f"download_{entry.key}", icon=":material/download:"):
                     manager.start(entry)

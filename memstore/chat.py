@@ -7,10 +7,11 @@ from typing import Any, Iterator, Mapping, Sequence
 from . import validation
 from .config import Limits
 from .embeddings import Embedder
-from .errors import ConfigError, InvalidInput, LLMError, MemoryLabError
+from .errors import ConfigError, InvalidInput, LLMError, MemoryLabError, NotFound, StorageError
 from .extraction import EntitiesUpdate, FactsUpdate, extract_facts, update_entities
 from .facts import FactSet
 from .llm import ChatClient, ReplyStream
+from .outbox import Unsent, new_unsent
 from .memory import HistoryReader, MemoryView, get_memory_type, group_turns
 from .payload import Payload, build_payload
 from .records import CallDraft, ChatMessage, Conversation, MemorySettings, Message, ModelCall, Usage
@@ -20,6 +21,7 @@ from .summarizer import CallCache, SummaryUpdate, fold_pending
 from .tokens import message_tokens
 
 DEFAULT_FOLD_BUDGET_TOKENS = 2_000
+RETRY_CLAIM_SLACK_S = 30.0  # a retry's claim outlives the call's own timeout by this much
 DEFAULT_TITLE = "New chat"
 TITLE_FROM_MESSAGE_CHARS = 48
 
@@ -35,15 +37,25 @@ def title_from_message(text: str) -> str:
 
 @dataclass(frozen=True)
 class TurnResult:
-    """How a turn ended: the stored reply (complete, partial or failed) and its ledger row."""
+    """How a turn ended: the reply (complete, partial or failed) and its ledger row, or why they were not saved.
+
+    When the database refused the reply, `unsaved` holds everything needed to save it later
+    (Chat.save_unsent); when the conversation was deleted meanwhile, only the text is left to show.
+    """
 
     reply: Message
     call: ModelCall | None
     error: LLMError | None
+    save_error: str | None = None
+    unsaved: Unsent | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and self.save_error is None
+
+    @property
+    def saved(self) -> bool:
+        return self.save_error is None
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ class TurnRun:
         self.summary_updates = summary_updates
         self.params = dict(params)
         self.result: TurnResult | None = None
+        self.claimed = False  # a retry holds the turn's claim until it commits
 
     def stream(self) -> Iterator[str]:
         """Yield reply deltas; whatever happens, the attempt is stored before this generator ends."""
@@ -77,7 +90,8 @@ class TurnRun:
         error: LLMError | None = None
         try:
             for delta in reply:
-                yield delta
+                if delta:
+                    yield delta
         except LLMError as exc:
             error = exc
         except GeneratorExit:  # the page stopped reading (a rerun or a stop button): keep what arrived
@@ -85,6 +99,8 @@ class TurnRun:
             raise
         finally:
             reply.close()
+        if error is None and not reply.text.strip():
+            error = LLMError("empty", f"{client.model} finished without writing anything. Retry, or pick another model.")
         self._commit(reply, error)
 
     def run(self) -> TurnResult:
@@ -125,24 +141,50 @@ class TurnRun:
             error=error.message if error else None,
             details=self.payload.details(),
         )
-        message, call = chat.store.add_reply(
-            chat.user_id, self.conversation.id, self.user_message.turn, text, status=status,
-            tokens=counter.count(text), tokenizer=counter.name, error=error.message if error else None, call=draft,
-        )
+        tokens = counter.count(text)
+        try:
+            message, call = chat.store.add_reply(
+                chat.user_id, self.conversation.id, self.user_message.turn, text, status=status,
+                tokens=tokens, tokenizer=counter.name, error=error.message if error else None, call=draft,
+            )
+        except NotFound:
+            self.result = TurnResult(_unstored(self, text, status, error), None, error, save_error=(
+                "This conversation was deleted (in another tab or page) while the reply arrived, so the reply "
+                "was not saved; it is shown here so you can copy it."))
+            return
+        except StorageError as exc:
+            unsaved = new_unsent(chat.user_id, self.conversation.id, "reply", text, str(exc),
+                                 turn=self.user_message.turn, status=status,
+                                 reply_error=error.message if error else None, tokens=tokens,
+                                 tokenizer=counter.name, call=draft)
+            self.result = TurnResult(_unstored(self, text, status, error), None, error,
+                                     save_error=f"The reply arrived but could not be saved: {exc}", unsaved=unsaved)
+            return
+        finally:
+            if self.claimed:
+                chat.release_claim(self.conversation.id, self.user_message.turn)
         self.result = TurnResult(message, call, error)
+
+
+def _unstored(run: TurnRun, text: str, status: str, error: LLMError | None) -> Message:
+    """The reply as a message that was not saved (id 0), so the page can still show it."""
+    user = run.user_message
+    return Message(id=0, conversation_id=user.conversation_id, seq=0, turn=user.turn, role="assistant",
+                   content=text, status=status, tokens=0, tokenizer="", created_at=user.created_at,  # type: ignore[arg-type]
+                   error=error.message if error else None)
 
 
 class Chat:
     """Turns for one user over one store and one model client."""
 
-    def __init__(self, store: TranscriptStore, client: ChatClient, *, user_id: str, limits: Limits = Limits(),
+    def __init__(self, store: TranscriptStore, client: ChatClient, *, user_id: str, limits: Limits | None = None,
                  fold_budget_tokens: int = DEFAULT_FOLD_BUDGET_TOKENS, params: Mapping[str, Any] | None = None,
                  summary_cache: CallCache | None = None, embedder: Embedder | None = None,
                  preferences: PreferenceStore | None = None):
         self.store = store
         self.client = client
         self.user_id = validation.user_id(user_id)
-        self.limits = limits
+        self.limits = limits or getattr(store, "limits", Limits())  # one setting: the store's, from Settings
         self.counter = client.counter()
         self.fold_budget_tokens = fold_budget_tokens
         self.params = {**client.default_params, **(params or {})}
@@ -158,7 +200,15 @@ class Chat:
         settings = settings or conversation.settings
         memory = get_memory_type(settings.memory_type)
         history = self._history(conversation, through_turn, explain=explain, query=query)
-        return memory.view(history, settings, context_tokens=self.client.context_tokens)
+        view = memory.view(history, settings, context_tokens=self.client.context_tokens)
+        skipped = sorted(history.unanswered)
+        if skipped and memory.name != "none":
+            listed = ", ".join(map(str, skipped[-5:])) + (" and earlier" if len(skipped) > 5 else "")
+            view = replace(view, notes=view.notes + (
+                f"Turn{'s' if len(skipped) > 1 else ''} {listed} got no reply, so "
+                f"{'they are' if len(skipped) > 1 else 'it is'} not sent and not counted in the window "
+                "(a request never holds two of your messages in a row).",))
+        return view
 
     def preview(self, conversation_id: int, facts: FactSet, *, draft: str = "",
                 settings: MemorySettings | None = None) -> Payload:
@@ -205,7 +255,32 @@ class Chat:
             raise InvalidInput("The newest turn has no message of yours to send again.")
         if replies and replies[-1].status == "complete":
             raise InvalidInput("The newest turn already has a complete reply.")
-        return self._prepare(conversation, user, facts)
+        hold_s = getattr(self.client, "timeout_s", 300.0) + RETRY_CLAIM_SLACK_S
+        if not self.store.claim_retry(self.user_id, conversation_id, user.turn, hold_s=hold_s):
+            raise InvalidInput("This turn is already being retried (in another tab); its reply will appear here.")
+        try:
+            run = self._prepare(conversation, user, facts)
+        except BaseException:
+            self.release_claim(conversation_id, user.turn)
+            raise
+        run.claimed = True
+        return run
+
+    def release_claim(self, conversation_id: int, turn: int) -> None:
+        """End a retry's claim; a database that refuses leaves it to expire on its own."""
+        try:
+            self.store.release_retry(self.user_id, conversation_id, turn)
+        except StorageError:
+            pass
+
+    def save_unsent(self, item: Unsent) -> Message:
+        """Save a reply the database refused earlier, with its ledger row (raises StorageError or NotFound again)."""
+        if item.kind != "reply" or item.turn is None or item.user_id != self.user_id:
+            raise InvalidInput("Only a kept reply of yours can be saved again.")
+        message, _ = self.store.add_reply(self.user_id, item.conversation_id, item.turn, item.text,
+                                          status=item.status, tokens=item.tokens, tokenizer=item.tokenizer,
+                                          error=item.reply_error, call=item.call)
+        return message
 
     def replay_turn(self, conversation_id: int, text: str, reply: str, facts: FactSet) -> TurnRun:
         """A turn whose reply is already known: memory and summaries run as live, the chat model is not called."""

@@ -31,6 +31,7 @@ class Settings:
     """Everything configurable; `api_key` is held in memory only, never written anywhere."""
 
     database_url: str
+    data_dir: Path = DEFAULT_DATA_DIR  # the default SQLite file and the outbox of what the database refused
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
     model: str = DEFAULT_OPENAI_MODEL
@@ -52,6 +53,7 @@ class Settings:
         max_chars = _int(env, "MEMORYLAB_MAX_MESSAGE_CHARS", Limits.max_message_chars)
         return cls(
             database_url=database_url,
+            data_dir=data_dir,
             api_key=env.get("OPENAI_API_KEY") or None,
             base_url=env.get("OPENAI_BASE_URL") or None,
             model=env.get("OPENAI_MODEL") or DEFAULT_OPENAI_MODEL,

@@ -7,7 +7,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, LLMError
+from .errors import ConfigError, LLMError, redact
 
 WORDLLAMA_DIMS = 256
 MAX_EMBED_BATCH = 256  # texts per request to a remote endpoint
@@ -114,7 +114,7 @@ class OpenAIEmbedder:
         except openai.APIStatusError as exc:
             raise LLMError("http", f"The embeddings endpoint answered HTTP {exc.status_code}.") from None
         except openai.OpenAIError as exc:
-            raise LLMError("bad_response", f"The embeddings request failed: {exc}") from None
+            raise LLMError("bad_response", redact(f"The embeddings request failed: {exc}", self._client.api_key)) from None
         return unit_rows(np.array(rows, dtype=np.float32)) if rows else np.zeros((0, 0), dtype=np.float32)
 
 

@@ -36,3 +36,14 @@ class LLMError(MemoryLabError):
         super().__init__(message)
         self.kind = kind
         self.retryable = retryable
+
+
+REDACTED = "[API key removed]"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Text with every configured secret taken out (servers may echo the key in an error)."""
+    for secret in secrets:
+        if secret and len(secret) >= 8:
+            text = text.replace(secret, REDACTED)
+    return text

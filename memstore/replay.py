@@ -26,7 +26,7 @@ from .summarizer import CallCache
 from .temporary_store import TemporaryStore
 from .tokens import CharEstimateCounter
 from .transfer import iter_messages, read_json_file, settings_from_dict
-from .validation import message_text
+from .validation import is_unicode, message_text, reply_text
 
 MAX_REPLAY_TURNS = 200
 
@@ -99,13 +99,13 @@ def script_from_conversation(store: TranscriptStore, user_id: str, conversation_
 def replay(script: Sequence[ScriptTurn], settings: Sequence[MemorySettings], client: ChatClient, *,
            user_id: str, facts: FactSet = FactSet(), cache: CallCache | None = None,
            on_progress: Callable[[int, int], None] | None = None,
-           embedder: Embedder | None = None) -> list[TypeReplay]:
+           embedder: Embedder | None = None, limits: Limits = Limits()) -> list[TypeReplay]:
     """Replay `script` once per settings; `on_progress(done, total)` after every turn of every type."""
     total = len(script) * len(settings)
     done = 0
     results = []
     for setting in settings:
-        chat = Chat(TemporaryStore(), client, user_id=user_id, summary_cache=cache, embedder=embedder)
+        chat = Chat(TemporaryStore(limits=limits), client, user_id=user_id, summary_cache=cache, embedder=embedder)
         conv = chat.new_conversation("replay", setting)
         frames = []
         for number, turn in enumerate(script, 1):
@@ -288,18 +288,23 @@ def replay_markdown(export: dict) -> str:
     return "\n".join(out)
 
 
-def parse_replay_file(raw: bytes) -> tuple[str, list[ScriptTurn], list[MemorySettings]]:
-    """An exported replay, validated, as a script and settings to replay again."""
-    limits = Limits()
+def parse_replay_file(raw: bytes, limits: Limits = Limits()) -> tuple[str, list[ScriptTurn], list[MemorySettings]]:
+    """An exported replay, validated whole (every text storable, at least one type), as a script and settings."""
     data = read_json_file(raw, max_bytes=MAX_REPLAY_FILE_BYTES, fmt=REPLAY_FORMAT, what="an exported Memory Lab replay")
     try:
-        script = [ScriptTurn(message_text(t["user"], limits), str(t["assistant"])) for t in data["turns"]]
+        script = [ScriptTurn(message_text(t["user"], limits), reply_text(t["assistant"], limits))
+                  for t in data["turns"]]
         settings = [settings_from_dict(t["settings"], limits) for t in data["types"]]
     except (KeyError, TypeError) as exc:
         raise InvalidInput(f"The replay file is missing a field: {exc}.") from None
     if not script or len(script) > MAX_REPLAY_TURNS:
         raise InvalidInput(f"A replay holds 1 to {MAX_REPLAY_TURNS} turns.")
-    return str(data.get("title") or "Imported replay"), script, settings
+    if not settings:
+        raise InvalidInput("The replay file names no memory type to replay.")
+    title = data.get("title")
+    if not isinstance(title, str) or not title.strip() or not is_unicode(title):
+        title = "Imported replay"
+    return title[:200], script, settings
 
 
 def preference_survival(replays: Sequence[TypeReplay], key: str) -> list[Survival]:

@@ -36,6 +36,8 @@ class ConversationRow(Base):
     recall_turns: Mapped[int] = mapped_column(Integer, server_default=text("3"))
     recall_min_score: Mapped[float] = mapped_column(Float, server_default=text("0.1"))
     recall_scope: Mapped[str] = mapped_column(String(16), server_default=text("'conversation'"))
+    retry_turn: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a retry of this turn is running
+    retry_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
 

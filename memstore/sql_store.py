@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from types import SimpleNamespace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -259,6 +259,19 @@ class SqlStore:
         self._hot.close()
         self._engine.dispose()
 
+    def write_problem(self) -> str | None:
+        """Why nothing could be saved right now (a read-only file or folder), or None when a write commits."""
+        try:
+            with self._hot.transaction(write=True) as cursor:
+                if self._hot.sqlite:  # rewriting the header's user_version is a real, committed write
+                    cursor.execute("PRAGMA user_version")
+                    cursor.execute(f"PRAGMA user_version = {int(cursor.fetchone()[0])}")
+                else:
+                    cursor.execute("SELECT 1")
+        except StorageError as exc:
+            return str(exc)
+        return None
+
     # -- transactions ---------------------------------------------------------------------
 
     @contextmanager
@@ -373,6 +386,24 @@ class SqlStore:
             row.recall_scope = settings.recall_scope
             session.flush()
             return _conversation(row)
+
+    def claim_retry(self, user_id: str, conversation_id: int, turn: int, *, hold_s: float) -> bool:
+        """Claim a turn for one retry; False when another retry of it is still running (or holds its claim)."""
+        now = utcnow()
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            until = _aware(row.retry_until) if row.retry_until is not None else None
+            if row.retry_turn == turn and until is not None and until > now:
+                return False
+            row.retry_turn, row.retry_until = turn, now + timedelta(seconds=hold_s)
+            return True
+
+    def release_retry(self, user_id: str, conversation_id: int, turn: int) -> None:
+        """End a retry's claim on its turn (a deleted conversation has nothing to release)."""
+        with self._tx(write=True) as session:
+            session.execute(update(ConversationRow).where(
+                ConversationRow.id == conversation_id, ConversationRow.user_id == user_id,
+                ConversationRow.retry_turn == turn).values(retry_turn=None, retry_until=None))
 
     def delete_conversation(self, user_id: str, conversation_id: int) -> None:
         with self._tx(write=True) as session:

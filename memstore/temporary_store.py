@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime
 
@@ -38,6 +39,7 @@ class TemporaryStore:
         self._vectors: dict[tuple[int, str], dict[int, bytes]] = {}  # (conversation, embedder) -> turn -> vector
         self._entities: dict[int, list[tuple[str, str, int, datetime]]] = {}  # conversation -> versions
         self._next_id = {"conversation": 0, "message": 0, "summary": 0, "call": 0}
+        self._retries: dict[int, tuple[int, float]] = {}  # conversation -> (turn, claim ends, monotonic s)
 
     def _new_id(self, kind: str) -> int:
         self._next_id[kind] += 1
@@ -99,6 +101,22 @@ class TemporaryStore:
             conv = replace(self._owned(user_id, conversation_id), settings=settings)
             self._conversations[conversation_id] = conv
             return conv
+
+    def claim_retry(self, user_id: str, conversation_id: int, turn: int, *, hold_s: float) -> bool:
+        """Claim a turn for one retry; False when another retry of it is still running."""
+        with self._lock:
+            self._owned(user_id, conversation_id)
+            claimed = self._retries.get(conversation_id)
+            if claimed is not None and claimed[0] == turn and claimed[1] > time.monotonic():
+                return False
+            self._retries[conversation_id] = (turn, time.monotonic() + hold_s)
+            return True
+
+    def release_retry(self, user_id: str, conversation_id: int, turn: int) -> None:
+        with self._lock:
+            conv = self._conversations.get(conversation_id)
+            if conv is not None and conv.user_id == user_id and self._retries.get(conversation_id, (None,))[0] == turn:
+                del self._retries[conversation_id]
 
     def delete_conversation(self, user_id: str, conversation_id: int) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 from . import validation
 from .config import Limits
 from .errors import InvalidInput, MemoryLabError
+from .markdown import fenced, literal
 from .memory import MEMORY_TYPES
 from .records import Conversation, MemorySettings, Message
 from .sql_store import MAX_PAGE
@@ -68,17 +69,17 @@ def to_json(export: dict) -> str:
 
 
 def to_markdown(export: dict) -> str:
-    """A readable transcript; message text is quoted so it cannot change the document's structure."""
+    """A readable transcript. Titles are escaped and each message is a fenced block, so nothing stored can add a
+    heading, load an image or run HTML when the file is opened."""
     out = []
     for conv in export["conversations"]:
         s = conv["settings"]
-        out.append(f"# {conv['title']}\n")
-        out.append(f"Memory: `{s['memory_type']}`, window {s['window_turns']} turns, token limit {s['max_tokens']}."
-                   f" Created {conv['created_at']}.\n")
+        out.append(f"# {literal(conv['title'])}\n")
+        out.append(f"Memory: {literal(s['memory_type'])}, window {int(s['window_turns'])} turns, token limit "
+                   f"{int(s['max_tokens'])}. Created {str(conv['created_at'])[:19].replace('T', ' ')} UTC.\n")
         for m in conv["messages"]:
-            status = "" if m["status"] == "complete" else f" ({m['status']})"
-            body = "\n".join("> " + line for line in m["content"].splitlines()) or ">"
-            out.append(f"**Turn {m['turn']} · {m['role']}{status}**\n\n{body}\n")
+            status = "" if m["status"] == "complete" else f" ({literal(m['status'])})"
+            out.append(f"**Turn {int(m['turn'])} · {literal(m['role'])}{status}**\n\n{fenced(m['content'])}\n")
     return "\n".join(out)
 
 
@@ -90,6 +91,8 @@ def read_json_file(raw: bytes, *, max_bytes: int, fmt: str, what: str) -> dict:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"The file is not valid UTF-8 JSON ({exc}).") from None
+    except RecursionError:
+        raise InvalidInput("The file nests its data too deeply to be a Memory Lab file.") from None
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise InvalidInput(f"The file is not {what} (format {fmt!r}).")
     return data
@@ -142,6 +145,8 @@ def parse_export(raw: bytes, counter: TokenCounter,
             content = m["content"]
             _check("\x00" not in content and len(content) <= limits.max_message_chars,
                    f"{where} has a NUL byte or is over {limits.max_message_chars:,} characters.")
+            _check(validation.is_unicode(content), f"{where} holds characters that are not valid Unicode "
+                                                   "(lone surrogates).")
             _check(m["role"] != "user" or bool(content.strip()), f"{where} is an empty user message.")
             rows.append(NewMessage(m["role"], content, counter.count(content), counter.name, status))
         parsed.append((title, settings, rows))
@@ -158,9 +163,12 @@ def import_export(store: TranscriptStore, user_id: str, raw: bytes, counter: Tok
             created.append(conv)
             for start in range(0, len(rows), 10_000):
                 store.import_messages(user_id, conv.id, rows[start:start + 10_000])
-    except MemoryLabError:
+    except BaseException:  # all or nothing: whatever stopped the import, what it created goes again
         for conv in created:
-            store.delete_conversation(user_id, conv.id)
+            try:
+                store.delete_conversation(user_id, conv.id)
+            except MemoryLabError:
+                pass  # the database refuses now; the error below is the one to report
         raise
     return [store.get_conversation(user_id, c.id) for c in created]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .config import Limits
 from .errors import InvalidInput
@@ -21,6 +22,25 @@ def _no_nul(text: str, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput(f"{what} contains characters that are not valid Unicode (lone surrogates).") from None
+
+
+def is_unicode(text: str) -> bool:
+    """Whether text can be stored as UTF-8 (no lone surrogate halves)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def reply_text(text: object, limits: Limits) -> str:
+    """A reply read from a file: text that can be stored (may be empty), within the message limit."""
+    if not isinstance(text, str):
+        raise InvalidInput("A reply must be text.")
+    _no_nul(text, "A reply")
+    if len(text) > limits.max_message_chars:
+        raise InvalidInput(f"A reply is {len(text):,} characters; the limit is {limits.max_message_chars:,}.")
+    return text
 
 
 def message_text(text: object, limits: Limits) -> str:
@@ -54,6 +74,9 @@ def entity_summary(summary: object) -> str:
     return summary.strip()[:MAX_ENTITY_SUMMARY_CHARS]
 
 
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Zl", "Zp"})  # zero-width, bidi controls, private use
+
+
 def fact_key(key: object, limits: Limits) -> str:
     """A preference or session-fact key: 1 to 64 printable characters, trimmed."""
     if not isinstance(key, str):
@@ -66,7 +89,11 @@ def fact_key(key: object, limits: Limits) -> str:
         raise InvalidInput(f"The key {key[:20]!r}… is {len(key)} characters; the limit is {limits.max_key_chars}.")
     if not _KEY_PATTERN.match(key):
         raise InvalidInput(f"The key {key!r} contains control characters or line breaks.")
-    return key
+    hidden = next((c for c in key if unicodedata.category(c) in INVISIBLE_CATEGORIES), None)
+    if hidden is not None:
+        raise InvalidInput(f"The key contains an invisible or direction-changing character (U+{ord(hidden):04X}), "
+                           "which would let two different keys look the same; type it without.")
+    return unicodedata.normalize("NFC", key)  # one spelling of what looks the same (é, not e + ◌́)
 
 
 def fact_value(value: object, limits: Limits) -> str:

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from ui_text import literal
 from memstore import MemoryLabError
 from memstore.facts import preference_rows
 
@@ -13,7 +14,7 @@ settings, store, client, USER = ui.start_page("Preferences · Memory Lab")
 st.title("Preferences")
 st.caption("Facts about you that every conversation injects into the system prompt (custom memory). "
            "Switch one off to leave it out of the next turns without deleting it. Keys are 1 to "
-           f"{settings.limits.max_key_chars} characters; each key appears once.")
+           f"{settings.limits.max_key_chars:d} characters; each key appears once.")
 
 preferences = store.list_preferences(USER)
 table = pd.DataFrame(
@@ -43,7 +44,7 @@ if left.button("Save preferences", type="primary", disabled=not unsaved):
         ui.show_error(exc, what="Not saved: ")
     else:
         st.session_state.pop("preferences_editor", None)
-        st.toast(f"Saved {len(saved)} preference{'s' if len(saved) != 1 else ''}.")
+        st.toast(f"Saved {len(saved):d} preference{'s' if len(saved) != 1 else ''}.")
         st.rerun()
 right.caption("You have unsaved changes." if unsaved else "Everything is saved.")
 
@@ -72,14 +73,14 @@ def undo(change_id: int) -> None:
 
 
 if error := st.session_state.pop("undo_error", None):
-    st.error(f"Not undone: {error}", icon=":material/error:")
+    st.error("Not undone: " + literal(error), icon=":material/error:")
 newest = {}
 for change in history:  # newest first: the first change seen for a key is its newest
     newest.setdefault(change.key, change.id)
 for change in history:
     text, when, action = st.columns([5, 2, 1], vertical_alignment="center")
-    text.markdown(ui.change_sentence(change))
+    text.markdown(ui.change_sentence_md(change))
     when.caption(f"{change.created_at:%Y-%m-%d %H:%M}"
-                 + (f" · conversation {change.conversation_id}" if change.conversation_id else ""))
+                 + (f" · conversation {change.conversation_id:d}" if change.conversation_id else ""))
     if change.source == "auto" and newest[change.key] == change.id:  # older ones would overwrite what came after
         action.button("Undo", key=f"undo_pref_{change.id}", on_click=undo, args=(change.id,))

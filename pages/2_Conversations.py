@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from ui_text import literal
 from dataclasses import replace
 
 from memstore import MEMORY_TYPES, MemoryLabError
@@ -77,7 +78,7 @@ else:
                                             "reply (other)": r.b_reply} for r in rows]),
                              hide_index=True, width="stretch")
     with st.expander("Delete this conversation"):
-        confirm = st.checkbox(f"Yes, delete “{by_id[chosen].title}”, its memory and its model calls",
+        confirm = st.checkbox(f"Yes, delete “{literal(by_id[chosen].title)}”, its memory and its model calls",
                               key=f"confirm_{chosen}")
         if st.button("Delete", disabled=not confirm, key=f"delete_{chosen}"):
             store.delete_conversation(USER, chosen)
@@ -106,5 +107,5 @@ if upload is not None and st.button("Import", key="do_import"):
     except MemoryLabError as exc:
         ui.show_error(exc, what="Nothing was imported: ")
     else:
-        st.success(f"Imported {len(created)} conversation{'s' if len(created) != 1 else ''}: "
-                   + ", ".join(c.title for c in created))
+        st.success(f"Imported {len(created):d} conversation{'s' if len(created) != 1 else ''}: "
+                   + literal(", ".join(c.title for c in created)))

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from ui_text import literal
 from memstore import Chat
 
 settings, store, client, USER = ui.start_page("Model calls · Memory Lab")
@@ -39,12 +40,12 @@ by_id = {c.id: c for c in calls}
 selected = st.selectbox("Show call", list(by_id), format_func=lambda i: f"#{i} · {by_id[i].purpose} · turn "
                         f"{by_id[i].turn} · {by_id[i].model}")
 call = by_id[selected]
-st.caption(ui.call_summary(call) + f" · params {call.params} · finish reason {call.finish_reason}")
+st.caption(literal(f"{ui.call_summary(call)} · params {call.params} · finish reason {call.finish_reason}"))
 if call.sections:
-    st.caption("Sections: " + ", ".join(f"{k} {v:,}" for k, v in call.sections.items()))
+    st.caption("Sections: " + literal(", ".join(f"{k} {v:,}" for k, v in call.sections.items())))
 st.markdown("**Request**")
 ui.render_request(call.request, Chat(store, client, user_id=USER).count_request(call.request), key=f"call_{call.id}")
 st.markdown("**Reply**")
 st.code(call.reply or "(none)", language=None, wrap_lines=True)
 if call.error:
-    st.error(f"{call.error_kind}: {call.error}")
+    st.error(literal(f"{call.error_kind}: {call.error}"))

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from ui_text import literal
 from memstore import MEMORY_TYPES, MemoryLabError, MemorySettings
 from memstore.costs import price_for, prices_from_rows, shipped_prices
 from memstore.facts import select_facts
@@ -29,7 +30,7 @@ if source == "An exported replay file":
     if upload is None:
         st.stop()
     try:
-        title, script, imported_settings = parse_replay_file(upload.getvalue())
+        title, script, imported_settings = parse_replay_file(upload.getvalue(), settings.limits)
     except MemoryLabError as exc:
         ui.show_error(exc, what="Cannot read the file: ")
         st.stop()
@@ -55,7 +56,7 @@ else:
     source_key = ("conversation", conv_id, len(script))
     default_k, default_tokens = 3, 500
     if len(script) == MAX_REPLAY_TURNS:
-        st.caption(f"Only the newest {MAX_REPLAY_TURNS} turns are replayed.")
+        st.caption(f"Only the newest {MAX_REPLAY_TURNS:,} turns are replayed.")
 
 left, mid, right = st.columns([1, 1, 3])
 k = left.number_input("Window k (turns)", min_value=0, max_value=100, value=default_k, step=1,
@@ -104,7 +105,7 @@ cost_chart = pd.DataFrame({ui.memory_label(r.memory_type): running_cost(r, model
 cost_chart.index.name = "turn"
 st.line_chart(cost_chart, x_label="turn", y_label="USD so far")
 st.subheader("Totals")
-st.caption(f"Cost at {client.model}'s price (models not in the table count as free).")
+st.caption(f"Cost at {literal(client.model)}'s price (models not in the table count as free).")
 st.dataframe(ui.totals_frame(results, prices, client.model), hide_index=True, width="stretch",
              column_config={"cost (USD)": st.column_config.NumberColumn(format="$%.6f")})
 
@@ -118,18 +119,42 @@ right.download_button("Export this replay as Markdown", replay_markdown(exported
 
 st.subheader("Each turn, side by side")
 turn = st.slider("Turn", 1, len(script), len(script)) if len(script) > 1 else 1
-st.caption(f"Turn {turn}: “{ui.turn_preview(script[turn - 1].user, 120)}”")
+st.caption(f"Turn {turn:d}: “{literal(ui.turn_preview(script[turn - 1].user, 120))}”")
 st.dataframe(pd.DataFrame([{"memory type": ui.memory_label(r.memory_type), **{
     ui.SECTION_NAMES[name]: tokens for name, tokens in r.frames[turn - 1].payload.tokens_by_section().items()},
     "total": r.frames[turn - 1].payload.total_tokens,
     "reply": r.frames[turn - 1].reply_tokens,
     "summary calls (tokens)": r.frames[turn - 1].summary_tokens} for r in results]), hide_index=True, width="stretch")
 ui.render_frames_side_by_side(results, turn)
-with st.expander(f"What changed at turn {turn}"):
+with st.expander(f"What changed at turn {turn:d}"):
     for result in results:
         before = result.frames[turn - 2] if turn > 1 else None
-        st.markdown(f"**{ui.memory_label(result.memory_type)}**")
+        st.markdown(f"**{literal(ui.memory_label(result.memory_type))}**")
         st.code(ui.diff_text(diff_frames(before, result.frames[turn - 1])), language="diff")
+
+reference = lessons[source_key[1]].reference_summary if source_key[0] == "lesson" else None
+summary_results = [r for r in results if MEMORY_TYPES[r.memory_type].uses_summary]
+if reference is not None and summary_results:
+    sent_at = reference.through_turn + 1
+    st.subheader("Summaries: the model's beside one written by hand")
+    st.caption(f"What each summary type sends at turn {sent_at:d}, next to a summary of turns "
+               f"1–{reference.through_turn:d} that was written by hand for this lesson. No model produced the "
+               "hand-written one: it shows what a summary of this script could keep, so the comparison works even "
+               "with a weak or offline model.")
+    columns = st.columns(len(summary_results) + 1)
+    with columns[0], st.container(border=True):
+        st.markdown("**Written by hand for this lesson**")
+        st.caption(f"Turns 1–{reference.through_turn:d} · not produced by a model")
+        st.text(reference.text)
+    for column, result in zip(columns[1:], summary_results):
+        summary = result.frames[sent_at - 1].payload.view.summary
+        with column, st.container(border=True):
+            st.markdown(f"**{literal(ui.memory_label(result.memory_type))}** · written by {literal(client.model)}")
+            st.caption(f"Sent at turn {sent_at:d} · covers turns {summary.from_turn:d}–{summary.through_turn:d}"
+                       + ("" if summary.through_turn == reference.through_turn else
+                          " (the newer turns are sent word for word)")
+                       if summary is not None else f"Sent at turn {sent_at:d} · no summary yet")
+            st.text(summary.text if summary is not None and summary.text.strip() else "(no summary)")
 
 st.subheader("When does a fact stop reaching the model?")
 pin = st.radio("Pin", ["A message", "A preference or session fact"], horizontal=True)

@@ -67,6 +67,7 @@ def fake_server():
 def app_env(fake_server, tmp_path, monkeypatch):
     """Settings that point the app at a fresh SQLite file and the local server; yields the server."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    monkeypatch.setenv("MEMORYLAB_DATA_DIR", str(tmp_path / "data"))  # the outbox lives here
     monkeypatch.setenv("OPENAI_BASE_URL", fake_server.base_url)
     monkeypatch.setenv("OPENAI_MODEL", "gpt-4o-mini")
     monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
@@ -82,3 +83,10 @@ def run_page(path: str, *, timeout: float = 60):
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def plain(markdown: str) -> str:
+    """Markdown as the reader sees it: backslash escapes (from ui_text.literal) removed, line breaks kept."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown).replace("  \n", "\n")

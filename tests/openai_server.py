@@ -22,7 +22,10 @@ class FakeOpenAIServer:
 
     Behaviours: ("reply", text), ("status", code), ("drop", text) — stream text then close
     without a finish reason, ("reset", text) — stream text then break the chunked body,
-    ("garbage",), ("sleep", seconds).
+    ("garbage",), ("sleep", seconds), ("chunks", text, size) — text in deltas of `size` characters,
+    ("json_deltas", [raw JSON string literals]) — each delta's content written as given (so an emoji's
+    two surrogate halves can go in two events), ("echo_key",) — a 400 whose message quotes the key sent,
+    ("hook", callable, text) — call `callable()` after the first delta, then stream the rest.
     """
 
     MEMORY_CALLS = ("You pick out lasting facts", "You keep short notes", "You keep a running summary")
@@ -125,6 +128,16 @@ class FakeOpenAIServer:
             handler.end_headers()
             handler.wfile.write(payload)
             return
+        if kind == "echo_key":
+            key = handler.headers.get("Authorization", "").removeprefix("Bearer ")
+            payload = json.dumps({"error": {"message": f"Invalid request for key {key}: bad parameter",
+                                            "type": "invalid_request_error"}}).encode()
+            handler.send_response(400)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
         if kind == "sleep":
             time.sleep(behaviour[1])
             kind, behaviour = "echo", ("echo",)
@@ -144,6 +157,32 @@ class FakeOpenAIServer:
         if kind == "garbage":
             event(_chunk(model, content="Hel"))
             send("data: {this is not json\n\n")
+            handler.wfile.write(b"0\r\n\r\n")
+            return
+        if kind == "json_deltas":
+            for raw in behaviour[1]:
+                send('data: {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "%s", '
+                     '"choices": [{"index": 0, "delta": {"content": %s}, "finish_reason": null}]}\n\n' % (model, raw))
+            event(_chunk(model, finish="stop"))
+            event("[DONE]")
+            handler.wfile.write(b"0\r\n\r\n")
+            return
+        if kind == "chunks":
+            text, size = behaviour[1], behaviour[2]
+            for start in range(0, len(text), size):
+                event(_chunk(model, content=text[start:start + size]))
+            event(_chunk(model, finish="stop"))
+            event("[DONE]")
+            handler.wfile.write(b"0\r\n\r\n")
+            return
+        if kind == "hook":
+            words = behaviour[2].split(" ")
+            event(_chunk(model, content=words[0]))
+            behaviour[1]()
+            for word in words[1:]:
+                event(_chunk(model, content=" " + word))
+            event(_chunk(model, finish="stop"))
+            event("[DONE]")
             handler.wfile.write(b"0\r\n\r\n")
             return
         if kind == "echo" and body.get("messages", [{}])[0].get("content", "").startswith(self.MEMORY_CALLS[:2]):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from memstore import MemorySettings, SqlStore
-from conftest import run_page
+from conftest import plain, run_page
 
 ROOT = Path(__file__).resolve().parent.parent
 S1 = "saved_1"
@@ -19,6 +20,7 @@ S1 = "saved_1"
 def db_url(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'app.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("MEMORYLAB_DATA_DIR", str(tmp_path / "data"))
     return url
 
 
@@ -42,13 +44,18 @@ def send(at: AppTest, text: str) -> AppTest:
 
 
 def bubbles(at: AppTest) -> list[str]:
-    """Chat bubbles' text as the reader sees it (user text is shown escaped, so it never formats)."""
-    return [re.sub(r"\\(.)", r"\1", m.markdown[0].value).replace("  \n", "\n")
-            for m in at.chat_message if m.markdown]
+    """Chat bubbles' text as the reader sees it: yours as plain text, replies as (escaped) Markdown."""
+    out = []
+    for m in at.chat_message:
+        if m.text:
+            out.append(m.text[0].value)
+        elif m.markdown:
+            out.append(re.sub(r"\\(.)", r"\1", m.markdown[0].value).replace("  \n", "\n"))
+    return out
 
 
 def captions(at: AppTest) -> str:
-    return "\n".join(c.value for c in at.caption)
+    return "\n".join(plain(c.value) for c in at.caption)
 
 
 def code_blocks(at: AppTest) -> list[str]:
@@ -83,15 +90,15 @@ def test_switching_type_and_k_updates_the_panel_without_sending(env):
     next_request = code_blocks(at)
     assert not any("My name is Alice" in block for block in next_request[:4])
     at.selectbox(key=f"memory_type_{S1}").set_value("buffer").run()
-    assert "Fell out" not in "\n".join(m.value for m in at.markdown)
-    assert "In memory: 3 turns" in "\n".join(m.value for m in at.markdown)
+    assert "Fell out" not in "\n".join(plain(m.value) for m in at.markdown)
+    assert "In memory: 3 turns" in "\n".join(plain(m.value) for m in at.markdown)
     assert len(env.chat_requests) == sent_before
 
 
 def test_a_failed_reply_keeps_the_message_and_retry_recovers(env):
     env.expect(("status", 500))
     at = send(app(), "Are you there?")
-    assert any("failed (500)" in e.value for e in at.error)
+    assert any("failed (500)" in plain(e.value) for e in at.error)
     assert "Are you there?" in bubbles(at)
     retry = [b for b in at.button if b.label.startswith("Retry")]
     retry[0].click().run()
@@ -107,9 +114,9 @@ def test_a_damaged_local_model_explains_and_the_app_still_works(db_url, monkeypa
     damaged.write_bytes(b"GGUF" + b"\x00" * 64)
     monkeypatch.setenv("MEMORYLAB_LOCAL_MODEL", str(damaged))
     at = send(app(), "hello?")
-    assert any("could not be loaded" in e.value and "OPENAI_API_KEY" in e.value for e in at.error)
+    assert any("could not be loaded" in plain(e.value) and "OPENAI_API_KEY" in plain(e.value) for e in at.error)
     assert "hello?" in bubbles(at)
-    assert any("No model is available" in w.value for w in at.sidebar.warning)
+    assert any("No model is available" in plain(w.value) for w in at.sidebar.warning)
     assert at.number_input(key="window_turns_saved_1").value == 3  # the rest of the app works
 
 
@@ -130,7 +137,7 @@ def test_session_facts_are_added_injected_and_removed(env):
     form_inputs[0].set_value("name")
     form_inputs[1].set_value("Alice")
     at.sidebar.button[[b.label for b in at.sidebar.button].index("Add or update fact")].click().run()
-    assert "**name**: Alice" in [m.value for m in at.sidebar.markdown]
+    assert "**name**: Alice" in [plain(m.value) for m in at.sidebar.markdown]
     assert "- name: Alice" in code_blocks(at)[0]  # the next request's system prompt
     at = send(at, "What is my name?")
     assert "- name: Alice" in env.chat_requests[-1]["messages"][0]["content"]
@@ -139,7 +146,7 @@ def test_session_facts_are_added_injected_and_removed(env):
     bad = [t for t in at.sidebar.text_input if t.label == "Key"][0]
     bad.set_value("x" * 65)
     at.sidebar.button[[b.label for b in at.sidebar.button].index("Add or update fact")].click().run()
-    assert any("limit is 64" in e.value for e in at.sidebar.error)
+    assert any("limit is 64" in plain(e.value) for e in at.sidebar.error)
 
 
 def test_summary_memory_shows_the_summary_call(env):
@@ -147,7 +154,7 @@ def test_summary_memory_shows_the_summary_call(env):
     at.selectbox(key=f"memory_type_{S1}").set_value("summary").run()
     env.expect(("reply", "Nice to meet you."), ("reply", "The user is called Alice."))
     at = send(at, "I am Alice")
-    assert "The user is called Alice." in [i.value for i in at.info]
+    assert "The user is called Alice." in [plain(i.value) for i in at.info]
     assert any("Progressively" in b or "running summary" in b for b in code_blocks(at))
     assert "folding turns 1–1" in captions(at)
 
@@ -195,7 +202,7 @@ def test_preferences_page_adds_edits_switches_off_and_deletes(env, db_url):
         "edited_rows": {}, "deleted_rows": [], "added_rows": [{"key": "k" * 65, "value": "too long"}]}
     at.run()
     at.main.button[0].click().run()
-    assert any("limit is 64" in e.value for e in at.error)
+    assert any("limit is 64" in plain(e.value) for e in at.error)
     assert [(p.key, p.value) for p in store.list_preferences("local")] == [("name", "Alice B.")]
     store.close()
 
@@ -237,7 +244,7 @@ def test_export_and_import_round_trip(env, db_url):
     store = SqlStore.open(db_url)
     exported = export_conversations(store, "local", [conv_id])
     markdown = to_markdown(exported)
-    assert "# Keep me" in markdown and "> first <b>bold</b>" in markdown
+    assert "# Keep me" in markdown and "```text\nfirst <b>bold</b>\n```" in markdown  # fenced: shown verbatim
     created = import_export(store, "local", to_json(exported).encode(), CharEstimateCounter())
     assert created[0].title == "Keep me" and created[0].message_count == 4
     assert [m.content for m in store.page("local", created[0].id)] == [
@@ -262,33 +269,33 @@ def test_model_calls_page_shows_the_ledger(env, db_url):
     assert list(frame["kind"]) == ["facts", "chat"] and set(frame["model"]) == {"gpt-4o-mini"}  # newest first
     assert any("first question" in block for block in code_blocks(calls))
     calls.main.selectbox[1].set_value("summary").run()
-    assert any("No model calls" in i.value for i in calls.info)
+    assert any("No model calls" in plain(i.value) for i in calls.info)
 
 
 def test_sidebar_renames_switches_and_deletes_with_confirmation(env, db_url):
     seed_conversation(db_url, "Older chat", ["old question"])
     at = app()
-    assert "### Older chat" in [m.value for m in at.markdown]  # the most recent conversation opens
+    assert "### Older chat" in [plain(m.value) for m in at.markdown]  # the most recent conversation opens
     at.sidebar.button[[b.label for b in at.sidebar.button].index("New chat")].click().run()
-    assert "### New chat" in [m.value for m in at.markdown]
+    assert "### New chat" in [plain(m.value) for m in at.markdown]
     at = send(at, "newest question")
     current = at.session_state["conversation_ref"]
     at.sidebar.text_input(key=f"title_{current.slug}").set_value("Renamed chat")
     at.sidebar.button(key=f"rename_{current.slug}").click().run()
-    assert "### Renamed chat" in [m.value for m in at.markdown]
+    assert "### Renamed chat" in [plain(m.value) for m in at.markdown]
     delete = at.sidebar.button(key=f"delete_{current.slug}")
     assert delete.disabled  # nothing is deleted without the confirmation box
     at.sidebar.checkbox(key=f"confirm_delete_{current.slug}").check().run()
     at.sidebar.button(key=f"delete_{current.slug}").click().run()
     assert not at.exception
-    assert "### Older chat" in [m.value for m in at.markdown] and "re: old question" in bubbles(at)
+    assert "### Older chat" in [plain(m.value) for m in at.markdown] and "re: old question" in bubbles(at)
     store = SqlStore.open(db_url)
     assert [c.title for c in store.list_conversations("local")] == ["Older chat"]
     store.close()
     bad = at.sidebar.text_input(key=f"title_{at.session_state['conversation_ref'].slug}")
     bad.set_value("   ")
     at.sidebar.button(key=f"rename_{at.session_state['conversation_ref'].slug}").click().run()
-    assert any("title is empty" in e.value for e in at.sidebar.error)
+    assert any("title is empty" in plain(e.value) for e in at.sidebar.error)
 
 
 def test_with_no_settings_the_app_chats_with_the_bundled_offline_model(db_url, monkeypatch):
@@ -296,7 +303,7 @@ def test_with_no_settings_the_app_chats_with_the_bundled_offline_model(db_url, m
         monkeypatch.delenv(name, raising=False)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
-    assert any("SmolLM2-135M" in i.value and "weak at recall" in i.value for i in at.sidebar.info)
+    assert any("SmolLM2-135M" in plain(i.value) and "weak at recall" in plain(i.value) for i in at.sidebar.info)
     at.chat_input[0].set_value("Hello! Who are you?").run()
     assert not at.exception and not at.error
     assert bubbles(at)[0] == "Hello! Who are you?" and bubbles(at)[1].strip()
@@ -315,7 +322,7 @@ def test_conversations_page_forks_and_compares_branches(env, db_url):
     conv.selectbox(key="fork_type_1").set_value("none")
     conv.button(key="fork_1").click().run()
     assert not conv.exception
-    assert "### My name is Alice (fork at turn 2, none)" in [m.value for m in conv.markdown]  # the fork is open
+    assert "### My name is Alice (fork at turn 2, none)" in [plain(m.value) for m in conv.markdown]  # the fork is open
     store = SqlStore.open(db_url)
     fork = store.get_conversation("local", 2)
     assert fork.title == "My name is Alice (fork at turn 2, none)" and fork.last_turn == 2
@@ -345,19 +352,10 @@ def test_markdown_and_html_in_messages_are_shown_as_text(env):
     hostile = "**not bold** <img src=x onerror=alert(1)> ![tracker](http://127.0.0.1:9/pixel.png) # not a heading"
     env.expect(("reply", "Here: ![tracker](http://127.0.0.1:9/pixel.png) and **bold is fine**"))
     at = send(app(), hostile)
-    raw = [m.markdown[0].value for m in at.chat_message if m.markdown]
-    assert raw[0] == ui_escape(hostile)  # every Markdown character escaped: shown exactly as typed
-    assert "![" not in raw[1] and "**bold is fine**" in raw[1]  # replies keep Markdown, never images
+    user, reply = at.chat_message[0], at.chat_message[1]
+    assert [t.value for t in user.text] == [hostile] and not user.markdown  # plain text: shown exactly as typed
+    assert "![" not in reply.markdown[0].value and "**bold is fine**" in reply.markdown[0].value  # never images
     assert bubbles(at)[0] == hostile
-
-
-def ui_escape(text: str) -> str:
-    import sys
-
-    sys.path.insert(0, str(ROOT))
-    import ui
-
-    return ui.as_plain_markdown(text)
 
 
 def test_with_login_configured_nobody_sees_data_before_logging_in(env, db_url):
@@ -424,8 +422,8 @@ def test_imports_are_size_limited_validated_and_land_only_in_the_importers_data(
 def test_facts_saved_after_a_turn_are_announced_and_can_be_undone(env, db_url):
     env.expect(("reply", "Nice to meet you, Ada."), ("reply", '{"name": "Ada", "home_city": "Oslo"}'))
     at = send(app(), "I'm Ada and I live in Oslo.")
-    assert "**Memory updated**" in " ".join(m.value for m in at.markdown)
-    assert any("Saved **name**: Ada" in m.value for m in at.markdown)
+    assert "**Memory updated**" in " ".join(plain(m.value) for m in at.markdown)
+    assert any("Saved **name**: Ada" in plain(m.value) for m in at.markdown)
     store = SqlStore.open(db_url)
     assert {p.key: p.value for p in store.list_preferences("local")} == {"name": "Ada", "home_city": "Oslo"}
     undo = [b for b in at.button if b.label == "Undo"]
@@ -448,3 +446,136 @@ def test_automatic_facts_can_be_switched_off(env, db_url):
     store = SqlStore.open(db_url)
     assert store.list_preferences("local") == [] and store.list_calls("local", purpose="facts") == []
     store.close()
+
+
+def test_two_conversations_with_one_title_each_keep_their_own_messages(env, db_url):
+    first = seed_conversation(db_url, "hi", ["hello from the first"])
+    second = seed_conversation(db_url, "hi", ["hello from the second"])
+    at = app()
+    picker = next(s for s in at.sidebar.selectbox if s.label == "Open")
+    assert len(set(picker.options)) == 2  # told apart although the titles are the same
+    for target in (first, second, first):
+        picker = next(s for s in at.sidebar.selectbox if s.label == "Open")
+        picker.set_value(target).run()
+        at = send(at, f"follow-up for {target}")
+    store = SqlStore.open(db_url)
+    try:
+        users = {c: [m.content for m in store.page("local", c) if m.role == "user"] for c in (first, second)}
+    finally:
+        store.close()
+    assert users[first] == ["hello from the first", f"follow-up for {first}", f"follow-up for {first}"]
+    assert users[second] == ["hello from the second", f"follow-up for {second}"]
+
+
+def test_a_message_sent_while_the_database_is_locked_is_kept_and_sent_again_after_a_reload(env, db_url, monkeypatch,
+                                                                                         tmp_path):
+    import sqlite3
+
+    monkeypatch.setattr("memstore.database.SQLITE_BUSY_TIMEOUT_MS", 200)
+    at = app()
+    lock = sqlite3.connect(tmp_path / "app.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # another process holds the database
+    try:
+        at = send(at, "typed while the database was locked")
+        assert any("Your message was not saved" in plain(w.value) and "busy" in plain(w.value) for w in at.warning)
+        assert "typed while the database was locked" in [t.value for t in at.text]
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert env.chat_requests == []
+    reloaded = app()  # a new browser session: the kept message is still there
+    assert "typed while the database was locked" in [t.value for t in reloaded.text]
+    reloaded.button(key=next(b.key for b in reloaded.button if b.label == "Send again")).click().run()
+    assert not reloaded.exception
+    assert bubbles(reloaded)[-2:] == ["typed while the database was locked", "echo: typed while the database was locked"]
+    assert not any("not saved" in plain(w.value) for w in reloaded.warning)  # sent, so no longer kept
+    store = SqlStore.open(db_url)
+    try:
+        assert [m.content for m in store.page("local", 1)] == ["typed while the database was locked",
+                                                               "echo: typed while the database was locked"]
+    finally:
+        store.close()
+
+
+def test_a_read_only_database_is_said_at_once_and_chats_stay_temporary(env, db_url, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    # An app that ran before still holds the database, so its -wal and -shm files exist; then the folder and its
+    # files are made immutable. (Another process, as in real life: one process's own mapping of -shm would fault.)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from memstore import SqlStore, MemorySettings; "
+        "s = SqlStore.open(sys.argv[2]); s.create_conversation('local', 'Before', MemorySettings()); "
+        "print('ready', flush=True); time.sleep(120)"), str(ROOT), db_url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        if subprocess.run(["chattr", "-R", "+i", str(tmp_path)]).returncode != 0:
+            pytest.skip("chattr is not permitted here (it needs root)")
+        try:
+            at = app()
+            assert any("Nothing can be saved right now" in plain(w.value) for w in at.warning)
+            assert at.toggle[0].value is True and at.toggle[0].disabled  # temporary, and it says so
+            at = send(at, "written to a read-only folder")
+            assert bubbles(at)[-2:] == ["written to a read-only folder", "echo: written to a read-only folder"]
+        finally:
+            subprocess.run(["chattr", "-R", "-i", str(tmp_path)], check=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    store = SqlStore.open(db_url)
+    try:
+        assert [c.title for c in store.list_conversations("local")] == ["Before"]
+        assert store.page("local", 1) == []
+    finally:
+        store.close()
+
+
+def test_an_empty_reply_says_so_and_offers_a_retry(env):
+    env.expect(("reply", ""))
+    at = send(app(), "Say nothing")
+    assert any("finished without writing anything" in plain(e.value) for e in at.error)
+    assert any(b.label == "Retry" for b in at.button)
+
+
+def test_the_message_limit_setting_is_honoured_by_the_box_and_the_turn(env, monkeypatch):
+    monkeypatch.setenv("MEMORYLAB_MAX_MESSAGE_CHARS", "100000")
+    at = app()
+    assert at.chat_input[0].max_chars == 100_000
+    long = "word " * 8_000  # 40,000 characters
+    at = send(at, long)
+    assert bubbles(at)[0] == long.strip() and not at.error  # (the text element does not draw outer whitespace)
+    store = SqlStore.open(os.environ["DATABASE_URL"])
+    try:
+        assert store.page("local", 1)[0].content == long  # stored exactly
+    finally:
+        store.close()
+
+
+def test_a_huge_reply_draws_capped_and_math_cannot_cover_the_page(env):
+    table = "| n | square |\n|---|---|\n" + "".join(f"| {i} | {i * i} |\n" for i in range(3_000))
+    env.expect(("reply", "$\\rule{500em}{500em}$ and a table:\n\n" + table))
+    at = send(app(), "draw a big table")
+    reply = at.chat_message[1]
+    shown = reply.markdown[0].value
+    assert shown.startswith("\\$\\rule") and shown.count("\n") < 450  # math off; 3,000 rows not drawn at once
+    more = [b for b in at.button if b.label.startswith("Show the rest of this reply")]
+    assert more
+    more[0].click().run()
+    assert any("| 2999 | 8994001 |" in c.value for c in at.code)  # the rest, on demand, as plain text
+
+
+def test_the_app_warns_when_reachable_from_other_machines_without_login(env):
+    from streamlit import config
+
+    assert config.get_option("server.address") == "127.0.0.1"  # the shipped default: loopback only
+    at = app()
+    assert not any("reachable from other machines" in plain(e.value) for e in at.error)
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        at = app()
+        assert any("reachable from other machines" in plain(e.value) for e in at.error)
+    finally:
+        config.set_option("server.address", "127.0.0.1")

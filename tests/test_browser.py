@@ -3,69 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-from contextlib import contextmanager
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from browser import ARTIFACTS, browser_page, serve_app, wait_for_chat_call
 from memstore import SqlStore
 from openai_server import FakeOpenAIServer
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-
-sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serve_app(tmp_path: Path, **extra_env: str):
-    """`streamlit run app.py` on a free 127.0.0.1 port with these settings; yields its URL."""
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'browser.db'}",
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true",
-           "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", **extra_env}
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
-        if name not in extra_env:
-            env.pop(name, None)
-    log = open(tmp_path / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "streamlit.log").read_text())
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture
@@ -74,19 +18,6 @@ def running_app(tmp_path):
     with FakeOpenAIServer() as server, serve_app(tmp_path, OPENAI_BASE_URL=server.base_url,
                                                  OPENAI_MODEL="gpt-4o-mini", OPENAI_MAX_RETRIES="0") as url:
         yield url, server
-
-
-@contextmanager
-def browser_page(height: int = 1100, pages: int = 1):
-    """Headless Debian Chromium with fresh pages of one browser context."""
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1500, "height": height})
-        try:
-            opened = [context.new_page() for _ in range(pages)]
-            yield opened[0] if pages == 1 else opened
-        finally:
-            browser.close()
 
 
 def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
@@ -291,14 +222,3 @@ def test_pick_download_and_chat_with_a_stronger_model_from_a_fake_hub(tmp_path):
             page.get_by_text(call.reply.strip()[:30]).first.wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "browser-downloaded-model.png"))
             assert page.get_by_test_id("stException").count() == 0
-
-
-def wait_for_chat_call(store: SqlStore, timeout_s: float = 180):
-    """The newest chat call once the turn has stored it (a real model takes its time)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        calls = store.list_calls("local", purpose="chat", limit=1)
-        if calls:
-            return calls[0]
-        time.sleep(0.5)
-    raise AssertionError("no chat call was stored")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,13 @@ from hypothesis import strategies as st
 
 from fakes import FakeClient
 from memstore import MEMORY_TYPES, Chat, FactSet, InvalidInput, MemorySettings, SqlStore, TemporaryStore
+from memstore.validation import INVISIBLE_CATEGORIES
 
 VALID_TEXT = st.text(min_size=1, max_size=3_000).filter(
     lambda t: t.strip() != "" and "\x00" not in t and not any(0xD800 <= ord(c) <= 0xDFFF for c in t))
 KEY = st.text(min_size=1, max_size=64).filter(
     lambda t: t.strip() == t and t != "" and all(ord(c) >= 0x20 and ord(c) != 0x7F for c in t)
-    and not any(0xD800 <= ord(c) <= 0xDFFF for c in t))
+    and not any(unicodedata.category(c) in INVISIBLE_CATEGORIES for c in t) and unicodedata.normalize("NFC", t) == t)
 SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -85,3 +87,13 @@ def test_every_memory_type_keeps_its_contract_on_any_conversation(turns, memory_
         assert len(payload.view.turns) == min(window_turns, len(turns))
     if memory_type == "token_window":
         assert sum(t.tokens for t in payload.view.turns) <= max_tokens
+
+
+@settings(**SETTINGS)
+@given(key=KEY, hidden=st.sampled_from(["\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\u00ad"]),
+       at=st.integers(min_value=0, max_value=64))
+def test_a_key_with_an_invisible_character_is_refused_not_stored_as_a_look_alike(sqlite_store, key, hidden, at):
+    look_alike = key[:at] + hidden + key[at:]
+    with pytest.raises(InvalidInput, match="invisible or direction-changing"):
+        sqlite_store.set_preference("lookalike-user", look_alike, "x")
+    assert sqlite_store.list_preferences("lookalike-user") == []

@@ -240,6 +240,8 @@ def test_every_public_store_function_scopes_to_its_user(store):
         "rename_conversation": lambda: store.rename_conversation(OTHER, c, "x"),
         "update_settings": lambda: store.update_settings(OTHER, c, MemorySettings()),
         "delete_conversation": lambda: store.delete_conversation(OTHER, c),
+        "claim_retry": lambda: store.claim_retry(OTHER, c, 1, hold_s=60),
+        "release_retry": (lambda: store.release_retry(OTHER, c, 1), None),
         "add_user_message": lambda: store.add_user_message(OTHER, c, "x", tokens=1, tokenizer="t"),
         "begin_turn": lambda: store.begin_turn(OTHER, c, "x", tokens=1, tokenizer="t"),
         "add_reply": lambda: store.add_reply(OTHER, c, 1, "x", status="complete", tokens=1, tokenizer="t"),
@@ -256,7 +258,7 @@ def test_every_public_store_function_scopes_to_its_user(store):
         "list_preferences": (lambda: store.list_preferences(OTHER), []),
         "set_preference": None, "replace_preferences": None,  # they write only the caller's own rows
         "delete_preference": lambda: store.delete_preference(OTHER, "secret"),
-        "close": None,
+        "close": None, "write_problem": None,  # about the database, not any user's data
         "add_turn_vectors": lambda: store.add_turn_vectors(OTHER, c, "e", [(1, b"\x01" * 8)]),
         "vector_watermark": lambda: store.vector_watermark(OTHER, c, "e"),
         "recent_vectors": lambda: store.recent_vectors(OTHER, "e", conversation_id=c, before_turn=9,
@@ -298,3 +300,15 @@ def test_begin_turn_returns_the_conversation_as_it_stands_after_the_message(stor
     assert after == store.get_conversation(ME, conv.id)
     assert (after.last_turn, after.message_count, after.settings.window_turns) == (2, 3, 2)
     assert after.token_total == conv.token_total + len("first") // 4 + len("reply") // 4 + 3
+
+
+def test_one_retry_of_a_turn_at_a_time(store):
+    conv = store.create_conversation(ME, "r", MemorySettings())
+    store.begin_turn(ME, conv.id, "question", tokens=1, tokenizer="t")
+    assert store.claim_retry(ME, conv.id, 1, hold_s=60)
+    assert not store.claim_retry(ME, conv.id, 1, hold_s=60)  # a second tab is refused
+    store.release_retry(OTHER, conv.id, 1)  # another user cannot free it
+    assert not store.claim_retry(ME, conv.id, 1, hold_s=60)
+    store.release_retry(ME, conv.id, 1)
+    assert store.claim_retry(ME, conv.id, 1, hold_s=0)  # a claim that has run out does not block
+    assert store.claim_retry(ME, conv.id, 1, hold_s=60)

@@ -1,6 +1,7 @@
 """Lessons, prices and hints in memstore; the Compare and Lessons pages with AppTest."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,9 @@ from fakes import FakeClient
 from memstore import MEMORY_TYPES, Chat, FactSet, InvalidInput, MemorySettings, TemporaryStore
 from memstore.costs import Price, price_for, prices_from_rows, shipped_prices
 from memstore.hints import hints
-from memstore.lessons import grade, load_lessons, sends_fact_at
+from memstore.lessons import grade, load_lessons, mark_answer, parse_lesson, sends_fact_at
 from memstore.replay import fact_survival, replay
-from conftest import run_page
+from conftest import plain, run_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +28,52 @@ def test_every_bundled_lesson_loads_and_its_answer_differs_by_type():
                    for s in fact_survival(results, lesson.question.fact_turn, lesson.question.needle)}
         assert answers["buffer"] is True and answers["none"] is False, lesson.slug
         assert answers["window"] is False, lesson.slug  # every lesson's window is too small on purpose
+
+
+def lesson_text(**changes) -> str:
+    raw = json.loads((ROOT / "memstore" / "lessons" / "recall_a_name.json").read_text("utf-8"))
+    for key, value in changes.items():
+        if value is None:
+            raw.pop(key)
+        else:
+            raw[key] = value
+    return json.dumps(raw)
+
+
+def test_lessons_carry_answers_and_a_hand_written_summary_that_are_validated():
+    lesson = parse_lesson("recall_a_name", lesson_text())
+    assert lesson.answers == ("Alice",) and lesson.reference_summary.through_turn == 6
+    assert parse_lesson("x", lesson_text(answers=None)).answers == ("Alice",)  # default: the question's needle
+    assert parse_lesson("x", lesson_text(reference_summary=None)).reference_summary is None
+    for changes, sentence in (
+        ({"answers": []}, "'answers' must be a list of 1 to"),
+        ({"answers": ["Alice", " "]}, "every answer must be a non-empty string"),
+        ({"reference_summary": {"text": "", "through_turn": 2}}, "needs a non-empty 'text'"),
+        ({"reference_summary": {"text": "Alice.", "through_turn": 7}}, "'through_turn' must be a whole number"),
+        ({"reference_summary": "Alice."}, "needs a non-empty 'text'"),
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            parse_lesson("x", lesson_text(**changes))
+        assert sentence in str(refused.value) and "Lesson 'x'" in str(refused.value)
+
+
+def test_every_bundled_reference_summary_keeps_the_lessons_fact():
+    for lesson in load_lessons():
+        reference = lesson.reference_summary
+        assert reference is not None and reference.through_turn >= lesson.question.fact_turn, lesson.slug
+        assert lesson.question.needle in reference.text, lesson.slug
+
+
+def test_an_answer_is_marked_on_the_exact_request_and_the_reply():
+    lesson = next(lesson for lesson in load_lessons() if lesson.slug == "recall_a_name")
+    settings = [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in ("buffer", "window")]
+    results = {r.memory_type: r for r in replay(lesson.turns, settings, FakeClient(), user_id="u")}
+    sent = {t: r.frames[lesson.question.at_turn - 1].payload.messages for t, r in results.items()}
+    unused = mark_answer(lesson, "buffer", sent["buffer"], "I don't know your name.")
+    assert unused.reached and not unused.answered
+    assert mark_answer(lesson, "buffer", sent["buffer"], "You are alice.").answered
+    guessed = mark_answer(lesson, "window", sent["window"], "Alice?")
+    assert not guessed.reached and guessed.answered
 
 
 def test_grading_a_prediction():
@@ -97,7 +144,7 @@ def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
     calls_before = len(env.requests)
     at.slider[0].set_value(2).run()
     assert len(env.requests) == calls_before and not at.exception  # moving through turns calls nothing
-    assert "Turn 2:" in " ".join(c.value for c in at.caption)
+    assert "Turn 2:" in " ".join(plain(c.value) for c in at.caption)
 
 
 def test_lessons_page_predict_reveal_and_ask(env):
@@ -113,3 +160,37 @@ def test_lessons_page_predict_reveal_and_ask(env):
     at.main.button[1].click().run()
     assert len(env.requests) == asked_before + len(MEMORY_TYPES)
     assert len(at.text) >= len(MEMORY_TYPES)
+
+
+def test_lessons_page_marks_each_answer_and_names_a_fact_the_model_had_but_did_not_use(env):
+    at = page("5_Lessons.py")
+    at.main.selectbox[0].set_value("recall_a_name").run()
+    at.main.button[0].click().run()
+    at.main.button[1].click().run()  # the echo server repeats the question: it never says the name
+    assert not at.exception
+    by_type = {row["memory type"]: row for row in at.dataframe[-1].value.to_dict("records")}
+    buffer = by_type["Buffer (every turn)"]
+    assert (buffer["fact reached the model"], buffer["answer contained it"], buffer["so"]) == (
+        "yes", "no", "Had the fact but did not use it")
+    assert (by_type["No memory"]["fact reached the model"], by_type["No memory"]["so"]) == (
+        "no", "Never had the fact, and did not answer it")
+    assert any(plain(w.value).startswith("Had the fact but did not use it: Buffer (every turn)") for w in at.warning)
+    env.expect(*[("reply", "Your name is Alice.")] * len(MEMORY_TYPES))
+    at.main.button[1].click().run()
+    by_type = {row["memory type"]: row for row in at.dataframe[-1].value.to_dict("records")}
+    assert by_type["Buffer (every turn)"]["so"] == "Had the fact and used it"
+    assert by_type["Window (last k turns)"]["so"] == "Answered it without having the fact"
+    assert not any("Had the fact but did not use it: " in w.value for w in at.warning)
+
+
+def test_compare_page_shows_the_hand_written_summary_beside_the_models(env):
+    at = page("4_Compare.py")
+    at.main.selectbox[0].set_value("recall_a_name").run()
+    at.main.button[0].click().run()
+    assert not at.exception
+    lesson = next(lesson for lesson in load_lessons() if lesson.slug == "recall_a_name")
+    assert "Summaries: the model's beside one written by hand" in [s.value for s in at.subheader]
+    assert "**Written by hand for this lesson**" in [m.value for m in at.main.markdown]
+    assert any("not produced by a model" in c.value for c in at.caption)
+    assert lesson.reference_summary.text in [t.value for t in at.text]
+    assert any(m.value.startswith("**Summary** · written by ") for m in at.main.markdown)

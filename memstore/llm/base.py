@@ -61,20 +61,41 @@ def complete(client: ChatClient, messages: Sequence[ChatMessage], *, params: Map
 
 
 class StreamState:
-    """What every reply stream keeps: the request, the text so far, the result, and timings."""
+    """What every reply stream keeps: the request, the text so far, the result, and timings.
+
+    Text is kept as a list of pieces, so a reply of any length costs O(delta) per delta. A UTF-16
+    surrogate half at the end of a delta (an emoji split across two chunks) waits for its other half.
+    """
 
     def __init__(self, messages: Sequence[ChatMessage], params: Mapping[str, Any]):
         self._messages = [m.as_dict() for m in messages]
         self._params = dict(params)
         self._raw: Any = None
-        self.text = ""
+        self._pieces: list[str] = []
+        self._joined = ""
+        self._held = ""  # a high surrogate waiting for its low half
         self.completion: Completion | None = None
         self.stopwatch = Stopwatch()
 
+    @property
+    def text(self) -> str:
+        """The reply so far (a lone surrogate half shown as U+FFFD)."""
+        if self._pieces:
+            self._joined += "".join(self._pieces)
+            self._pieces.clear()
+        return self._joined + ("\ufffd" if self._held else "")
+
     def _received(self, delta: str) -> str:
+        """Keep a delta; returns the text ready to show (whole characters only)."""
         self.stopwatch.token()
-        self.text += delta
-        return delta
+        ready = join_surrogates(self._held + delta)
+        self._held = ""
+        if ready and "\ud800" <= ready[-1] <= "\udbff":
+            ready, self._held = ready[:-1], ready[-1]
+        ready = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in ready) if has_surrogates(ready) else ready
+        if ready:
+            self._pieces.append(ready)
+        return ready
 
     def _finish(self, finish_reason: str, usage: Usage) -> None:
         self.completion = Completion(self.text, finish_reason, usage, self.stopwatch.elapsed_ms(),
@@ -84,6 +105,17 @@ class StreamState:
         """Stop reading; the underlying HTTP response or generation ends with it."""
         if self._raw is not None and hasattr(self._raw, "close"):
             self._raw.close()
+
+
+def has_surrogates(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def join_surrogates(text: str) -> str:
+    """Pairs of surrogate halves (JSON's escape of one emoji) as the character they encode."""
+    if not has_surrogates(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
 
 
 class Stopwatch:

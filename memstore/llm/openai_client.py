@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 import openai
 
-from ..errors import LLMError
+from ..errors import LLMError, redact
 from ..records import ChatMessage, Usage
 from ..tokens import TokenCounter, counter_for_model
 from .base import StreamState
@@ -29,8 +29,16 @@ def context_tokens_for(model: str) -> int:
     return DEFAULT_CONTEXT_TOKENS
 
 
-def translate_error(exc: Exception, *, model: str, host: str) -> LLMError:
-    """One domain error, in words a person understands, for every failure the openai package raises."""
+def translate_error(exc: Exception, *, model: str, host: str, secret: str | None = None) -> LLMError:
+    """One domain error, in words a person understands, for every failure the openai package raises; the key
+    is never part of it, even when the server quoted it back."""
+    error = _translate(exc, model=model, host=host, secret=secret)
+    if secret and secret in error.message:
+        return LLMError(error.kind, redact(error.message, secret), retryable=error.retryable)
+    return error
+
+
+def _translate(exc: Exception, *, model: str, host: str, secret: str | None) -> LLMError:
     if isinstance(exc, openai.AuthenticationError):
         return LLMError("auth", f"The server at {host} refused the API key (401). Check OPENAI_API_KEY.", retryable=False)
     if isinstance(exc, openai.PermissionDeniedError):
@@ -47,28 +55,28 @@ def translate_error(exc: Exception, *, model: str, host: str) -> LLMError:
         return LLMError("unreachable", f"Cannot reach the model server at {host}. Is it running? "
                         "Check OPENAI_BASE_URL.")
     if isinstance(exc, openai.BadRequestError):
-        detail = _detail(exc)
+        detail = _detail(exc, secret)
         return LLMError("bad_request", f"The server at {host} refused the request (400): {detail}", retryable=False)
     if isinstance(exc, openai.APIStatusError):
         if exc.status_code >= 500:
             return LLMError("server_error", f"The model server at {host} failed ({exc.status_code}). Retry shortly.")
-        return LLMError("http_error", f"The server at {host} answered {exc.status_code}: {_detail(exc)}")
+        return LLMError("http_error", f"The server at {host} answered {exc.status_code}: {_detail(exc, secret)}")
     if isinstance(exc, openai.APIResponseValidationError):
         return LLMError("bad_response", f"The server at {host} sent a reply that is not valid chat data.")
     if isinstance(exc, openai.OpenAIError):
-        return LLMError("error", f"The model call failed: {exc}")
+        return LLMError("error", f"The model call failed: {redact(str(exc), secret)}")
     return LLMError("bad_response", f"The server at {host} sent data that could not be read ({type(exc).__name__}).")
 
 
-def _detail(exc: Exception) -> str:
-    """The server's own error message, shortened."""
+def _detail(exc: Exception, secret: str | None) -> str:
+    """The server's own error message, key removed, then shortened."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error")
         message = inner.get("message") if isinstance(inner, dict) else body.get("message")
         if message:
-            return str(message)[:300]
-    return str(getattr(exc, "message", exc))[:300]
+            return redact(str(message), secret)[:300]
+    return redact(str(getattr(exc, "message", exc)), secret)[:300]
 
 
 class OpenAIStream(StreamState):
@@ -102,10 +110,13 @@ class OpenAIStream(StreamState):
         except LLMError:
             raise
         except Exception as exc:  # every failure of the SDK or the wire becomes one domain error
-            raise translate_error(exc, model=client.model, host=client.host) from exc
+            raise translate_error(exc, model=client.model, host=client.host, secret=client.sdk.api_key) from exc
         if finish_reason is None:
             raise LLMError("truncated", f"The connection to {client.host} ended before the reply was finished; "
                            "what arrived is kept.")
+        if self._held:  # the stream ended on half an emoji
+            self._pieces.append("\ufffd")
+            self._held = ""
         self._finish(finish_reason, usage)
 
 
@@ -117,6 +128,7 @@ class OpenAIClient:
                  host: str | None = None, default_params: Mapping[str, Any] | None = None,
                  counter: TokenCounter | None = None, keep_alive: object | None = None):
         self.model = model
+        self.timeout_s = timeout_s
         self.provider = provider or ("openai" if base_url is None else "openai-compatible")
         self.host = host or (urlparse(base_url).netloc if base_url else "api.openai.com")
         self.base_url = base_url

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 FIRST_BATCH_TURNS = 8
 MAX_BATCH_TURNS = 256
+MAX_UNANSWERED_SKIPPED = 256  # a window reaches back past at most this many unanswered turns
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,14 @@ class HistoryReader:
         self.conversation_id = conversation_id
         self.through_turn = through_turn
         self.counter = counter
+        self.unanswered: set[int] = set()  # turns seen with no reply: never sent, never counted
+
+    def _answered(self, turns: list[TurnView]) -> list[TurnView]:
+        """Turns that got a reply; the others would put two user messages in a row, so they are skipped."""
+        kept = [t for t in turns if t.reply is not None]
+        if len(kept) < len(turns):
+            self.unanswered.update(t.number for t in turns if t.reply is None)
+        return kept
 
     def turns(self, from_turn: int, to_turn: int) -> list[TurnView]:
         """Turns in [from_turn, to_turn], clipped to the past."""
@@ -80,10 +89,17 @@ class HistoryReader:
         return group_turns(messages, self.counter)
 
     def last_turns(self, count: int) -> list[TurnView]:
-        """The newest `count` turns (k counts exchanges, not messages)."""
+        """The newest `count` answered turns (k counts exchanges, not messages; a turn with no reply is skipped)."""
         if count <= 0:
             return []
-        return self.turns(self.through_turn - count + 1, self.through_turn)
+        kept: list[TurnView] = []
+        end, span = self.through_turn, count
+        while end >= 1 and len(kept) < count and len(self.unanswered) <= MAX_UNANSWERED_SKIPPED:
+            start = max(1, end - span + 1)
+            batch = self._answered(self.turns(start, end))
+            kept = batch[len(batch) - (count - len(kept)):] + kept if len(batch) > count - len(kept) else batch + kept
+            end, span = start - 1, min(max(count - len(kept), FIRST_BATCH_TURNS), MAX_BATCH_TURNS)
+        return kept
 
     def newest_within(self, max_tokens: int, *, end_turn: int | None = None,
                       start_turn: int = 1) -> tuple[list[TurnView], TurnView | None]:
@@ -98,7 +114,7 @@ class HistoryReader:
         batch = FIRST_BATCH_TURNS
         while end >= start_turn:
             start = max(start_turn, end - batch + 1)
-            for turn in reversed(self.turns(start, end)):
+            for turn in reversed(self._answered(self.turns(start, end))):
                 if used + turn.tokens > max_tokens:
                     kept.reverse()
                     return kept, turn

@@ -153,18 +153,21 @@ class SummaryBufferMemory:
 
 
 def _first_kept(history: HistoryReader, k: int) -> int:
-    return history.through_turn - k + 1 if k > 0 else history.through_turn + 1
+    """The first turn of the window: k answered turns back (a turn with no reply is not counted)."""
+    kept = history.last_turns(k)
+    return kept[0].number if kept else history.through_turn + 1
 
 
 def _window_view(name: str, history: HistoryReader, settings: MemorySettings, notes: tuple[str, ...],
                  **long_term: Any) -> MemoryView:
-    """The last k turns, the newest turns that fell out (with the turn each left at), and the panel's notes."""
+    """The last k answered turns, the newest turns that fell out (with the turn each left at), and notes."""
     k = settings.window_turns
-    first_kept = _first_kept(history, k)
-    # One read covers the window and, for the panel, the few newest turns that fell out of it.
-    read = history.turns(first_kept - (DROPPED_SHOWN if history.explain else 0), history.through_turn)
-    kept = tuple(t for t in read if t.number >= first_kept)
-    older = tuple(DroppedTurn(t, t.number + k + 1) for t in reversed([t for t in read if t.number < first_kept]))
+    kept = tuple(history.last_turns(k))
+    first_kept = kept[0].number if kept else history.through_turn + 1
+    older: tuple[DroppedTurn, ...] = ()
+    if history.explain and first_kept > 1:
+        fell = [t for t in history.turns(first_kept - DROPPED_SHOWN, first_kept - 1) if t.reply is not None]
+        older = tuple(DroppedTurn(t, t.number + k + 1) for t in reversed(fell))
     return MemoryView(name, turns=kept, dropped_count=max(0, first_kept - 1), dropped_recent=older,
                       notes=(f"{'Window' if name == 'window' else 'Short-term'}: the last {k} "
                              f"turn{'s' if k != 1 else ''} ({2 * k} messages).",) + notes, **long_term)

@@ -1,0 +1,89 @@
+"""Helpers for the browser tests: the app on a free loopback port, Debian's Chromium through Playwright."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from memstore import SqlStore
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (./install.sh --dev installs it)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_app(tmp_path: Path, **extra_env: str):
+    """`streamlit run app.py` on a free 127.0.0.1 port with these settings; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'browser.db'}",
+           "MEMORYLAB_DATA_DIR": str(tmp_path / "data"),
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true",
+           "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", **extra_env}
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
+        if name not in extra_env:
+            env.pop(name, None)
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((tmp_path / "streamlit.log").read_text())
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@contextmanager
+def browser_page(height: int = 1100, pages: int = 1):
+    """Headless Debian Chromium with fresh pages of one browser context."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": height})
+        try:
+            opened = [context.new_page() for _ in range(pages)]
+            yield opened[0] if pages == 1 else opened
+        finally:
+            browser.close()
+
+
+def wait_for_chat_call(store: SqlStore, timeout_s: float = 180):
+    """The newest chat call once the turn has stored it (a real model takes its time)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        calls = store.list_calls("local", purpose="chat", limit=1)
+        if calls:
+            return calls[0]
+        time.sleep(0.5)
+    raise AssertionError("no chat call was stored")
