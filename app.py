@@ -1,4 +1,5 @@
 """Memory Lab: chat with a model beside a live view of what its memory holds and sends."""
+
 from __future__ import annotations
 
 import zlib
@@ -8,20 +9,34 @@ import streamlit as st
 
 import ui
 import ui_models
-from memstore import (MEMORY_TYPES, Chat, Conversation, FactSet, InvalidInput, MemoryLabError, MemorySettings,
-                      NotFound, StorageError, TurnRun, get_memory_type, with_session_fact, without_session_fact)
-from memstore.outbox import new_unsent
+from memstore import (
+    MEMORY_TYPES,
+    Chat,
+    Conversation,
+    FactSet,
+    InvalidInput,
+    MemoryLabError,
+    MemorySettings,
+    NotFound,
+    StorageError,
+    TurnRun,
+    get_memory_type,
+    with_session_fact,
+    without_session_fact,
+)
 from memstore.costs import price_for, shipped_prices
 from memstore.hints import hints
+from memstore.outbox import new_unsent
 from memstore.validation import MAX_RECALL_TURNS
 from ui import ConversationRef
-from ui_text import literal, model_markdown, show_typed
+from ui_text import literal, model_markdown, show_typed, stream_reply
 
 settings, store, client, USER = ui.start_page("Memory Lab")
 READ_ONLY = ui.read_only()
 
 
 # -- which conversation is open ----------------------------------------------------------------
+
 
 def first_conversation(temporary: bool) -> ConversationRef:
     """The most recent conversation of the chosen kind, or a new one."""
@@ -51,6 +66,7 @@ ref, chat, conversation = current()
 
 # -- sidebar: conversations, memory settings, session facts, model ----------------------------
 
+
 def new_chat() -> None:
     if conversation.message_count == 0:
         return  # the open chat is still empty: reuse it
@@ -71,9 +87,13 @@ def conversation_labels(titles: dict[int, str]) -> dict[int, str]:
 
 def sidebar_conversations() -> None:
     st.subheader("Conversations")
-    temporary = st.toggle("Temporary chat", value=ref.temporary, disabled=READ_ONLY is not None,
-                          help="A temporary chat is never written to the database and is gone when this "
-                               "browser session ends. Preferences still apply; nothing new is saved.")
+    temporary = st.toggle(
+        "Temporary chat",
+        value=ref.temporary,
+        disabled=READ_ONLY is not None,
+        help="A temporary chat is never written to the database and is gone when this "
+        "browser session ends. Preferences still apply; nothing new is saved.",
+    )
     if temporary != ref.temporary:
         ui.open_conversation(first_conversation(temporary))
         st.rerun()
@@ -88,8 +108,9 @@ def sidebar_conversations() -> None:
     # gets each one's number. The key carries the labels, so a renamed conversation shows its new name at once.
     labels = conversation_labels(titles)
     listing = zlib.crc32(repr(sorted(labels.items())).encode())
-    chosen = st.selectbox("Open", ids, index=ids.index(ref.id), format_func=lambda i: labels[i],
-                          key=f"open_{ref.slug}_{listing}")
+    chosen = st.selectbox(
+        "Open", ids, index=ids.index(ref.id), format_func=lambda i: labels[i], key=f"open_{ref.slug}_{listing}"
+    )
     if chosen != ref.id:
         ui.open_conversation(ConversationRef(chosen, ref.temporary))
         st.rerun()
@@ -101,8 +122,9 @@ def sidebar_conversations() -> None:
                 st.rerun()
             except MemoryLabError as exc:
                 ui.show_error(exc)
-        confirm = st.checkbox("Yes, delete this conversation, its memory and its model calls",
-                              key=f"confirm_delete_{ref.slug}")
+        confirm = st.checkbox(
+            "Yes, delete this conversation, its memory and its model calls", key=f"confirm_delete_{ref.slug}"
+        )
         if st.button("Delete conversation", disabled=not confirm, type="primary", key=f"delete_{ref.slug}"):
             chat.store.delete_conversation(USER, ref.id)
             ui.open_conversation(first_conversation(ref.temporary))
@@ -118,47 +140,95 @@ def sidebar_memory() -> None:
     st.subheader("Memory")
     saved = conversation.settings
     names = list(MEMORY_TYPES)
-    memory_type = st.selectbox("Memory type", names, index=names.index(saved.memory_type),
-                               format_func=ui.memory_label, key=f"memory_type_{ref.slug}")
+    memory_type = st.selectbox(
+        "Memory type",
+        names,
+        index=names.index(saved.memory_type),
+        format_func=ui.memory_label,
+        key=f"memory_type_{ref.slug}",
+    )
     st.caption(literal(ui.explain_type(memory_type)))
     window_turns = st.number_input(
-        "Window size k (turns)", min_value=0, max_value=settings.limits.max_window_turns, step=1,
-        value=saved.window_turns, key=f"window_turns_{ref.slug}",
+        "Window size k (turns)",
+        min_value=0,
+        max_value=settings.limits.max_window_turns,
+        step=1,
+        value=saved.window_turns,
+        key=f"window_turns_{ref.slug}",
         disabled=memory_type not in ("window", "retrieval", "entity"),
         help="A turn is one message of yours and its reply, so k turns = 2k messages. Retrieval and entity memory "
-             "use it for their short-term part.")
+        "use it for their short-term part.",
+    )
     st.caption(f"k = {window_turns:d} turns = {2 * window_turns:d} messages")
     max_tokens = st.number_input(
-        "Token limit (history)", min_value=1, max_value=settings.limits.max_token_limit, step=100,
-        value=saved.max_tokens, key=f"max_tokens_{ref.slug}",
+        "Token limit (history)",
+        min_value=1,
+        max_value=settings.limits.max_token_limit,
+        step=100,
+        value=saved.max_tokens,
+        key=f"max_tokens_{ref.slug}",
         disabled=memory_type not in ("token_window", "summary_buffer"),
-        help="Token window and summary + buffer keep the newest whole turns that fit this many tokens.")
+        help="Token window and summary + buffer keep the newest whole turns that fit this many tokens.",
+    )
     recall_turns, min_score, scope = saved.recall_turns, saved.recall_min_score, saved.recall_scope
     if memory_type == "retrieval":
-        recall_turns = st.number_input("Recall top k (old turns)", min_value=0, max_value=MAX_RECALL_TURNS, step=1,
-                                       value=saved.recall_turns, key=f"recall_turns_{ref.slug}",
-                                       help="How many older turns, most similar to your new message, are added.")
-        min_score = st.slider("Minimum similarity", -1.0, 1.0, float(saved.recall_min_score), 0.05,
-                              key=f"recall_min_{ref.slug}",
-                              help="Cosine similarity a turn needs to be recalled; the panel shows near misses.")
-        scope = "all" if st.toggle("Recall from all my conversations", value=saved.recall_scope == "all",
-                                   key=f"recall_scope_{ref.slug}") else "conversation"
+        recall_turns = st.number_input(
+            "Recall top k (old turns)",
+            min_value=0,
+            max_value=MAX_RECALL_TURNS,
+            step=1,
+            value=saved.recall_turns,
+            key=f"recall_turns_{ref.slug}",
+            help="How many older turns, most similar to your new message, are added.",
+        )
+        min_score = st.slider(
+            "Minimum similarity",
+            -1.0,
+            1.0,
+            float(saved.recall_min_score),
+            0.05,
+            key=f"recall_min_{ref.slug}",
+            help="Cosine similarity a turn needs to be recalled; the panel shows near misses.",
+        )
+        scope = (
+            "all"
+            if st.toggle(
+                "Recall from all my conversations", value=saved.recall_scope == "all", key=f"recall_scope_{ref.slug}"
+            )
+            else "conversation"
+        )
     with st.expander("System prompt"):
-        system_prompt = st.text_area("System prompt", value=saved.system_prompt, key=f"system_prompt_{ref.slug}",
-                                     label_visibility="collapsed")
+        system_prompt = st.text_area(
+            "System prompt", value=saved.system_prompt, key=f"system_prompt_{ref.slug}", label_visibility="collapsed"
+        )
     # Widgets are drawn on this page only, and Streamlit drops a widget's state on other pages: the choices
     # live in plain session keys, copied from the widgets when they change.
-    st.toggle("Save facts about me automatically", key="auto_facts_widget", value=auto_facts_on(),
-              disabled=ref.temporary, on_change=ui.keep_widget, args=("auto_facts_widget", "auto_facts"),
-              help="After each turn a model call looks for facts you state about yourself and saves new or changed "
-                   "ones as preferences, with a notice and an undo. Never in a temporary chat. Off by default with "
-                   "the bundled tiny model, which invents facts.")
-    st.number_input("Facts budget (tokens)", min_value=0, max_value=20_000, step=50, key="facts_budget_widget",
-                    value=ui.facts_budget(), on_change=ui.keep_widget, args=("facts_budget_widget", "facts_budget"),
-                    help="Preferences and session facts injected into the system prompt stop at this many tokens; "
-                         "the oldest are left out first.")
-    wanted = MemorySettings(memory_type, int(window_turns), int(max_tokens), system_prompt, int(recall_turns),
-                            float(min_score), scope)
+    st.toggle(
+        "Save facts about me automatically",
+        key="auto_facts_widget",
+        value=auto_facts_on(),
+        disabled=ref.temporary,
+        on_change=ui.keep_widget,
+        args=("auto_facts_widget", "auto_facts"),
+        help="After each turn a model call looks for facts you state about yourself and saves new or changed "
+        "ones as preferences, with a notice and an undo. Never in a temporary chat. Off by default with "
+        "the bundled tiny model, which invents facts.",
+    )
+    st.number_input(
+        "Facts budget (tokens)",
+        min_value=0,
+        max_value=20_000,
+        step=50,
+        key="facts_budget_widget",
+        value=ui.facts_budget(),
+        on_change=ui.keep_widget,
+        args=("facts_budget_widget", "facts_budget"),
+        help="Preferences and session facts injected into the system prompt stop at this many tokens; "
+        "the oldest are left out first.",
+    )
+    wanted = MemorySettings(
+        memory_type, int(window_turns), int(max_tokens), system_prompt, int(recall_turns), float(min_score), scope
+    )
     if wanted != saved:
         try:
             chat.update_settings(ref.id, wanted)
@@ -168,8 +238,9 @@ def sidebar_memory() -> None:
 
 def sidebar_session_facts() -> None:
     st.subheader("Session facts")
-    st.caption("Key/value facts for this browser session only (never saved). Stored preferences live on the "
-               "Preferences page.")
+    st.caption(
+        "Key/value facts for this browser session only (never saved). Stored preferences live on the Preferences page."
+    )
     facts = ui.session_facts()
     for key, value in facts.items():
         left, right = st.columns([5, 1], vertical_alignment="center")
@@ -199,6 +270,7 @@ conversation = chat.store.get_conversation(USER, ref.id)  # settings may have ju
 
 # -- the chat ------------------------------------------------------------------------------------
 
+
 def request_retry() -> None:
     st.session_state.retry_requested = True
 
@@ -217,8 +289,10 @@ def transcript() -> None:
         else:
             st.caption(f"{hidden:,} older messages are not drawn; export the conversation to read them all.")
     if not messages:
-        st.caption(f"{literal(ui.memory_label(conversation.settings.memory_type))}: "
-                   f"{literal(ui.explain_type(conversation.settings.memory_type))} Say hello to start.")
+        st.caption(
+            f"{literal(ui.memory_label(conversation.settings.memory_type))}: "
+            f"{literal(ui.explain_type(conversation.settings.memory_type))} Say hello to start."
+        )
     for message in messages:
         ui.render_message(message)
     if messages and needs_retry(messages):
@@ -266,12 +340,16 @@ def run_turn(start: Callable[[], TurnRun], prompt: str | None, *, unsent_id: str
         elif update.folded:
             st.caption(f"Summary brought up to date (turns {update.folded[0]:d}–{update.folded[1]:d}).")
     with st.chat_message("assistant", avatar=ui.ROLE_AVATARS["assistant"]):
-        ui.stream_reply(run.stream())
+        stream_reply(run.stream())
         result = run.result
         if result is not None and not result.saved:
             ui.show_error(MemoryLabError(result.save_error or ""))
-            keep_unsent(result.unsaved or new_unsent(USER, ref.id, "reply", result.reply.content,
-                                                     result.save_error or "", turn=result.reply.turn))
+            keep_unsent(
+                result.unsaved
+                or new_unsent(
+                    USER, ref.id, "reply", result.reply.content, result.save_error or "", turn=result.reply.turn
+                )
+            )
             return
         if result is not None and result.error is not None:
             kept = " What arrived is kept." if result.reply.content else ""
@@ -289,13 +367,15 @@ def run_turn(start: Callable[[], TurnRun], prompt: str | None, *, unsent_id: str
                 return
         problems = []
         if after.summary is not None and after.summary.error is not None:
-            problems.append(f"The summary could not be updated: {after.summary.error.message} "
-                            "It will catch up next turn.")
+            problems.append(
+                f"The summary could not be updated: {after.summary.error.message} It will catch up next turn."
+            )
         if after.entities is not None and after.entities.error:
             problems.append(f"Entity notes were not updated this turn: {after.entities.error}.")
         elif after.entities is not None and not after.entities.entities:
-            problems.append("Entity notes: the model named no new facts about any entity this turn "
-                            "(its reply is in the Timeline).")
+            problems.append(
+                "Entity notes: the model named no new facts about any entity this turn (its reply is in the Timeline)."
+            )
         if after.facts is not None and after.facts.error:
             problems.append(f"No facts were saved this turn: {after.facts.error}.")
         if after.facts is not None and after.facts.changes:
@@ -341,22 +421,35 @@ def unsent() -> None:
         elsewhere = item.conversation_id != ref.id
         with st.container(border=True):
             if item.kind == "message":
-                st.warning(f"Your message was not saved: {literal(item.error)} It is kept here (also "
-                           "after a reload) until you send it again or discard it.", icon=":material/outbox:")
+                st.warning(
+                    f"Your message was not saved: {literal(item.error)} It is kept here (also "
+                    "after a reload) until you send it again or discard it.",
+                    icon=":material/outbox:",
+                )
             else:
                 where = " of a conversation deleted since" if elsewhere else ""
-                st.warning(f"The reply to turn {item.turn:d}{where} was not saved: {literal(item.error)} "
-                           "It is kept here until it is saved or you discard it.", icon=":material/outbox:")
+                st.warning(
+                    f"The reply to turn {item.turn:d}{where} was not saved: {literal(item.error)} "
+                    "It is kept here until it is saved or you discard it.",
+                    icon=":material/outbox:",
+                )
             show_typed(item.text)
             left, right, _ = st.columns([2, 2, 3])
             if item.kind == "message":
-                left.button("Send again", key=f"resend_{item.id}", on_click=request_resend, args=(item.id,),
-                            icon=":material/send:")
+                left.button(
+                    "Send again",
+                    key=f"resend_{item.id}",
+                    on_click=request_resend,
+                    args=(item.id,),
+                    icon=":material/send:",
+                )
             elif not elsewhere:
-                left.button("Save again", key=f"save_{item.id}", on_click=save_again, args=(item,),
-                            icon=":material/save:")
-            right.button("Discard", key=f"discard_{item.id}", on_click=discard, args=(item.id,),
-                         icon=":material/delete:")
+                left.button(
+                    "Save again", key=f"save_{item.id}", on_click=save_again, args=(item,), icon=":material/save:"
+                )
+            right.button(
+                "Discard", key=f"discard_{item.id}", on_click=discard, args=(item.id,), icon=":material/delete:"
+            )
 
 
 def gone(conversation_id: int) -> bool:
@@ -399,6 +492,7 @@ def memory_notice() -> None:
 
 # -- the memory panel ----------------------------------------------------------------------------
 
+
 @st.fragment
 def memory_panel(ref: ConversationRef) -> None:
     """What the memory holds now, what the next and last requests contain, and what they cost."""
@@ -412,33 +506,48 @@ def memory_panel(ref: ConversationRef) -> None:
     st.caption(literal(memory.explanation))
     st.caption(f":material/smart_toy: Sent to {literal(client.model)} on {literal(client.host)}")
     estimate = "" if payload.exact_tokens else " (estimated)"
-    st.progress(min(payload.context_fill, 1.0),
-                text=f"Next request: {payload.total_tokens:,} of {payload.context_tokens:,} tokens"
-                     f" ({payload.context_fill:.1%} of the context window){estimate}")
+    st.progress(
+        min(payload.context_fill, 1.0),
+        text=f"Next request: {payload.total_tokens:,} of {payload.context_tokens:,} tokens"
+        f" ({payload.context_fill:.1%} of the context window){estimate}",
+    )
     for note in hints(conv.settings, payload, last_turn=conv.last_turn):
         st.caption(":material/lightbulb: " + literal(note))
     st.dataframe(
-        ui.sections_frame(payload), hide_index=True, width="stretch",
-        column_config={"tokens": st.column_config.ProgressColumn(
-            "tokens", format="%d", min_value=0, max_value=max(payload.total_tokens, 1))},
+        ui.sections_frame(payload),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "tokens": st.column_config.ProgressColumn(
+                "tokens", format="%d", min_value=0, max_value=max(payload.total_tokens, 1)
+            )
+        },
     )
     holds, next_tab, last_tab, summary_tab, timeline_tab = st.tabs(
-        ["Holds now", "Next request", "Last request", "Summary call", "Timeline"])
+        ["Holds now", "Next request", "Last request", "Summary call", "Timeline"]
+    )
     with holds:
         render_holdings(payload, conv)
     with next_tab:
-        st.text_input("Preview a message", key=draft_key, placeholder="Type to see what it would cost",
-                      help="Shows the next request with this message in it; nothing is sent.")
-        st.caption(f"Exactly what the next turn would send under the current settings ({literal(payload.tokenizer)}"
-                   f"{estimate}). The last message is your next one.")
+        st.text_input(
+            "Preview a message",
+            key=draft_key,
+            placeholder="Type to see what it would cost",
+            help="Shows the next request with this message in it; nothing is sent.",
+        )
+        st.caption(
+            f"Exactly what the next turn would send under the current settings ({literal(payload.tokenizer)}"
+            f"{estimate}). The last message is your next one."
+        )
         ui.render_request(payload.messages, payload.message_tokens, key="next")
     with last_tab:
         call = panel_chat.last_chat_call(ref.id)
         if call is None:
             st.caption("No turn has been sent yet.")
         else:
-            st.caption(f"Turn {call.turn:d} · {literal(ui.memory_label(call.memory_type))} · "
-                       + literal(ui.call_summary(call)))
+            st.caption(
+                f"Turn {call.turn:d} · {literal(ui.memory_label(call.memory_type))} · " + literal(ui.call_summary(call))
+            )
             ui.render_request(call.request, panel_chat.count_request(call.request), key="last")
             st.markdown("**Reply**")
             st.code(call.reply or "(none)", language=None, wrap_lines=True)
@@ -453,22 +562,27 @@ def render_timeline(panel_chat: Chat, conv: Conversation, ref: ConversationRef) 
     if conv.last_turn == 0:
         st.caption("No turns yet.")
         return
-    turn = (st.slider("Turn", 1, conv.last_turn, conv.last_turn, key=f"timeline_{ref.slug}")
-            if conv.last_turn > 1 else 1)
+    turn = st.slider("Turn", 1, conv.last_turn, conv.last_turn, key=f"timeline_{ref.slug}") if conv.last_turn > 1 else 1
     calls = panel_chat.store.calls_for_turn(USER, conv.id, turn)
     chat_calls = [c for c in calls if c.purpose == "chat"]
     price = price_for(client.model, shipped_prices())
-    cost = sum(price.cost(c.usage.prompt_tokens or c.counted_prompt_tokens or 0, c.usage.completion_tokens or 0)
-               for c in calls)
-    st.caption(f"This turn's calls cost \\${cost:.6f} at {literal(client.model)}'s list price "
-               f"({len(calls):d} call{'s' if len(calls) != 1 else ''}; server-reported tokens where given).")
+    cost = sum(
+        price.cost(c.usage.prompt_tokens or c.counted_prompt_tokens or 0, c.usage.completion_tokens or 0) for c in calls
+    )
+    st.caption(
+        f"This turn's calls cost \\${cost:.6f} at {literal(client.model)}'s list price "
+        f"({len(calls):d} call{'s' if len(calls) != 1 else ''}; server-reported tokens where given)."
+    )
     if not chat_calls:
         st.caption(f"Turn {turn:d} has no recorded model call.")
     for call in chat_calls:
-        sent = (f"turns {call.history_from_turn}–{call.history_to_turn}" if call.history_from_turn
-                else "no earlier turns")
-        st.caption(f"Turn {turn:d} · {literal(ui.memory_label(call.memory_type))} · sent {literal(sent)} · "
-                   + literal(ui.call_summary(call)))
+        sent = (
+            f"turns {call.history_from_turn}–{call.history_to_turn}" if call.history_from_turn else "no earlier turns"
+        )
+        st.caption(
+            f"Turn {turn:d} · {literal(ui.memory_label(call.memory_type))} · sent {literal(sent)} · "
+            + literal(ui.call_summary(call))
+        )
         if call.sections:
             st.caption(literal(" · ".join(f"{ui.SECTION_NAMES.get(k, k)} {v:,}" for k, v in call.sections.items())))
         for line in ui.details_lines(call.details):
@@ -477,12 +591,16 @@ def render_timeline(panel_chat: Chat, conv: Conversation, ref: ConversationRef) 
         st.markdown("**Reply**")
         st.code(call.reply or "(none)", language=None, wrap_lines=True)
     for call in (c for c in calls if c.purpose in ("facts", "entities")):
-        st.caption(f"{'Facts' if call.purpose == 'facts' else 'Entity notes'} call after turn {turn:d}: "
-                   + literal(ui.call_summary(call)))
+        st.caption(
+            f"{'Facts' if call.purpose == 'facts' else 'Entity notes'} call after turn {turn:d}: "
+            + literal(ui.call_summary(call))
+        )
         st.code(call.reply or call.error or "(none)", language=None, wrap_lines=True)
     for call in (c for c in calls if c.purpose == "summary"):
-        st.caption(f"Summary call after turn {turn:d} (folded turns {call.history_from_turn:d}–"
-                   f"{call.history_to_turn:d}): " + literal(ui.call_summary(call)))
+        st.caption(
+            f"Summary call after turn {turn:d} (folded turns {call.history_from_turn:d}–"
+            f"{call.history_to_turn:d}): " + literal(ui.call_summary(call))
+        )
         st.code(call.reply or "(none)", language=None, wrap_lines=True)
 
 
@@ -491,15 +609,19 @@ def render_holdings(payload, conv: Conversation) -> None:
     for note in view.notes:
         st.caption(literal(note))
     if view.summary is not None:
-        st.markdown(f"**Summary** · turns {view.summary.from_turn:d}–{view.summary.through_turn:d} · "
-                    f"{view.summary.tokens:,} tokens")
+        st.markdown(
+            f"**Summary** · turns {view.summary.from_turn:d}–{view.summary.through_turn:d} · "
+            f"{view.summary.tokens:,} tokens"
+        )
         st.info(model_markdown(view.summary.text) or "(empty)")
     render_recall(view.recall)
     render_entities(view.entities)
     shown = view.turns[-20:]
     if view.turns:
-        st.markdown(f"**In memory: {len(view.turns):d} turn{'s' if len(view.turns) != 1 else ''}**"
-                    f" ({sum(t.tokens for t in view.turns):,} tokens)")
+        st.markdown(
+            f"**In memory: {len(view.turns):d} turn{'s' if len(view.turns) != 1 else ''}**"
+            f" ({sum(t.tokens for t in view.turns):,} tokens)"
+        )
         if len(view.turns) > len(shown):
             st.caption(f"…and {len(view.turns) - len(shown):d} older turns, also sent.")
         for turn in shown:
@@ -509,13 +631,16 @@ def render_holdings(payload, conv: Conversation) -> None:
     elif conv.last_turn == 0:
         st.caption("Nothing yet: the conversation has no turns.")
     if view.dropped_count:
-        st.markdown(f"**Fell out: {view.dropped_count:d} turn{'s' if view.dropped_count != 1 else ''}** "
-                    "(stored, but no longer sent)")
+        st.markdown(
+            f"**Fell out: {view.dropped_count:d} turn{'s' if view.dropped_count != 1 else ''}** "
+            "(stored, but no longer sent)"
+        )
         for dropped in view.dropped_recent:
-            left = (f"out of the window since turn {dropped.left_at_turn}" if dropped.left_at_turn
-                    else "no longer fits")
+            left = f"out of the window since turn {dropped.left_at_turn}" if dropped.left_at_turn else "no longer fits"
             user_text = dropped.turn.user.content if dropped.turn.user else ""
-            st.caption(f"~~Turn {dropped.turn.number:d}~~ · {literal(left)} · {literal(ui.turn_preview(user_text, 80))}")
+            st.caption(
+                f"~~Turn {dropped.turn.number:d}~~ · {literal(left)} · {literal(ui.turn_preview(user_text, 80))}"
+            )
     render_facts(payload.facts)
 
 
@@ -523,12 +648,16 @@ def render_recall(recall) -> None:
     """Recalled turns with their score and why each was picked; near misses under the minimum."""
     if recall is None or (recall.searched == 0 and not recall.recalled):
         return  # nothing searched yet: the notes above say why
-    st.markdown(f"**Recalled: {len(recall.recalled):d} of top {recall.top_k:d}** "
-                f"(min similarity {recall.min_score:.2f}, {recall.searched:,} turn{'s' if recall.searched != 1 else ''} "
-                f"searched)")
+    st.markdown(
+        f"**Recalled: {len(recall.recalled):d} of top {recall.top_k:d}** "
+        f"(min similarity {recall.min_score:.2f}, {recall.searched:,} turn{'s' if recall.searched != 1 else ''} "
+        f"searched)"
+    )
     for recalled in recall.recalled:
         with st.container(border=True):
-            st.caption(f":material/manage_search: {literal(recalled.why(recall.min_score))} · {recalled.turn.tokens:,} tokens")
+            st.caption(
+                f":material/manage_search: {literal(recalled.why(recall.min_score))} · {recalled.turn.tokens:,} tokens"
+            )
             st.text("\n".join(f"{m.role}: {ui.turn_preview(m.content)}" for m in recalled.turn.chat_messages()))
     if recall.missed:
         st.caption("Just missed: " + ", ".join(f"turn {turn:d} ({score:.2f})" for _, turn, score in recall.missed))
@@ -540,8 +669,20 @@ def render_entities(entities) -> None:
         return
     injected = {e.name for e in entities.injected}
     st.markdown(f"**Entities: {len(entities.known):d} known, {len(injected):d} injected**")
-    st.dataframe([{"injected": e.name in injected, "entity": e.name, "note": e.summary, "updated at turn": e.turn,
-                   "versions": e.versions} for e in entities.known], hide_index=True, width="stretch")
+    st.dataframe(
+        [
+            {
+                "injected": e.name in injected,
+                "entity": e.name,
+                "note": e.summary,
+                "updated at turn": e.turn,
+                "versions": e.versions,
+            }
+            for e in entities.known
+        ],
+        hide_index=True,
+        width="stretch",
+    )
 
 
 def render_facts(facts: FactSet) -> None:
@@ -550,8 +691,11 @@ def render_facts(facts: FactSet) -> None:
         st.progress(min(fill, 1.0), text=f"Facts budget: {facts.used_tokens:,} of {facts.budget_tokens:,} tokens")
     if facts.injected:
         st.markdown("**Facts injected into the system prompt**")
-        st.dataframe([{"source": f.source, "key": f.key, "value": f.value} for f in facts.injected],
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            [{"source": f.source, "key": f.key, "value": f.value} for f in facts.injected],
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.caption("No session facts or preferences are injected.")
     for fact, why in facts.left_out:
@@ -560,17 +704,23 @@ def render_facts(facts: FactSet) -> None:
 
 def render_summary_call(panel_chat: Chat, conv: Conversation) -> None:
     if not get_memory_type(conv.settings.memory_type).uses_summary:
-        st.caption("This memory type makes no summary call. Summary and summary + buffer add one model call "
-                   "after each turn.")
+        st.caption(
+            "This memory type makes no summary call. Summary and summary + buffer add one model call after each turn."
+        )
         return
     call = panel_chat.last_call(conv.id, "summary")
     if call is None:
-        when = ("after the first turn" if conv.settings.memory_type == "summary"
-                else "when a turn falls out of the token limit")
+        when = (
+            "after the first turn"
+            if conv.settings.memory_type == "summary"
+            else "when a turn falls out of the token limit"
+        )
         st.caption(f"No summary call yet: the first one runs {literal(when)}.")
         return
-    st.caption(f"After turn {call.turn:d}, folding turns {call.history_from_turn:d}–{call.history_to_turn:d} · "
-               + literal(ui.call_summary(call)))
+    st.caption(
+        f"After turn {call.turn:d}, folding turns {call.history_from_turn:d}–{call.history_to_turn:d} · "
+        + literal(ui.call_summary(call))
+    )
     ui.render_request(call.request, panel_chat.count_request(call.request), key="summary")
     st.markdown("**Output**")
     st.code(call.reply or "(none)", language=None, wrap_lines=True)
@@ -580,8 +730,9 @@ def render_summary_call(panel_chat: Chat, conv: Conversation) -> None:
 
 kind = "Temporary chat · nothing is saved" if ref.temporary else "Saved conversation"
 st.markdown("### " + literal(conversation.title))
-st.caption(f"{kind} · {literal(ui.memory_label(conversation.settings.memory_type))} · {conversation.message_count:,} "
-           f"messages")
+st.caption(
+    f"{kind} · {literal(ui.memory_label(conversation.settings.memory_type))} · {conversation.message_count:,} messages"
+)
 chat_column, panel_column = st.columns([3, 2], gap="large") if show_panel else (st.container(), None)
 # While a turn runs the box is disabled and its button stops the reply (what arrived is kept), so no message
 # typed during a turn can silently replace another.

@@ -2,6 +2,7 @@
 
 UI only: every decision about memory, storage and prompts is made in memstore.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,32 +13,64 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
+import ui_models
+from memstore import (
+    MEMORY_TYPES,
+    Chat,
+    ChatClient,
+    FactSet,
+    Limits,
+    MemoryLabError,
+    Message,
+    ModelCall,
+    Payload,
+    Settings,
+    SqlStore,
+    StorageError,
+    TemporaryStore,
+    get_memory_type,
+    open_store,
+    select_facts,
+)
 from memstore.costs import price_for
 from memstore.embeddings import Embedder, embedder_from_settings
 from memstore.lessons import sends_fact_at
 from memstore.outbox import Outbox
-from ui_text import literal, show_reply, show_typed, stream_reply
 from memstore.replay import replay
+from ui_text import literal, show_reply, show_typed
 
-import ui_models
-
-from memstore import (MEMORY_TYPES, Chat, ChatClient, FactSet, Limits, MemoryLabError, Message, ModelCall,
-                      Payload, Settings, SqlStore, StorageError, TemporaryStore, get_memory_type, open_store,
-                      select_facts)
-
-SETTING_NAMES = ("DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "OPENAI_TIMEOUT_S",
-                 "OPENAI_MAX_RETRIES", "OPENAI_CONTEXT_TOKENS", "OPENAI_EMBEDDINGS_MODEL", "MEMORYLAB_DATA_DIR",
-                 "MEMORYLAB_MAX_MESSAGE_CHARS", "MEMORYLAB_LOCAL_MODEL", "MEMORYLAB_LOCAL_THREADS")
+SETTING_NAMES = (
+    "DATABASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_MODEL",
+    "OPENAI_TIMEOUT_S",
+    "OPENAI_MAX_RETRIES",
+    "OPENAI_CONTEXT_TOKENS",
+    "OPENAI_EMBEDDINGS_MODEL",
+    "MEMORYLAB_DATA_DIR",
+    "MEMORYLAB_MAX_MESSAGE_CHARS",
+    "MEMORYLAB_LOCAL_MODEL",
+    "MEMORYLAB_LOCAL_THREADS",
+)
 DEFAULT_FACTS_BUDGET_TOKENS = 500
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
 PAGE_MESSAGES = 50
-SECTION_NAMES = {"system": "system prompt", "facts": "facts", "summary": "summary", "entities": "entities",
-                 "recalled": "recalled turns", "history": "history", "new_message": "new message"}
+SECTION_NAMES = {
+    "system": "system prompt",
+    "facts": "facts",
+    "summary": "summary",
+    "entities": "entities",
+    "recalled": "recalled turns",
+    "history": "history",
+    "new_message": "new message",
+}
 ROLE_AVATARS = {"user": ":material/person:", "assistant": ":material/smart_toy:", "system": ":material/settings:"}
 FAILED_AVATAR = ":material/error:"
 
 
 # -- configuration and resources ---------------------------------------------------------------
+
 
 def load_settings() -> Settings:
     """Settings from the environment, then `.streamlit/secrets.toml` for names the environment lacks."""
@@ -113,13 +146,19 @@ def start_page(title: str) -> tuple[Settings, SqlStore, ChatClient, str]:
     with st.sidebar:
         ui_models.model_picker(settings, client)
     if exposed_without_login():
-        st.error("Memory Lab is reachable from other machines (server.address is "
-                 + literal(st.get_option("server.address") or "every interface")
-                 + ") and has no login: anyone on the network can read, change and delete these conversations. "
-                 "Serve it on 127.0.0.1, or configure login (see the README).", icon=":material/public:")
+        st.error(
+            "Memory Lab is reachable from other machines (server.address is "
+            + literal(st.get_option("server.address") or "every interface")
+            + ") and has no login: anyone on the network can read, change and delete these conversations. "
+            "Serve it on 127.0.0.1, or configure login (see the README).",
+            icon=":material/public:",
+        )
     if problem := read_only():
-        st.warning(f"Nothing can be saved right now: {literal(problem)} Chats are temporary (kept in this "
-                   "browser session only) until the database can be written again.", icon=":material/lock:")
+        st.warning(
+            f"Nothing can be saved right now: {literal(problem)} Chats are temporary (kept in this "
+            "browser session only) until the database can be written again.",
+            icon=":material/lock:",
+        )
     return settings, store, client, identity
 
 
@@ -154,8 +193,7 @@ def user_id() -> str:
         st.stop()
     identity = str(info.get("email") or info.get("sub") or "")
     if not identity or len(identity) > 200:
-        st.error("The identity provider sent no usable email or subject, so Memory Lab cannot tell whose data "
-                 "to show.")
+        st.error("The identity provider sent no usable email or subject, so Memory Lab cannot tell whose data to show.")
         st.stop()
     with st.sidebar:
         st.caption("Logged in as " + literal(identity))
@@ -164,6 +202,7 @@ def user_id() -> str:
 
 
 # -- session state -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ConversationRef:
@@ -193,8 +232,9 @@ def set_session_facts(facts: dict[str, str]) -> None:
 
 
 def chat_for(ref: ConversationRef, store: SqlStore, client: ChatClient) -> Chat:
-    return Chat(temporary_store() if ref.temporary else store, client, user_id=user_id(), embedder=embedder(),
-                preferences=store)
+    return Chat(
+        temporary_store() if ref.temporary else store, client, user_id=user_id(), embedder=embedder(), preferences=store
+    )
 
 
 def keep_widget(widget_key: str, state_key: str) -> None:
@@ -209,8 +249,12 @@ def facts_budget() -> int:
 def current_facts(store: SqlStore, client: ChatClient | None = None) -> FactSet:
     """Session facts and the user's stored preferences, merged as the next turn will see them, within the budget."""
     counter = client.counter() if client is not None else None
-    return select_facts(session_facts(), store.list_preferences(user_id()), counter=counter,
-                        budget_tokens=facts_budget() if counter is not None else None)
+    return select_facts(
+        session_facts(),
+        store.list_preferences(user_id()),
+        counter=counter,
+        budget_tokens=facts_budget() if counter is not None else None,
+    )
 
 
 def open_conversation(ref: ConversationRef) -> None:
@@ -224,6 +268,7 @@ def show_error(exc: MemoryLabError, *, what: str = "") -> None:
 
 
 # -- rendering ---------------------------------------------------------------------------------
+
 
 def change_sentence_md(change) -> str:
     """One line of Markdown for a preference change: what it was, what it became, from which turn."""
@@ -245,9 +290,15 @@ def details_lines(details: dict) -> list[str]:
     lines = []
     recall = details.get("recall")
     if recall:
-        picked = ", ".join(f"turn {r['turn']}" + ("" if r["same_conversation"] else f" of “{r['conversation_title']}”")
-                           + f" ({r['score']:.2f}, #{r['rank']})" for r in recall.get("recalled", []))
-        lines.append(f"Recalled {picked or 'nothing'} · min {recall['min_score']:.2f} · searched {recall['searched']:,}")
+        picked = ", ".join(
+            f"turn {r['turn']}"
+            + ("" if r["same_conversation"] else f" of “{r['conversation_title']}”")
+            + f" ({r['score']:.2f}, #{r['rank']})"
+            for r in recall.get("recalled", [])
+        )
+        lines.append(
+            f"Recalled {picked or 'nothing'} · min {recall['min_score']:.2f} · searched {recall['searched']:,}"
+        )
         if recall.get("missed"):
             lines.append("Just missed: " + ", ".join(f"turn {m['turn']} ({m['score']:.2f})" for m in recall["missed"]))
     entities = details.get("entities")
@@ -279,9 +330,7 @@ def render_message(message: Message) -> None:
 
 
 def sections_frame(payload: Payload) -> pd.DataFrame:
-    return pd.DataFrame(
-        [{"section": s.label, "tokens": s.tokens, "items": s.items} for s in payload.sections]
-    )
+    return pd.DataFrame([{"section": s.label, "tokens": s.tokens, "items": s.items} for s in payload.sections])
 
 
 def render_request(messages, token_counts, *, key: str) -> None:
@@ -333,11 +382,22 @@ def run_replay(script, settings, facts: FactSet, store: SqlStore, client: ChatCl
     bar = st.progress(0.0, text="Replaying…")
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / total, text=f"Replaying: {done:d} of {total:d} turn-and-type steps (summaries call the model)")
+        bar.progress(
+            done / total, text=f"Replaying: {done:d} of {total:d} turn-and-type steps (summaries call the model)"
+        )
 
     try:
-        results = replay(script, settings, client, user_id=user_id(), facts=facts, cache=store, on_progress=progress,
-                         embedder=embedder(), limits=store.limits)
+        results = replay(
+            script,
+            settings,
+            client,
+            user_id=user_id(),
+            facts=facts,
+            cache=store,
+            on_progress=progress,
+            embedder=embedder(),
+            limits=store.limits,
+        )
     finally:
         bar.empty()
     return results
@@ -359,14 +419,16 @@ def totals_frame(results, prices, model: str) -> pd.DataFrame:
         completion = sum(f.reply_tokens for f in r.frames)
         summary_completion = sum(c.usage.completion_tokens or 0 for f in r.frames for c in f.summary_calls)
         summary_prompt = sum(c.counted_prompt_tokens or 0 for f in r.frames for c in f.summary_calls)
-        rows.append({
-            "memory type": memory_label(r.memory_type),
-            "prompt tokens sent": r.prompt_tokens,
-            "reply tokens": completion,
-            "summary calls": r.summary_calls,
-            "summary tokens": r.summary_tokens,
-            "cost (USD)": price.cost(r.prompt_tokens + summary_prompt, completion + summary_completion),
-        })
+        rows.append(
+            {
+                "memory type": memory_label(r.memory_type),
+                "prompt tokens sent": r.prompt_tokens,
+                "reply tokens": completion,
+                "summary calls": r.summary_calls,
+                "summary tokens": r.summary_tokens,
+                "cost (USD)": price.cost(r.prompt_tokens + summary_prompt, completion + summary_completion),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -374,7 +436,7 @@ def render_frames_side_by_side(results, turn: int, *, per_row: int = 3) -> None:
     """Each type's exact request at one turn, in columns."""
     for start in range(0, len(results), per_row):
         columns = st.columns(per_row)
-        for column, result in zip(columns, results[start:start + per_row]):
+        for column, result in zip(columns, results[start : start + per_row]):
             frame = result.frames[turn - 1]
             with column, st.container(border=True):
                 st.markdown(f"**{literal(memory_label(result.memory_type))}** · {frame.payload.total_tokens:,} tokens")
@@ -384,9 +446,11 @@ def render_frames_side_by_side(results, turn: int, *, per_row: int = 3) -> None:
                     st.caption(f"{literal(message.role)} · {tokens:,} tokens")
                     st.code(message.content or " ", language=None, wrap_lines=True)
                 for call in frame.summary_calls:
-                    st.caption(f"Summary call: {(call.counted_prompt_tokens or 0):,} prompt + "
-                               f"{call.usage.completion_tokens or 0:,} completion tokens"
-                               + (" (reused from the ledger)" if call.latency_ms == 0 else ""))
+                    st.caption(
+                        f"Summary call: {(call.counted_prompt_tokens or 0):,} prompt + "
+                        f"{call.usage.completion_tokens or 0:,} completion tokens"
+                        + (" (reused from the ledger)" if call.latency_ms == 0 else "")
+                    )
 
 
 def survival_frame(survival, at_turn: int | None = None) -> pd.DataFrame:

@@ -1,13 +1,14 @@
 """The sidebar's model picker and the download list: which model answers, and stronger ones one click away."""
+
 from __future__ import annotations
 
 import streamlit as st
 
 from memstore import ChatClient, MemoryLabError, Settings
-from ui_text import literal
 from memstore.llm import LocalServers, ModelChoice, UnconfiguredClient, client_for, default_key
 from memstore.llm.catalog import GROUP_BUNDLED, Directory, ModelDirectory
-from memstore.llm.downloads import DownloadEntry, DownloadStatus, ModelDownloads, load_download_list
+from memstore.llm.downloads import DownloadEntry, ModelDownloads, load_download_list
+from ui_text import literal
 
 CHOICE_KEY = "model_choice"  # the session's pick (a ModelChoice), kept across pages
 POLL_S = 1.0
@@ -70,8 +71,9 @@ def session_client(settings: Settings) -> ChatClient:
 def is_bundled(client: ChatClient) -> bool:
     """Whether the tiny offline model answers (it invents facts, so automatic facts default to off)."""
     picked = st.session_state.get(CHOICE_KEY)
-    return client.provider == "none" or (client.provider == "local" and (
-        not isinstance(picked, ModelChoice) or picked.group == GROUP_BUNDLED))
+    return client.provider == "none" or (
+        client.provider == "local" and (not isinstance(picked, ModelChoice) or picked.group == GROUP_BUNDLED)
+    )
 
 
 def _pick(choices: dict[str, ModelChoice]) -> None:
@@ -89,29 +91,48 @@ def model_picker(settings: Settings, client: ChatClient) -> None:
     if choices:
         keys = list(choices)
         missing = current is not None and listing.find(current.key) is None
-        st.selectbox("Model", keys, index=keys.index(current.key) if current else 0, key="model_picker",
-                     format_func=lambda k: f"{choices[k].group}: {choices[k].label}"
-                     + (" (not answering)" if missing and current is not None and k == current.key else ""),
-                     on_change=_pick, args=(choices,), label_visibility="collapsed",
-                     help="Bundled, downloaded, configured (OPENAI_API_KEY, OPENAI_BASE_URL) and local servers "
-                          "found on their usual ports (Ollama, LM Studio, llama.cpp, vLLM).")
+        st.selectbox(
+            "Model",
+            keys,
+            index=keys.index(current.key) if current else 0,
+            key="model_picker",
+            format_func=lambda k: (
+                f"{choices[k].group}: {choices[k].label}"
+                + (" (not answering)" if missing and current is not None and k == current.key else "")
+            ),
+            on_change=_pick,
+            args=(choices,),
+            label_visibility="collapsed",
+            help="Bundled, downloaded, configured (OPENAI_API_KEY, OPENAI_BASE_URL) and local servers "
+            "found on their usual ports (Ollama, LM Studio, llama.cpp, vLLM).",
+        )
     counter = client.counter()
     left, right = st.columns([5, 1], vertical_alignment="center")
-    left.caption(f"On {literal(client.host)} · context {client.context_tokens:,} tokens · "
-                 + ("exact token counts" if counter.exact else "token counts estimated")
-                 + (" · still looking for local servers…" if listing.checking else ""))
-    if right.button("", icon=":material/refresh:", key="refresh_models",
-                    help="Look again for local servers (Ollama, LM Studio, llama.cpp, vLLM) and their models."):
+    left.caption(
+        f"On {literal(client.host)} · context {client.context_tokens:,} tokens · "
+        + ("exact token counts" if counter.exact else "token counts estimated")
+        + (" · still looking for local servers…" if listing.checking else "")
+    )
+    if right.button(
+        "",
+        icon=":material/refresh:",
+        key="refresh_models",
+        help="Look again for local servers (Ollama, LM Studio, llama.cpp, vLLM) and their models.",
+    ):
         _directory(settings).refresh()
         st.rerun()
     for note in listing.notes:
         st.caption(":material/info: " + literal(note))
     if client.provider == "none":
-        st.warning(f"No model is available. {literal(getattr(client, 'reason', '') or '')} Memory and history still work; "
-                   "messages are kept and can be retried.")
+        st.warning(
+            f"No model is available. {literal(getattr(client, 'reason', '') or '')} Memory and history still work; "
+            "messages are kept and can be retried."
+        )
     elif is_bundled(client):
-        st.info("The bundled **SmolLM2-135M** is tiny and weak at recall: it often ignores facts in its context. "
-                "Download a stronger model, start Ollama or LM Studio, or set `OPENAI_API_KEY`.")
+        st.info(
+            "The bundled **SmolLM2-135M** is tiny and weak at recall: it often ignores facts in its context. "
+            "Download a stronger model, start Ollama or LM Studio, or set `OPENAI_API_KEY`."
+        )
     with st.expander("Download a stronger model", icon=":material/download:"):
         downloads_panel()
 
@@ -149,8 +170,11 @@ def _download_list_panel() -> bool:
         status = manager.status(entry)
         with st.container(border=True):
             st.markdown(f"**{literal(entry.label)}**")
-            st.caption(" · ".join(literal(part) for part in (_size(entry.size_bytes), entry.license, entry.repo_id,
-                                                               entry.note)))
+            st.caption(
+                " · ".join(
+                    literal(part) for part in (_size(entry.size_bytes), entry.license, entry.repo_id, entry.note)
+                )
+            )
             if status.state in ("downloading", "verifying"):
                 running = True
                 st.progress(status.fraction, text=literal(status.progress_text))

@@ -9,6 +9,7 @@
 `tests/test_rendering.py` scans the UI files: every value put into a Markdown sink goes through one
 of these two, so forgetting is a failing test, not a leak.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,7 +37,7 @@ def _prose(text: str) -> str:
     while i < len(text):
         c = text[i]
         if c == "\\" and i + 1 < len(text):
-            out.append(text[i:i + 2])
+            out.append(text[i : i + 2])
             i += 2
             continue
         if c == "$" or (c == "!" and text.startswith("[", i + 1)):
@@ -98,8 +99,8 @@ def capped(text: str) -> tuple[str, str]:
     head = text[:MAX_REPLY_CHARS]
     newlines = [m.start() for m in re.finditer("\n", head)]
     if len(newlines) >= MAX_REPLY_LINES:
-        head = head[:newlines[MAX_REPLY_LINES - 1]]
-    return head, text[len(head):]
+        head = head[: newlines[MAX_REPLY_LINES - 1]]
+    return head, text[len(head) :]
 
 
 def show_reply(text: str, *, key: str) -> None:
@@ -109,8 +110,11 @@ def show_reply(text: str, *, key: str) -> None:
     if rest:
         shown = st.session_state.get(f"whole_{key}", False)
         if not shown:
-            st.button(f"Show the rest of this reply ({len(rest):,} more characters)", key=f"more_{key}",
-                      on_click=lambda: st.session_state.__setitem__(f"whole_{key}", True))
+            st.button(
+                f"Show the rest of this reply ({len(rest):,} more characters)",
+                key=f"more_{key}",
+                on_click=lambda: st.session_state.__setitem__(f"whole_{key}", True),
+            )
         else:
             st.code(rest, language=None, wrap_lines=True)
 

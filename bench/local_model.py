@@ -4,6 +4,7 @@ with 1 and 2 generation threads, on an idle machine and with other work busy on 
     python bench/local_model.py            # 5 prompts per setting
     python bench/local_model.py --smoke    # 1 prompt, 1 thread, idle (CI)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,11 @@ def measure(threads: int, prompts: list[str]) -> tuple[float, float, float]:
                     first = time.perf_counter() - t0
             total = time.perf_counter() - t0
             completion = stream.completion
-            tokens = (completion.usage.completion_tokens if completion and completion.usage.completion_tokens
-                      else counter.count(stream.text))
+            tokens = (
+                completion.usage.completion_tokens
+                if completion and completion.usage.completion_tokens
+                else counter.count(stream.text)
+            )
             ttft.append(first or total)
             rates.append(tokens / max(total - (first or 0), 1e-9))
     finally:
@@ -67,8 +71,10 @@ def main() -> None:
     args = parser.parse_args()
     prompts = PROMPTS[:1] if args.smoke else PROMPTS
     settings = [(1, 0)] if args.smoke else [(1, 0), (2, 0), (1, 1), (2, 1), (1, 2), (2, 2)]
-    print(f"{BUNDLED_NAME} (Q4_1), llama.cpp server (xllamacpp), {len(prompts)} prompt(s), up to 200 tokens each, "
-          f"{multiprocessing.cpu_count()} cores\n")
+    print(
+        f"{BUNDLED_NAME} (Q4_1), llama.cpp server (xllamacpp), {len(prompts)} prompt(s), up to 200 tokens each, "
+        f"{multiprocessing.cpu_count()} cores\n"
+    )
     print("| threads | other busy processes | load | first token (median) | tokens/s (median, after the first) |")
     print("|---|---|---|---|---|")
     for threads, busy in settings:

@@ -7,6 +7,7 @@ scripted in-process client, so only Memory Lab's own cost is measured.
     python bench/turn_cost.py            # 100, 1,000, 10,000, 100,000 messages
     python bench/turn_cost.py --smoke    # 100 and 1,000, a few turns (CI)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,10 @@ from memstore.embeddings import WordLlamaEmbedder  # noqa: E402
 from memstore.llm.scripted import ScriptedClient  # noqa: E402
 from memstore.tokens import counter_for_model  # noqa: E402
 
-MESSAGE = ("Memory Lab stores every message and reads back only what the memory needs; this sentence is "
-           "padding so that a message is about two hundred characters long, like a real chat turn. ")[:200]
+MESSAGE = (
+    "Memory Lab stores every message and reads back only what the memory needs; this sentence is "
+    "padding so that a message is about two hundred characters long, like a real chat turn. "
+)[:200]
 TYPES = {
     "window (k=5)": MemorySettings("window", window_turns=5),
     "token_window (2,000)": MemorySettings("token_window", max_tokens=2_000),
@@ -40,14 +43,26 @@ def seed(store: SqlStore, chat: Chat, size: int) -> int:
     tokens = chat.counter.count(MESSAGE)
     batch = 10_000
     for start in range(0, size, batch):
-        store.import_messages("local", conv.id, [
-            NewMessage("user" if i % 2 == 0 else "assistant", MESSAGE, tokens, chat.counter.name)
-            for i in range(start, min(size, start + batch))
-        ])
+        store.import_messages(
+            "local",
+            conv.id,
+            [
+                NewMessage("user" if i % 2 == 0 else "assistant", MESSAGE, tokens, chat.counter.name)
+                for i in range(start, min(size, start + batch))
+            ],
+        )
     last = store.get_conversation("local", conv.id).last_turn
     for kind in ("summary", "summary_buffer"):
-        store.add_summary("local", conv.id, kind, "The user and the assistant talked about memory.",
-                          from_turn=1, through_turn=last + 1_000_000, tokens=10, call=None)
+        store.add_summary(
+            "local",
+            conv.id,
+            kind,
+            "The user and the assistant talked about memory.",
+            from_turn=1,
+            through_turn=last + 1_000_000,
+            tokens=10,
+            call=None,
+        )
     return conv.id
 
 
@@ -79,9 +94,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         store = SqlStore.open(f"sqlite:///{folder}/bench.db")
-        chat = Chat(store, ScriptedClient(model="gpt-4o-mini", whole_replies=True,
-                                        counter=counter_for_model("gpt-4o-mini")), user_id="local",
-                    embedder=WordLlamaEmbedder())
+        chat = Chat(
+            store,
+            ScriptedClient(model="gpt-4o-mini", whole_replies=True, counter=counter_for_model("gpt-4o-mini")),
+            user_id="local",
+            embedder=WordLlamaEmbedder(),
+        )
         for size in sizes:
             conv_id = seed(store, chat, size)
             for name, settings in TYPES.items():

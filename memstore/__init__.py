@@ -1,4 +1,5 @@
 """Memory Lab's core: storage, memory types, model clients and the chat turn (no Streamlit here)."""
+
 from __future__ import annotations
 
 from .chat import Chat, TurnResult, TurnRun
@@ -21,10 +22,43 @@ def open_store(settings: Settings) -> SqlStore:
 
 
 __all__ = [
-    "MEMORY_TYPES", "Chat", "ChatClient", "ChatMessage", "ConfigError", "Conversation", "Fact", "FactSet",
-    "InvalidInput", "LLMError", "Limits", "MemoryLabError", "MemorySettings", "MemoryView", "Message", "ModelCall",
-    "NewMessage", "NotFound", "OpenAIClient", "Payload", "Preference", "PreferenceStore", "Section", "Settings",
-    "SqlStore", "StorageError", "Summary", "SummaryUpdate", "TemporaryStore", "TranscriptStore", "TurnResult",
-    "TurnRun", "Usage", "client_from_settings", "get_memory_type", "open_store", "select_facts",
-    "with_session_fact", "without_session_fact",
+    "MEMORY_TYPES",
+    "Chat",
+    "ChatClient",
+    "ChatMessage",
+    "ConfigError",
+    "Conversation",
+    "Fact",
+    "FactSet",
+    "InvalidInput",
+    "LLMError",
+    "Limits",
+    "MemoryLabError",
+    "MemorySettings",
+    "MemoryView",
+    "Message",
+    "ModelCall",
+    "NewMessage",
+    "NotFound",
+    "OpenAIClient",
+    "Payload",
+    "Preference",
+    "PreferenceStore",
+    "Section",
+    "Settings",
+    "SqlStore",
+    "StorageError",
+    "Summary",
+    "SummaryUpdate",
+    "TemporaryStore",
+    "TranscriptStore",
+    "TurnResult",
+    "TurnRun",
+    "Usage",
+    "client_from_settings",
+    "get_memory_type",
+    "open_store",
+    "select_facts",
+    "with_session_fact",
+    "without_session_fact",
 ]

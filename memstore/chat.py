@@ -1,8 +1,10 @@
 """The chat turn: save the user's message, build the exact payload, stream the reply, commit."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from . import validation
 from .config import Limits
@@ -11,11 +13,11 @@ from .errors import ConfigError, InvalidInput, LLMError, MemoryLabError, NotFoun
 from .extraction import EntitiesUpdate, FactsUpdate, extract_facts, update_entities
 from .facts import FactSet
 from .llm import ChatClient, ReplyStream
-from .outbox import Unsent, new_unsent
 from .memory import HistoryReader, MemoryView, get_memory_type, group_turns
+from .outbox import Unsent, new_unsent
 from .payload import Payload, build_payload
-from .records import CallDraft, ChatMessage, Conversation, MemorySettings, Message, ModelCall, Usage
 from .recall import LongTermMemory
+from .records import CallDraft, ChatMessage, Conversation, MemorySettings, Message, MessageStatus, ModelCall, Usage
 from .store_api import PreferenceStore, TranscriptStore
 from .summarizer import CallCache, SummaryUpdate, fold_pending
 from .tokens import message_tokens
@@ -70,8 +72,15 @@ class AfterTurn:
 class TurnRun:
     """One prepared turn; iterate `stream()` to get the reply's text as it arrives."""
 
-    def __init__(self, chat: "Chat", conversation: Conversation, user_message: Message, payload: Payload,
-                 summary_updates: tuple[SummaryUpdate, ...], params: Mapping[str, Any]):
+    def __init__(
+        self,
+        chat: Chat,
+        conversation: Conversation,
+        user_message: Message,
+        payload: Payload,
+        summary_updates: tuple[SummaryUpdate, ...],
+        params: Mapping[str, Any],
+    ):
         self._chat = chat
         self.conversation = conversation
         self.user_message = user_message
@@ -100,7 +109,9 @@ class TurnRun:
         finally:
             reply.close()
         if error is None and not reply.text.strip():
-            error = LLMError("empty", f"{client.model} finished without writing anything. Retry, or pick another model.")
+            error = LLMError(
+                "empty", f"{client.model} finished without writing anything. Retry, or pick another model."
+            )
         self._commit(reply, error)
 
     def run(self) -> TurnResult:
@@ -116,7 +127,7 @@ class TurnRun:
         counter = chat.counter
         text: str = reply.text or ""
         completion = reply.completion
-        status = "complete" if error is None else ("partial" if text else "failed")
+        status: MessageStatus = "complete" if error is None else ("partial" if text else "failed")
         history_range = self.payload.view.history_range
         draft = CallDraft(
             purpose="chat",
@@ -144,21 +155,48 @@ class TurnRun:
         tokens = counter.count(text)
         try:
             message, call = chat.store.add_reply(
-                chat.user_id, self.conversation.id, self.user_message.turn, text, status=status,
-                tokens=tokens, tokenizer=counter.name, error=error.message if error else None, call=draft,
+                chat.user_id,
+                self.conversation.id,
+                self.user_message.turn,
+                text,
+                status=status,
+                tokens=tokens,
+                tokenizer=counter.name,
+                error=error.message if error else None,
+                call=draft,
             )
         except NotFound:
-            self.result = TurnResult(_unstored(self, text, status, error), None, error, save_error=(
-                "This conversation was deleted (in another tab or page) while the reply arrived, so the reply "
-                "was not saved; it is shown here so you can copy it."))
+            self.result = TurnResult(
+                _unstored(self, text, status, error),
+                None,
+                error,
+                save_error=(
+                    "This conversation was deleted (in another tab or page) while the reply arrived, so the reply "
+                    "was not saved; it is shown here so you can copy it."
+                ),
+            )
             return
         except StorageError as exc:
-            unsaved = new_unsent(chat.user_id, self.conversation.id, "reply", text, str(exc),
-                                 turn=self.user_message.turn, status=status,
-                                 reply_error=error.message if error else None, tokens=tokens,
-                                 tokenizer=counter.name, call=draft)
-            self.result = TurnResult(_unstored(self, text, status, error), None, error,
-                                     save_error=f"The reply arrived but could not be saved: {exc}", unsaved=unsaved)
+            unsaved = new_unsent(
+                chat.user_id,
+                self.conversation.id,
+                "reply",
+                text,
+                str(exc),
+                turn=self.user_message.turn,
+                status=status,
+                reply_error=error.message if error else None,
+                tokens=tokens,
+                tokenizer=counter.name,
+                call=draft,
+            )
+            self.result = TurnResult(
+                _unstored(self, text, status, error),
+                None,
+                error,
+                save_error=f"The reply arrived but could not be saved: {exc}",
+                unsaved=unsaved,
+            )
             return
         finally:
             if self.claimed:
@@ -169,22 +207,41 @@ class TurnRun:
 def _unstored(run: TurnRun, text: str, status: str, error: LLMError | None) -> Message:
     """The reply as a message that was not saved (id 0), so the page can still show it."""
     user = run.user_message
-    return Message(id=0, conversation_id=user.conversation_id, seq=0, turn=user.turn, role="assistant",
-                   content=text, status=status, tokens=0, tokenizer="", created_at=user.created_at,  # type: ignore[arg-type]
-                   error=error.message if error else None)
+    return Message(
+        id=0,
+        conversation_id=user.conversation_id,
+        seq=0,
+        turn=user.turn,
+        role="assistant",
+        content=text,
+        status=status,  # type: ignore[arg-type]
+        tokens=0,
+        tokenizer="",
+        created_at=user.created_at,
+        error=error.message if error else None,
+    )
 
 
 class Chat:
     """Turns for one user over one store and one model client."""
 
-    def __init__(self, store: TranscriptStore, client: ChatClient, *, user_id: str, limits: Limits | None = None,
-                 fold_budget_tokens: int = DEFAULT_FOLD_BUDGET_TOKENS, params: Mapping[str, Any] | None = None,
-                 summary_cache: CallCache | None = None, embedder: Embedder | None = None,
-                 preferences: PreferenceStore | None = None):
+    def __init__(
+        self,
+        store: TranscriptStore,
+        client: ChatClient,
+        *,
+        user_id: str,
+        limits: Limits | None = None,
+        fold_budget_tokens: int = DEFAULT_FOLD_BUDGET_TOKENS,
+        params: Mapping[str, Any] | None = None,
+        summary_cache: CallCache | None = None,
+        embedder: Embedder | None = None,
+        preferences: PreferenceStore | None = None,
+    ):
         self.store = store
         self.client = client
         self.user_id = validation.user_id(user_id)
-        self.limits = limits or getattr(store, "limits", Limits())  # one setting: the store's, from Settings
+        self.limits: Limits = limits or getattr(store, "limits", None) or Limits()  # one setting: the store's
         self.counter = client.counter()
         self.fold_budget_tokens = fold_budget_tokens
         self.params = {**client.default_params, **(params or {})}
@@ -194,8 +251,15 @@ class Chat:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def view(self, conversation: Conversation, *, through_turn: int, settings: MemorySettings | None = None,
-             explain: bool = True, query: str = "") -> MemoryView:
+    def view(
+        self,
+        conversation: Conversation,
+        *,
+        through_turn: int,
+        settings: MemorySettings | None = None,
+        explain: bool = True,
+        query: str = "",
+    ) -> MemoryView:
         """What the memory holds for a turn after `through_turn` whose message is `query`, under `settings`."""
         settings = settings or conversation.settings
         memory = get_memory_type(settings.memory_type)
@@ -204,14 +268,20 @@ class Chat:
         skipped = sorted(history.unanswered)
         if skipped and memory.name != "none":
             listed = ", ".join(map(str, skipped[-5:])) + (" and earlier" if len(skipped) > 5 else "")
-            view = replace(view, notes=view.notes + (
-                f"Turn{'s' if len(skipped) > 1 else ''} {listed} got no reply, so "
-                f"{'they are' if len(skipped) > 1 else 'it is'} not sent and not counted in the window "
-                "(a request never holds two of your messages in a row).",))
+            view = replace(
+                view,
+                notes=view.notes
+                + (
+                    f"Turn{'s' if len(skipped) > 1 else ''} {listed} got no reply, so "
+                    f"{'they are' if len(skipped) > 1 else 'it is'} not sent and not counted in the window "
+                    "(a request never holds two of your messages in a row).",
+                ),
+            )
         return view
 
-    def preview(self, conversation_id: int, facts: FactSet, *, draft: str = "",
-                settings: MemorySettings | None = None) -> Payload:
+    def preview(
+        self, conversation_id: int, facts: FactSet, *, draft: str = "", settings: MemorySettings | None = None
+    ) -> Payload:
         """What the next turn would send under `settings`; writes nothing and calls no model."""
         conversation = self.store.get_conversation(self.user_id, conversation_id)
         settings = settings or conversation.settings
@@ -277,17 +347,30 @@ class Chat:
         """Save a reply the database refused earlier, with its ledger row (raises StorageError or NotFound again)."""
         if item.kind != "reply" or item.turn is None or item.user_id != self.user_id:
             raise InvalidInput("Only a kept reply of yours can be saved again.")
-        message, _ = self.store.add_reply(self.user_id, item.conversation_id, item.turn, item.text,
-                                          status=item.status, tokens=item.tokens, tokenizer=item.tokenizer,
-                                          error=item.reply_error, call=item.call)
+        message, _ = self.store.add_reply(
+            self.user_id,
+            item.conversation_id,
+            item.turn,
+            item.text,
+            status=item.status,
+            tokens=item.tokens,
+            tokenizer=item.tokenizer,
+            error=item.reply_error,
+            call=item.call,
+        )
         return message
 
     def replay_turn(self, conversation_id: int, text: str, reply: str, facts: FactSet) -> TurnRun:
         """A turn whose reply is already known: memory and summaries run as live, the chat model is not called."""
         run = self.send(conversation_id, text, facts)
         message, _ = self.store.add_reply(
-            self.user_id, conversation_id, run.user_message.turn, reply, status="complete",
-            tokens=self.counter.count(reply), tokenizer=self.counter.name,
+            self.user_id,
+            conversation_id,
+            run.user_message.turn,
+            reply,
+            status="complete",
+            tokens=self.counter.count(reply),
+            tokenizer=self.counter.name,
         )
         run.result = TurnResult(message, None, None)
         return run
@@ -304,15 +387,29 @@ class Chat:
         finally:
             reply.close()
         completion = reply.completion
-        self.store.record_call(self.user_id, CallDraft(
-            purpose="chat", conversation_id=None, turn=None, memory_type=memory_type, model=self.client.model,
-            provider=self.client.provider, host=self.client.host, params={**self.params, "stream": True},
-            request=payload.messages, reply=reply.text, finish_reason=completion.finish_reason if completion else None,
-            usage=completion.usage if completion else Usage(), counted_prompt_tokens=payload.total_tokens,
-            sections=payload.tokens_by_section(), latency_ms=reply.stopwatch.elapsed_ms(),
-            first_token_ms=reply.stopwatch.first_token_ms, error_kind=error.kind if error else None,
-            error=error.message if error else None,
-        ))
+        self.store.record_call(
+            self.user_id,
+            CallDraft(
+                purpose="chat",
+                conversation_id=None,
+                turn=None,
+                memory_type=memory_type,
+                model=self.client.model,
+                provider=self.client.provider,
+                host=self.client.host,
+                params={**self.params, "stream": True},
+                request=payload.messages,
+                reply=reply.text,
+                finish_reason=completion.finish_reason if completion else None,
+                usage=completion.usage if completion else Usage(),
+                counted_prompt_tokens=payload.total_tokens,
+                sections=payload.tokens_by_section(),
+                latency_ms=reply.stopwatch.elapsed_ms(),
+                first_token_ms=reply.stopwatch.first_token_ms,
+                error_kind=error.kind if error else None,
+                error=error.message if error else None,
+            ),
+        )
         if error is not None and not reply.text:
             raise error
         return reply.text
@@ -335,22 +432,40 @@ class Chat:
         facts = entities = None
         wants_facts = extract and self.preferences is not None and not self.store.temporary
         if (wants_facts or memory.name == "entity") and conversation.last_turn:
-            last = group_turns(self.store.turns_between(self.user_id, conversation_id, conversation.last_turn,
-                                                        conversation.last_turn), self.counter)
+            last = group_turns(
+                self.store.turns_between(self.user_id, conversation_id, conversation.last_turn, conversation.last_turn),
+                self.counter,
+            )
             turn = last[0] if last and last[0].reply is not None else None
             # Each step stands alone: one that fails says so and the others still run.
             if turn is not None and self.preferences is not None and wants_facts:
                 try:
-                    facts = extract_facts(self.store, self.preferences, self.client, self.counter,
-                                          user_id=self.user_id, turn=turn, conversation_id=conversation_id,
-                                          memory_type=memory.name, limits=self.limits, cache=self.summary_cache)
+                    facts = extract_facts(
+                        self.store,
+                        self.preferences,
+                        self.client,
+                        self.counter,
+                        user_id=self.user_id,
+                        turn=turn,
+                        conversation_id=conversation_id,
+                        memory_type=memory.name,
+                        limits=self.limits,
+                        cache=self.summary_cache,
+                    )
                 except MemoryLabError as exc:
                     facts = FactsUpdate((), None, str(exc))
             if turn is not None and memory.name == "entity":
                 try:
-                    entities = update_entities(self.store, self.client, self.counter, user_id=self.user_id,
-                                               turn=turn, conversation_id=conversation_id, memory_type=memory.name,
-                                               cache=self.summary_cache)
+                    entities = update_entities(
+                        self.store,
+                        self.client,
+                        self.counter,
+                        user_id=self.user_id,
+                        turn=turn,
+                        conversation_id=conversation_id,
+                        memory_type=memory.name,
+                        cache=self.summary_cache,
+                    )
                 except MemoryLabError as exc:
                     entities = EntitiesUpdate((), None, str(exc))
         return AfterTurn(summary, facts, entities)
@@ -368,20 +483,30 @@ class Chat:
         """Recall and entities of one conversation, with `query` as the new message."""
         return LongTermMemory(self.store, self.embedder, self.counter, self.user_id, conversation_id, query)
 
-    def _history(self, conversation: Conversation, through_turn: int, *, explain: bool = True,
-                 query: str = "") -> HistoryReader:
-        return HistoryReader(self.store, self.user_id, conversation.id, through_turn, self.counter, explain=explain,
-                             long_term=self.long_term(conversation.id, query))
+    def _history(
+        self, conversation: Conversation, through_turn: int, *, explain: bool = True, query: str = ""
+    ) -> HistoryReader:
+        return HistoryReader(
+            self.store,
+            self.user_id,
+            conversation.id,
+            through_turn,
+            self.counter,
+            explain=explain,
+            long_term=self.long_term(conversation.id, query),
+        )
 
-    def _fold(self, conversation: Conversation, through_turn: int, *, explain: bool = True, query: str = ""
-              ) -> tuple[MemoryView, SummaryUpdate | None]:
+    def _fold(
+        self, conversation: Conversation, through_turn: int, *, explain: bool = True, query: str = ""
+    ) -> tuple[MemoryView, SummaryUpdate | None]:
         """The memory's view after `through_turn`, folding pending turns into the summary first if needed."""
         view = self.view(conversation, through_turn=through_turn, explain=explain, query=query)
         if view.summary_pending is None:
             return view, None
         history = self._history(conversation, through_turn)
-        update = fold_pending(self.store, self.client, history, view, budget_tokens=self.fold_budget_tokens,
-                              cache=self.summary_cache)
+        update = fold_pending(
+            self.store, self.client, history, view, budget_tokens=self.fold_budget_tokens, cache=self.summary_cache
+        )
         return self.view(conversation, through_turn=through_turn, explain=explain, query=query), update
 
     def _prepare(self, conversation: Conversation, message: Message, facts: FactSet) -> TurnRun:
@@ -399,6 +524,7 @@ class Chat:
             view = replace(view, notes=view.notes + index_note)
         if updates and updates[0].error is not None:
             view = replace(view, notes=view.notes + (f"The summary could not be updated: {updates[0].error.message}",))
-        payload = build_payload(conversation.settings, view, facts, message.content, self.counter,
-                                context_tokens=self.client.context_tokens)
+        payload = build_payload(
+            conversation.settings, view, facts, message.content, self.counter, context_tokens=self.client.context_tokens
+        )
         return TurnRun(self, conversation, message, payload, tuple(updates), self.params)

@@ -1,10 +1,11 @@
 """Settings read once from the environment (or Streamlit secrets passed in as a mapping)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from .errors import ConfigError
 
@@ -45,7 +46,7 @@ class Settings:
     limits: Limits = Limits()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read DATABASE_URL, OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL and friends."""
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("MEMORYLAB_DATA_DIR") or DEFAULT_DATA_DIR)

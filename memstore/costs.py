@@ -1,11 +1,12 @@
 """Prices per model and the running cost of a conversation's calls (a shipped table, editable)."""
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Mapping
 
 from .errors import InvalidInput
 
@@ -44,7 +45,7 @@ def prices_from_rows(rows: list[Mapping[str, object]]) -> dict[str, Price]:
         if not name:
             continue
         try:
-            price = Price(float(row.get("input") or 0), float(row.get("output") or 0))
+            price = Price(float(row.get("input") or 0), float(row.get("output") or 0))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise InvalidInput(f"The prices of {name!r} must be numbers.") from None
         if not all(math.isfinite(v) and v >= 0 for v in (price.input_per_million, price.output_per_million)):

@@ -1,4 +1,5 @@
 """Opening the database: engine, SQLite pragmas, and Alembic migrations applied on open."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -90,7 +91,7 @@ def migrate(engine: Engine) -> str:
                 upgrade(connection, "head")
     except DBAPIError as exc:
         raise StorageError(describe_db_error(exc)) from None
-    return script.get_current_head()
+    return str(script.get_current_head())
 
 
 def upgrade(connection, revision: str) -> None:

@@ -1,9 +1,11 @@
 """Text embeddings for retrieval memory: wordllama offline by default, an OpenAI-compatible endpoint when set."""
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -102,24 +104,29 @@ class OpenAIEmbedder:
         rows: list[list[float]] = []
         try:
             for start in range(0, len(texts), MAX_EMBED_BATCH):
-                batch = list(texts[start:start + MAX_EMBED_BATCH])
+                batch = list(texts[start : start + MAX_EMBED_BATCH])
                 response = self._client.embeddings.create(model=self.model, input=batch)
                 ordered = sorted(response.data, key=lambda item: item.index)
                 if len(ordered) != len(batch):
-                    raise LLMError("bad_response", f"The embeddings endpoint returned {len(ordered)} vectors for "
-                                                   f"{len(batch)} texts.")
+                    raise LLMError(
+                        "bad_response",
+                        f"The embeddings endpoint returned {len(ordered)} vectors for {len(batch)} texts.",
+                    )
                 rows.extend(item.embedding for item in ordered)
         except openai.APIConnectionError:
             raise LLMError("connection", "The embeddings endpoint could not be reached.") from None
         except openai.APIStatusError as exc:
             raise LLMError("http", f"The embeddings endpoint answered HTTP {exc.status_code}.") from None
         except openai.OpenAIError as exc:
-            raise LLMError("bad_response", redact(f"The embeddings request failed: {exc}", self._client.api_key)) from None
+            raise LLMError(
+                "bad_response", redact(f"The embeddings request failed: {exc}", self._client.api_key)
+            ) from None
         return unit_rows(np.array(rows, dtype=np.float32)) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
-def embedder_from_settings(model: str | None, *, api_key: str | None, base_url: str | None,
-                           timeout_s: float = 60.0) -> Embedder:
+def embedder_from_settings(
+    model: str | None, *, api_key: str | None, base_url: str | None, timeout_s: float = 60.0
+) -> Embedder:
     """The remote endpoint when an embeddings model is configured, else wordllama offline."""
     if model:
         return OpenAIEmbedder(model, api_key=api_key, base_url=base_url, timeout_s=timeout_s)

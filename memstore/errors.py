@@ -1,4 +1,5 @@
 """Errors memstore raises; the UI turns each into one friendly sentence."""
+
 from __future__ import annotations
 
 

@@ -1,18 +1,20 @@
 """After a turn: model calls that propose facts about the user and update entity summaries, all in the ledger."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from . import validation
 from .config import Limits
 from .errors import InvalidInput, LLMError
 from .llm import ChatClient, complete
 from .memory import TurnView
+from .recall import mentions
 from .records import CallDraft, ChatMessage, Entity, ModelCall, PreferenceChange, request_hash
 from .store_api import PreferenceStore, TranscriptStore
-from .recall import mentions
 from .summarizer import CallCache, transcript_lines
 from .tokens import TokenCounter, payload_tokens
 
@@ -68,7 +70,7 @@ def parse_json_object(text: str) -> dict[str, Any]:
                 depth -= 1
                 if depth == 0:
                     try:
-                        value = json.loads(text[start:end + 1])
+                        value = json.loads(text[start : end + 1])
                     except json.JSONDecodeError:
                         break
                     if isinstance(value, dict):
@@ -98,46 +100,93 @@ def facts_request(user_text: str, known: Mapping[str, str]) -> tuple[ChatMessage
 
 def entities_request(turn: TurnView, known: Sequence[Entity]) -> tuple[ChatMessage, ...]:
     known_lines = "\n".join(f"- {e.name}: {e.summary}" for e in known) or "(none)"
-    body = (f"Existing notes:\n{known_lines}\n\nNew lines:\n{transcript_lines([turn], MESSAGE_CHARS)}\n\nJSON:")
+    body = f"Existing notes:\n{known_lines}\n\nNew lines:\n{transcript_lines([turn], MESSAGE_CHARS)}\n\nJSON:"
     return (ChatMessage("system", ENTITY_INSTRUCTIONS), ChatMessage("user", body))
 
 
-def _call(client: ChatClient, counter: TokenCounter, purpose: str, request: tuple[ChatMessage, ...], *,
-          conversation_id: int, turn: int, memory_type: str, user_id: str, cache: CallCache | None = None,
-          remember: bool = False) -> tuple[CallDraft, str | None]:
+def _call(
+    client: ChatClient,
+    counter: TokenCounter,
+    purpose: str,
+    request: tuple[ChatMessage, ...],
+    *,
+    conversation_id: int,
+    turn: int,
+    memory_type: str,
+    user_id: str,
+    cache: CallCache | None = None,
+    remember: bool = False,
+) -> tuple[CallDraft, str | None]:
     """Run one extraction call (or reuse the same request's answer from `cache`, as replays do); the draft is
     ready for the ledger whether it worked or not."""
     base: dict[str, Any] = dict(
-        purpose=purpose, conversation_id=conversation_id, turn=turn, memory_type=memory_type, model=client.model,
-        provider=client.provider, host=client.host, params=dict(EXTRACTION_PARAMS), request=request,
-        counted_prompt_tokens=payload_tokens(counter, request), history_from_turn=turn, history_to_turn=turn)
+        purpose=purpose,
+        conversation_id=conversation_id,
+        turn=turn,
+        memory_type=memory_type,
+        model=client.model,
+        provider=client.provider,
+        host=client.host,
+        params=dict(EXTRACTION_PARAMS),
+        request=request,
+        counted_prompt_tokens=payload_tokens(counter, request),
+        history_from_turn=turn,
+        history_to_turn=turn,
+    )
     cached = cache.find_call(user_id, request_hash(client.model, request, base["params"])) if cache else None
     if cached is not None:
-        return CallDraft(**base, reply=cached.reply, finish_reason=cached.finish_reason, usage=cached.usage,
-                         latency_ms=0.0), None
+        return CallDraft(
+            **base, reply=cached.reply, finish_reason=cached.finish_reason, usage=cached.usage, latency_ms=0.0
+        ), None
     try:
         result = complete(client, request, params=EXTRACTION_PARAMS)
     except LLMError as exc:
         return CallDraft(**base, error_kind=exc.kind, error=exc.message), exc.message
-    draft = CallDraft(**base, reply=result.text, finish_reason=result.finish_reason, usage=result.usage,
-                      latency_ms=result.latency_ms, first_token_ms=result.first_token_ms)
+    draft = CallDraft(
+        **base,
+        reply=result.text,
+        finish_reason=result.finish_reason,
+        usage=result.usage,
+        latency_ms=result.latency_ms,
+        first_token_ms=result.first_token_ms,
+    )
     if cache is not None and remember:  # a replay's own store is thrown away after: keep the answer in the cache
         cache.record_call(user_id, replace(draft, conversation_id=None))
     return draft, None
 
 
-def extract_facts(store: TranscriptStore, preferences: PreferenceStore, client: ChatClient, counter: TokenCounter,
-                  *, user_id: str, turn: TurnView, conversation_id: int, memory_type: str,
-                  limits: Limits = Limits(), cache: CallCache | None = None) -> FactsUpdate | None:
+def extract_facts(
+    store: TranscriptStore,
+    preferences: PreferenceStore,
+    client: ChatClient,
+    counter: TokenCounter,
+    *,
+    user_id: str,
+    turn: TurnView,
+    conversation_id: int,
+    memory_type: str,
+    limits: Limits = Limits(),
+    cache: CallCache | None = None,
+) -> FactsUpdate | None:
     """Ask the model for facts in the user's message; save new or changed ones, logging what they replaced."""
     if turn.user is None:
         return None
-    enabled = sorted((p for p in preferences.list_preferences(user_id) if p.enabled), key=lambda p: p.updated_at,
-                     reverse=True)[:MAX_KNOWN_FACTS]  # switched-off facts are not sent anywhere, this call included
+    enabled = sorted(
+        (p for p in preferences.list_preferences(user_id) if p.enabled), key=lambda p: p.updated_at, reverse=True
+    )[:MAX_KNOWN_FACTS]  # switched-off facts are not sent anywhere, this call included
     known = {p.key: p.value for p in enabled}
-    draft, error = _call(client, counter, "facts", facts_request(turn.user.content, known),
-                         conversation_id=conversation_id, turn=turn.number, memory_type=memory_type, cache=cache,
-                         user_id=user_id, remember=cache is not store)
+    draft, error = _call(
+        client,
+        counter,
+        "facts",
+        facts_request(turn.user.content, known),
+        conversation_id=conversation_id,
+        turn=turn.number,
+        memory_type=memory_type,
+        cache=cache,
+        user_id=user_id,
+        remember=cache is not store,
+    )
     proposals: list[tuple[str, str]] = []
     if error is None:
         try:
@@ -150,25 +199,48 @@ def extract_facts(store: TranscriptStore, preferences: PreferenceStore, client: 
     valid, skipped = [], []
     for key, value in proposals:
         try:
-            valid.append((validation.fact_key(key.replace(" ", "_").lower(), limits),
-                          validation.fact_value(value, limits)))
+            valid.append(
+                (validation.fact_key(key.replace(" ", "_").lower(), limits), validation.fact_value(value, limits))
+            )
         except InvalidInput:
             skipped.append(key)
-    changes = preferences.apply_fact_changes(user_id, valid, conversation_id=conversation_id, turn=turn.number,
-                                             call_id=call.id) if valid else []
+    changes = (
+        preferences.apply_fact_changes(
+            user_id, valid, conversation_id=conversation_id, turn=turn.number, call_id=call.id
+        )
+        if valid
+        else []
+    )
     return FactsUpdate(tuple(changes), call, None, tuple(skipped))
 
 
-def update_entities(store: TranscriptStore, client: ChatClient, counter: TokenCounter, *, user_id: str,
-                    turn: TurnView, conversation_id: int, memory_type: str,
-                    cache: CallCache | None = None) -> EntitiesUpdate:
+def update_entities(
+    store: TranscriptStore,
+    client: ChatClient,
+    counter: TokenCounter,
+    *,
+    user_id: str,
+    turn: TurnView,
+    conversation_id: int,
+    memory_type: str,
+    cache: CallCache | None = None,
+) -> EntitiesUpdate:
     """Ask the model which entities the turn names and rewrite their notes; a new version per changed note."""
     every = store.list_entities(user_id, conversation_id)
     text = "\n".join(m.content for m in turn.chat_messages())
     known = [e for e in every if mentions(text, e.name)][:MAX_ENTITIES_PER_TURN]  # only the notes this turn can change
-    draft, error = _call(client, counter, "entities", entities_request(turn, known),
-                         conversation_id=conversation_id, turn=turn.number, memory_type=memory_type, cache=cache,
-                         user_id=user_id, remember=cache is not store)
+    draft, error = _call(
+        client,
+        counter,
+        "entities",
+        entities_request(turn, known),
+        conversation_id=conversation_id,
+        turn=turn.number,
+        memory_type=memory_type,
+        cache=cache,
+        user_id=user_id,
+        remember=cache is not store,
+    )
     updates: list[tuple[str, str]] = []
     if error is None:
         try:

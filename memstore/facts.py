@@ -1,8 +1,10 @@
 """Session facts (held by the browser session) and stored preferences, merged for the prompt."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 from . import validation
 from .config import Limits
@@ -48,12 +50,17 @@ def facts_lines(facts: Sequence[Fact]) -> str:
     return "\n\n" + FACTS_HEADER + "\n" + "\n".join(fact_line(f) for f in facts)
 
 
-def facts_block(facts: "FactSet") -> str:
+def facts_block(facts: FactSet) -> str:
     return facts_lines(facts.injected)
 
 
-def select_facts(session_facts: Mapping[str, str], preferences: Sequence[Preference], *,
-                 counter: TokenCounter | None = None, budget_tokens: int | None = None) -> FactSet:
+def select_facts(
+    session_facts: Mapping[str, str],
+    preferences: Sequence[Preference],
+    *,
+    counter: TokenCounter | None = None,
+    budget_tokens: int | None = None,
+) -> FactSet:
     """Enabled preferences then session facts; a session fact overrides a preference of the same key.
 
     With a budget, facts are admitted newest first (session facts, then preferences by last
@@ -79,7 +86,10 @@ def select_facts(session_facts: Mapping[str, str], preferences: Sequence[Prefere
         return FactSet(tuple(injected), tuple(left_out), None, used)
     # Newest first: session facts (this session, newest typed last), then preferences by last update.
     newest_first = [c for c in reversed(candidates) if c[1] is None] + sorted(
-        (c for c in candidates if c[1] is not None), key=lambda c: c[1], reverse=True)  # type: ignore[arg-type, return-value]
+        (c for c in candidates if c[1] is not None),
+        key=lambda c: c[1],  # type: ignore[arg-type, return-value]
+        reverse=True,
+    )
     reason = f"over the {budget_tokens:,}-token budget (oldest left out first)"
     order = {id(f): i for i, (f, _) in enumerate(candidates)}
     admitted: list[Fact] = []
@@ -97,8 +107,9 @@ def select_facts(session_facts: Mapping[str, str], preferences: Sequence[Prefere
     return FactSet(tuple(admitted), tuple(left_out), budget_tokens, exact)
 
 
-def with_session_fact(facts: Mapping[str, str], key: str, value: str, limits: Limits = Limits(),
-                      *, replacing: str | None = None) -> dict[str, str]:
+def with_session_fact(
+    facts: Mapping[str, str], key: str, value: str, limits: Limits = Limits(), *, replacing: str | None = None
+) -> dict[str, str]:
     """A new session-fact dict with `key` set (renaming `replacing` if given); validated first."""
     key = validation.fact_key(key, limits)
     value = validation.fact_value(value, limits)

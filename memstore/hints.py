@@ -1,4 +1,5 @@
 """Short notes tied to the current settings, so a learner sees what a choice costs and forgets."""
+
 from __future__ import annotations
 
 from .memory import get_memory_type
@@ -22,17 +23,25 @@ def hints(settings: MemorySettings, payload: Payload, *, last_turn: int) -> list
         elif last_turn > k:
             gone = last_turn - k
             first = "turn 1 is" if gone == 1 else f"turns 1–{gone} are"
-            notes.append(f"With k={k}, {first} no longer sent: anything said there (a name, a preference) is "
-                         "forgotten unless it is in a preference or a session fact.")
+            notes.append(
+                f"With k={k}, {first} no longer sent: anything said there (a name, a preference) is "
+                "forgotten unless it is in a preference or a session fact."
+            )
     if kind in ("token_window", "summary_buffer") and view.dropped_count == 0 and view.summary is None:
-        notes.append(f"Everything still fits the {settings.max_tokens:,}-token limit; older turns will drop out "
-                     "as the conversation grows.")
+        notes.append(
+            f"Everything still fits the {settings.max_tokens:,}-token limit; older turns will drop out "
+            "as the conversation grows."
+        )
     if kind == "token_window" and view.dropped_count:
-        notes.append(f"{view.dropped_count} older turn{'s' if view.dropped_count != 1 else ''} no longer fit the "
-                     f"{settings.max_tokens:,}-token limit and are not sent.")
+        notes.append(
+            f"{view.dropped_count} older turn{'s' if view.dropped_count != 1 else ''} no longer fit the "
+            f"{settings.max_tokens:,}-token limit and are not sent."
+        )
     if get_memory_type(kind).uses_summary:
-        notes.append("Summary memory adds one model call per turn (see the Summary call tab): more tokens and "
-                     "latency, and the summary may drop details.")
+        notes.append(
+            "Summary memory adds one model call per turn (see the Summary call tab): more tokens and "
+            "latency, and the summary may drop details."
+        )
     if payload.context_fill >= FULL_CONTEXT_SHARE:
         notes.append(f"This request fills {payload.context_fill:.0%} of the model's context window.")
     if kind == "buffer" and last_turn >= 10:

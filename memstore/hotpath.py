@@ -1,18 +1,20 @@
 """The per-turn statements on the pooled DBAPI connection, without SQLAlchemy's per-statement machinery.
 
 A turn is three short transactions (save the message and read the conversation back, read the
-memory, save the reply and its ledger row). Through SQLAlchemy each costs 0.4-0.8 ms on a small machine; on the same pooled
-connection driven directly, under 0.1 ms. The SQL here is plain and portable (SQLite and
+memory, save the reply and its ledger row). Through SQLAlchemy each costs 0.4-0.8 ms on a small machine; on
+the same pooled connection driven directly, under 0.1 ms. The SQL here is plain and portable (SQLite and
 PostgreSQL), values are adapted exactly as SQLAlchemy stores them, and everything else in the
 store keeps using SQLAlchemy.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.pool import QueuePool
@@ -21,15 +23,62 @@ from .database import describe_driver_error
 from .errors import NotFound, StorageError
 from .records import Message
 
-MESSAGE_COLUMNS = ("id", "conversation_id", "user_id", "seq", "turn", "role", "content", "status", "error",
-                   "tokens", "tokenizer", "created_at")
-READ_MESSAGE_COLUMNS = ("id", "conversation_id", "seq", "turn", "role", "content", "status", "tokens", "tokenizer",
-                        "created_at", "error")  # Message's field order
-CONVERSATION_COLUMNS = ("id", "user_id", "title", "memory_type", "window_turns", "max_tokens", "system_prompt",
-                        "created_at", "updated_at", "last_seq", "last_turn", "message_count", "token_total",
-                        "recall_turns", "recall_min_score", "recall_scope")
-SUMMARY_COLUMNS = ("id", "conversation_id", "memory_type", "text", "from_turn", "through_turn", "tokens",
-                   "created_at", "call_id")
+MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "user_id",
+    "seq",
+    "turn",
+    "role",
+    "content",
+    "status",
+    "error",
+    "tokens",
+    "tokenizer",
+    "created_at",
+)
+READ_MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "seq",
+    "turn",
+    "role",
+    "content",
+    "status",
+    "tokens",
+    "tokenizer",
+    "created_at",
+    "error",
+)  # Message's field order
+CONVERSATION_COLUMNS = (
+    "id",
+    "user_id",
+    "title",
+    "memory_type",
+    "window_turns",
+    "max_tokens",
+    "system_prompt",
+    "created_at",
+    "updated_at",
+    "last_seq",
+    "last_turn",
+    "message_count",
+    "token_total",
+    "recall_turns",
+    "recall_min_score",
+    "recall_scope",
+)
+SUMMARY_COLUMNS = (
+    "id",
+    "conversation_id",
+    "memory_type",
+    "text",
+    "from_turn",
+    "through_turn",
+    "tokens",
+    "created_at",
+    "call_id",
+)
 JSON_CALL_COLUMNS = frozenset({"params", "request", "sections", "details"})
 
 
@@ -78,7 +127,8 @@ class HotPath:
         self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
         file_db = self.sqlite and isinstance(engine.pool, QueuePool)  # in-memory SQLite must share its one connection
-        self._files = _FileConnections(engine, keep=engine.pool.size()) if file_db else None
+        pool = engine.pool
+        self._files = _FileConnections(engine, keep=pool.size()) if isinstance(pool, QueuePool) and file_db else None
         self._sql: dict[Any, str] = {}
 
     def close(self) -> None:
@@ -93,12 +143,12 @@ class HotPath:
         """A datetime as SQLAlchemy stores it: naive UTC text on SQLite, aware on PostgreSQL."""
         if not self.sqlite:
             return value
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def read_stamp(self, value: Any) -> datetime:
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     @contextmanager
     def transaction(self, *, write: bool, snapshot: bool = False) -> Iterator[Any]:
@@ -137,14 +187,17 @@ class HotPath:
     def owned(self, cursor: Any, user_id: str, conversation_id: int, *, lock: bool = False) -> None:
         """The conversation is the user's (else NotFound); `lock` holds its row on PostgreSQL until commit."""
         tail = " FOR UPDATE" if lock and not self.sqlite else ""  # SQLite writers already hold the database lock
-        cursor.execute(self.sql(f"SELECT id FROM conversations WHERE id = ? AND user_id = ?{tail}"),
-                       (conversation_id, user_id))
+        cursor.execute(
+            self.sql(f"SELECT id FROM conversations WHERE id = ? AND user_id = ?{tail}"), (conversation_id, user_id)
+        )
         if cursor.fetchone() is None:
             raise NotFound(f"Conversation {conversation_id} was not found.")
 
     def conversation(self, cursor: Any, user_id: str, conversation_id: int) -> dict[str, Any]:
-        cursor.execute(self.sql(f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM conversations "
-                                "WHERE id = ? AND user_id = ?"), (conversation_id, user_id))
+        cursor.execute(
+            self.sql(f"SELECT {', '.join(CONVERSATION_COLUMNS)} FROM conversations WHERE id = ? AND user_id = ?"),
+            (conversation_id, user_id),
+        )
         row = cursor.fetchone()
         if row is None:
             raise NotFound(f"Conversation {conversation_id} was not found.")
@@ -152,8 +205,17 @@ class HotPath:
         out["created_at"], out["updated_at"] = self.read_stamp(out["created_at"]), self.read_stamp(out["updated_at"])
         return out
 
-    def bump(self, cursor: Any, user_id: str, conversation_id: int, *, tokens: int, new_turn: bool,
-             stamp: Any, full: bool = False) -> tuple[Any, ...]:
+    def bump(
+        self,
+        cursor: Any,
+        user_id: str,
+        conversation_id: int,
+        *,
+        tokens: int,
+        new_turn: bool,
+        stamp: Any,
+        full: bool = False,
+    ) -> tuple[Any, ...]:
         """Count one more message on the conversation; returns (last_seq, last_turn) or, if `full`, the whole row."""
         key = ("bump", new_turn, full)
         sql = self._sql.get(key)
@@ -163,7 +225,8 @@ class HotPath:
             sql = self._sql[key] = self.sql(
                 "UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + 1, "
                 f"token_total = token_total + ?, updated_at = ?{turn_part} WHERE id = ? AND user_id = ? "
-                f"RETURNING {returning}")
+                f"RETURNING {returning}"
+            )
         cursor.execute(sql, (tokens, stamp, conversation_id, user_id))
         row = cursor.fetchone()
         if row is None:
@@ -182,7 +245,8 @@ class HotPath:
         if sql is None:
             columns = MESSAGE_COLUMNS[1:]
             sql = self._sql["insert_message"] = self.sql(
-                f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) RETURNING id")
+                f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) RETURNING id"
+            )
         cursor.execute(sql, values)
         return cursor.fetchone()[0]
 
@@ -192,31 +256,60 @@ class HotPath:
         key = ("insert", table, columns)
         sql = self._sql.get(key)
         if sql is None:
-            sql = self._sql[key] = self.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                                            f"({', '.join('?' for _ in columns)}) RETURNING id")
+            sql = self._sql[key] = self.sql(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) RETURNING id"
+            )
         json_columns = JSON_CALL_COLUMNS if table == "model_calls" else frozenset()
         dumps, stamp = json.dumps, self.stamp
-        adapted = [dumps(value) if column in json_columns and value is not None else stamp(value) if isinstance(value, datetime) else value
-                   for column, value in values.items()]
+        adapted = [
+            dumps(value)
+            if column in json_columns and value is not None
+            else stamp(value)
+            if isinstance(value, datetime)
+            else value
+            for column, value in values.items()
+        ]
         cursor.execute(sql, adapted)
         return cursor.fetchone()[0]
 
-    def messages(self, cursor: Any, where: str, params: Sequence[Any], *, order: str, limit: int | None = None
-                 ) -> list[Message]:
+    def messages(
+        self, cursor: Any, where: str, params: Sequence[Any], *, order: str, limit: int | None = None
+    ) -> list[Message]:
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
-        cursor.execute(self.sql(f"SELECT {', '.join(READ_MESSAGE_COLUMNS)} FROM messages WHERE {where} "
-                                f"ORDER BY {order}{tail}"), tuple(params))
+        cursor.execute(
+            self.sql(f"SELECT {', '.join(READ_MESSAGE_COLUMNS)} FROM messages WHERE {where} ORDER BY {order}{tail}"),
+            tuple(params),
+        )
         read_stamp = self.read_stamp
-        return [Message(id, conversation_id, seq, turn, role, content, status, tokens, tokenizer,
-                        read_stamp(created_at), error)
-                for id, conversation_id, seq, turn, role, content, status, tokens, tokenizer, created_at, error
-                in cursor.fetchall()]
+        return [
+            Message(
+                id, conversation_id, seq, turn, role, content, status, tokens, tokenizer, read_stamp(created_at), error
+            )
+            for (
+                id,
+                conversation_id,
+                seq,
+                turn,
+                role,
+                content,
+                status,
+                tokens,
+                tokenizer,
+                created_at,
+                error,
+            ) in cursor.fetchall()
+        ]
 
-    def latest_summary(self, cursor: Any, user_id: str, conversation_id: int, memory_type: str
-                       ) -> dict[str, Any] | None:
-        cursor.execute(self.sql(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM summaries WHERE conversation_id = ? "
-                                "AND user_id = ? AND memory_type = ? ORDER BY id DESC LIMIT 1"),
-                       (conversation_id, user_id, memory_type))
+    def latest_summary(
+        self, cursor: Any, user_id: str, conversation_id: int, memory_type: str
+    ) -> dict[str, Any] | None:
+        cursor.execute(
+            self.sql(
+                f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM summaries WHERE conversation_id = ? "
+                "AND user_id = ? AND memory_type = ? ORDER BY id DESC LIMIT 1"
+            ),
+            (conversation_id, user_id, memory_type),
+        )
         row = cursor.fetchone()
         if row is None:
             return None

@@ -1,10 +1,11 @@
 """Bundled lessons: scripted conversations that ask a learner to predict what each memory type sends."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Sequence
 
 from .errors import InvalidInput
 from .recall_check import contains_phrase, reached, score_reply
@@ -71,8 +72,10 @@ def _reference(slug: str, raw: object, turns: int) -> ReferenceSummary | None:
         raise InvalidInput(f"Lesson {slug!r}: the reference summary is over {MAX_REFERENCE_CHARS:,} characters.")
     through = raw.get("through_turn")
     if isinstance(through, bool) or not isinstance(through, int) or not 1 <= through < turns:
-        raise InvalidInput(f"Lesson {slug!r}: the reference summary's 'through_turn' must be a whole number from 1 "
-                           f"to {turns - 1} (a turn some later request still follows).")
+        raise InvalidInput(
+            f"Lesson {slug!r}: the reference summary's 'through_turn' must be a whole number from 1 "
+            f"to {turns - 1} (a turn some later request still follows)."
+        )
     return ReferenceSummary(raw["text"].strip(), through)
 
 
@@ -83,8 +86,13 @@ def _lesson(slug: str, raw: dict) -> Lesson:
         question = Question(q["text"], int(q["fact_turn"]), q["needle"], int(q["at_turn"]))
         settings = raw.get("settings", {})
         lesson = Lesson(
-            slug=slug, title=raw["title"], goal=raw["goal"], turns=turns, question=question,
-            explanation=raw["explanation"], window_turns=int(settings.get("window_turns", 3)),
+            slug=slug,
+            title=raw["title"],
+            goal=raw["goal"],
+            turns=turns,
+            question=question,
+            explanation=raw["explanation"],
+            window_turns=int(settings.get("window_turns", 3)),
             max_tokens=int(settings.get("max_tokens", 150)),
             preferences=tuple((p["key"], p["value"]) for p in raw.get("preferences", ())),
             answers=_answers(slug, raw.get("answers"), str(q["needle"])),
@@ -95,8 +103,10 @@ def _lesson(slug: str, raw: dict) -> Lesson:
     if not 1 <= question.fact_turn < question.at_turn <= len(turns):
         raise InvalidInput(f"Lesson {slug!r} asks about turns outside its script.")
     if contains_phrase(turns[question.at_turn - 1].user, question.needle):
-        raise InvalidInput(f"Lesson {slug!r}: the message at turn {question.at_turn} already holds the fact, so "
-                           "every type would seem to send it.")
+        raise InvalidInput(
+            f"Lesson {slug!r}: the message at turn {question.at_turn} already holds the fact, so "
+            "every type would seem to send it."
+        )
     return lesson
 
 
@@ -116,7 +126,8 @@ def load_lessons() -> list[Lesson]:
     folder = resources.files("memstore").joinpath("lessons")
     lessons = [
         parse_lesson(entry.name.removesuffix(".json"), entry.read_text("utf-8"))
-        for entry in folder.iterdir() if entry.name.endswith(".json")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json")
     ]
     return sorted(lessons, key=lambda lesson: lesson.title)
 
@@ -132,11 +143,13 @@ class AnswerMark:
     error: str | None = None
 
 
-def mark_answer(lesson: Lesson, memory_type: str, messages: Sequence[ChatMessage], reply: str,
-                error: str | None = None) -> AnswerMark:
+def mark_answer(
+    lesson: Lesson, memory_type: str, messages: Sequence[ChatMessage], reply: str, error: str | None = None
+) -> AnswerMark:
     """Score a reply to the lesson's question against the exact request that type sent."""
-    return AnswerMark(memory_type, reached(messages, lesson.question.needle), score_reply(reply, lesson.answers),
-                      reply, error)
+    return AnswerMark(
+        memory_type, reached(messages, lesson.question.needle), score_reply(reply, lesson.answers), reply, error
+    )
 
 
 def sends_fact_at(survival: Survival, at_turn: int) -> bool:

@@ -3,6 +3,7 @@
 Used by the exports (a shared file must not load images or inject headings when opened) and by
 the UI's literal rendering, so there is one escaping rule.
 """
+
 from __future__ import annotations
 
 import re

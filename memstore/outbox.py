@@ -4,6 +4,7 @@ When the database is locked or fails, the user's text and a reply the model alre
 not be lost, not even to a page reload. Each kept item is one small JSON file, written atomically,
 so several app processes can share the folder without a lock.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +13,7 @@ import os
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,8 +44,16 @@ class Unsent:
 
 
 def new_unsent(user_id: str, conversation_id: int, kind: UnsentKind, text: str, error: str, **reply: Any) -> Unsent:
-    return Unsent(uuid.uuid4().hex, user_id, conversation_id, kind, text, error,
-                  datetime.now(timezone.utc).isoformat(timespec="seconds"), **reply)
+    return Unsent(
+        uuid.uuid4().hex,
+        user_id,
+        conversation_id,
+        kind,
+        text,
+        error,
+        datetime.now(UTC).isoformat(timespec="seconds"),
+        **reply,
+    )
 
 
 def _encode(item: Unsent) -> str:
@@ -69,7 +78,7 @@ class Outbox:
         self.folder = folder
 
     @classmethod
-    def beside(cls, data_dir: Path) -> "Outbox":
+    def beside(cls, data_dir: Path) -> Outbox:
         """The outbox in the data folder, or in the system's temporary folder when that one is not writable."""
         for folder in (data_dir / "outbox", Path(tempfile.gettempdir()) / "memorylab-outbox"):
             try:

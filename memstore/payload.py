@@ -1,4 +1,5 @@
 """The exact request for a turn, split into sections with token counts."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,7 +70,9 @@ class Payload:
         if self.view.entities is not None:
             out["entities"] = self.view.entities.details()
         if self.facts.left_out:
-            out["facts_left_out"] = [{"source": f.source, "key": f.key, "reason": why} for f, why in self.facts.left_out]
+            out["facts_left_out"] = [
+                {"source": f.source, "key": f.key, "reason": why} for f, why in self.facts.left_out
+            ]
         return out
 
 
@@ -96,8 +99,15 @@ def entity_block(view: MemoryView) -> str:
     return "\n\n" + ENTITY_HEADER + "\n" + "\n".join(f"- {e.name}: {e.summary}" for e in view.entities.injected)
 
 
-def build_payload(settings: MemorySettings, view: MemoryView, facts: FactSet, new_message: str,
-                  counter: TokenCounter, *, context_tokens: int) -> Payload:
+def build_payload(
+    settings: MemorySettings,
+    view: MemoryView,
+    facts: FactSet,
+    new_message: str,
+    counter: TokenCounter,
+    *,
+    context_tokens: int,
+) -> Payload:
     """System prompt with facts and summary, then the history the memory chose, then the new message."""
     facts_text = facts_block(facts)
     summary_text = summary_block(view)
@@ -124,14 +134,26 @@ def build_payload(settings: MemorySettings, view: MemoryView, facts: FactSet, ne
 
     prompt = settings.system_prompt.strip()
     sections = (
-        Section("system", SECTION_LABELS["system"],
-                message_tokens(counter, prompt) if system_text else 0, 1 if prompt else 0),
+        Section(
+            "system",
+            SECTION_LABELS["system"],
+            message_tokens(counter, prompt) if system_text else 0,
+            1 if prompt else 0,
+        ),
         Section("facts", SECTION_LABELS["facts"], counter.count(facts_text), len(facts.injected)),
         Section("summary", SECTION_LABELS["summary"], counter.count(summary_text), 1 if summary_text else 0),
-        Section("entities", SECTION_LABELS["entities"], counter.count(entity_text),
-                len(view.entities.injected) if entity_text and view.entities else 0),
-        Section("recalled", SECTION_LABELS["recalled"], counter.count(recall_text),
-                len(view.recall.recalled) if recall_text and view.recall else 0),
+        Section(
+            "entities",
+            SECTION_LABELS["entities"],
+            counter.count(entity_text),
+            len(view.entities.injected) if entity_text and view.entities else 0,
+        ),
+        Section(
+            "recalled",
+            SECTION_LABELS["recalled"],
+            counter.count(recall_text),
+            len(view.recall.recalled) if recall_text and view.recall else 0,
+        ),
         Section("history", SECTION_LABELS["history"], sum(history_counts), len(history)),
         Section("new_message", SECTION_LABELS["new_message"], new_tokens + TOKENS_PER_REPLY, 1),
     )

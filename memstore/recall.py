@@ -7,10 +7,12 @@ RECALL_SCAN_TURNS stored vectors, the newest in scope, read as a few sealed rows
 newest ones. Its cost grows with the conversation up to that many turns and then stays flat;
 turns older than the scan are not searched, and the panel says so.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -64,42 +66,62 @@ class LongTermMemory:
         start = max(newest + 1, through_turn - RECALL_SCAN_TURNS + 1, 1)
         if start > through_turn:
             return 0
-        turns = [t for t in group_turns(
-            self.store.turns_between(self.user_id, self.conversation_id, start, through_turn), self.counter)
-            if t.user is not None]
+        turns = [
+            t
+            for t in group_turns(
+                self.store.turns_between(self.user_id, self.conversation_id, start, through_turn), self.counter
+            )
+            if t.user is not None
+        ]
         if not turns:
             return 0
         vectors = self.embedder.embed([turn_text(t) for t in turns])
-        return self.store.add_turn_vectors(self.user_id, self.conversation_id, name,
-                                           [(t.number, to_bytes(v)) for t, v in zip(turns, vectors)])
+        return self.store.add_turn_vectors(
+            self.user_id, self.conversation_id, name, [(t.number, to_bytes(v)) for t, v in zip(turns, vectors)]
+        )
 
     # -- recall -----------------------------------------------------------------------------------
 
     def recall(self, settings: MemorySettings, *, before_turn: int) -> RecallReport:
         """The top-k stored turns before `before_turn` most similar to the query, above the minimum score."""
-        base = dict(query=self.query, scope=settings.recall_scope, top_k=settings.recall_turns,
-                    min_score=settings.recall_min_score)
+        base: dict[str, Any] = dict(
+            query=self.query,
+            scope=settings.recall_scope,
+            top_k=settings.recall_turns,
+            min_score=settings.recall_min_score,
+        )
         if self.embedder is None:
             return RecallReport(**base, searched=0, notes=("Recall is unavailable: no embedding model.",))
         if not self.query.strip():
-            return RecallReport(**base, searched=0, notes=(
-                "Recall runs on your next message: type one under “Next request” to preview it.",))
+            return RecallReport(
+                **base,
+                searched=0,
+                notes=("Recall runs on your next message: type one under “Next request” to preview it.",),
+            )
         if settings.recall_turns == 0:
             return RecallReport(**base, searched=0, notes=("Recall is set to 0 turns.",))
         try:
             query = self._embed_query()
         except (LLMError, ConfigError) as exc:
             return RecallReport(**base, searched=0, notes=(f"Recall skipped: {exc}",))
-        scan = self.store.recent_vectors(self.user_id, self.embedder.name, conversation_id=self.conversation_id,
-                                         before_turn=before_turn, all_conversations=settings.recall_scope == "all",
-                                         limit=RECALL_SCAN_TURNS)
+        scan = self.store.recent_vectors(
+            self.user_id,
+            self.embedder.name,
+            conversation_id=self.conversation_id,
+            before_turn=before_turn,
+            all_conversations=settings.recall_scope == "all",
+            limit=RECALL_SCAN_TURNS,
+        )
         if not len(scan):
             return RecallReport(**base, searched=0, notes=("No older turn is indexed yet to recall from.",))
         scores = dequantize(scan.vectors) @ query
-        order = np.argsort(-scores, kind="stable")[:settings.recall_turns + MISSED_SHOWN]
-        picked = [int(i) for i in order[:settings.recall_turns] if scores[i] >= settings.recall_min_score]
-        missed = tuple((int(scan.conversation_ids[i]), int(scan.turns[i]), float(scores[i]))
-                       for i in order if scores[i] < settings.recall_min_score)[:MISSED_SHOWN]
+        order = np.argsort(-scores, kind="stable")[: settings.recall_turns + MISSED_SHOWN]
+        picked = [int(i) for i in order[: settings.recall_turns] if scores[i] >= settings.recall_min_score]
+        missed = tuple(
+            (int(scan.conversation_ids[i]), int(scan.turns[i]), float(scores[i]))
+            for i in order
+            if scores[i] < settings.recall_min_score
+        )[:MISSED_SHOWN]
         recalled = []
         titles: dict[int, str] = {}
         for rank, index in enumerate(picked, 1):
@@ -109,13 +131,16 @@ class LongTermMemory:
                 continue
             if owner not in titles:
                 titles[owner] = self.store.get_conversation(self.user_id, owner).title
-            recalled.append(RecalledTurn(owner, titles[owner], turn, float(scores[index]), rank,
-                                         owner == self.conversation_id))
+            recalled.append(
+                RecalledTurn(owner, titles[owner], turn, float(scores[index]), rank, owner == self.conversation_id)
+            )
         recalled.sort(key=lambda r: (not r.same_conversation, r.conversation_id, r.turn.number))
         searched = len(scan)
-        notes = [f"Recall compared your message with {searched:,} stored turn{'s' if searched != 1 else ''}"
-                 f" ({'all your conversations' if settings.recall_scope == 'all' else 'this conversation'}) and "
-                 f"picked {len(recalled)}."]
+        notes = [
+            f"Recall compared your message with {searched:,} stored turn{'s' if searched != 1 else ''}"
+            f" ({'all your conversations' if settings.recall_scope == 'all' else 'this conversation'}) and "
+            f"picked {len(recalled)}."
+        ]
         if searched == RECALL_SCAN_TURNS:
             notes.append(f"Only the newest {RECALL_SCAN_TURNS:,} stored turns are searched; older ones are not.")
         return RecallReport(**base, searched=searched, recalled=tuple(recalled), missed=missed, notes=tuple(notes))
@@ -143,4 +168,3 @@ class LongTermMemory:
         else:
             note = f"{len(injected)} of {len(known)} known entities are named in your message and injected."
         return EntityReport(known, injected, (note,))
-

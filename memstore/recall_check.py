@@ -5,14 +5,16 @@ filler turns whose replies are scripted, then asks a question whose answer is th
 a real turn (`Chat.send`), so the model is called with exactly what the memory type sends; the request is
 read back from the ledger. Scoring is two pure functions, `reached` and `score_reply`.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 from . import validation
 from .chat import Chat
@@ -41,6 +43,7 @@ Outcome = Literal["used", "unused", "guessed", "missing"]
 
 
 # -- scoring (pure) -------------------------------------------------------------------------------
+
 
 def _normalized(text: str) -> str:
     return text.replace("\u2019", "'").replace("\u2018", "'").casefold()
@@ -73,6 +76,7 @@ def outcome(fact_reached: bool, answered: bool) -> Outcome:
 
 
 # -- the set ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RecallCase:
@@ -107,8 +111,9 @@ class RecallSet:
     recall_turns: int = 1
 
     def settings(self, memory_type: str) -> MemorySettings:
-        return MemorySettings(memory_type, window_turns=self.window_turns, max_tokens=self.max_tokens,
-                              recall_turns=self.recall_turns)
+        return MemorySettings(
+            memory_type, window_turns=self.window_turns, max_tokens=self.max_tokens, recall_turns=self.recall_turns
+        )
 
 
 def _whole(raw: dict, name: str, default: int, low: int, where: str) -> int:
@@ -141,18 +146,24 @@ def _case(raw: object, index: int, limits: Limits) -> RecallCase:
     for number, turn in enumerate(turns_raw, 1):
         if not isinstance(turn, dict):
             raise InvalidInput(f"{where}: turn {number} must be an object with 'user' and 'assistant'.")
-        turns.append(ScriptTurn(validation.message_text(_text(turn, "user", f"{where}, turn {number}"), limits),
-                                _text(turn, "assistant", f"{where}, turn {number}")))
+        turns.append(
+            ScriptTurn(
+                validation.message_text(_text(turn, "user", f"{where}, turn {number}"), limits),
+                _text(turn, "assistant", f"{where}, turn {number}"),
+            )
+        )
     question = validation.message_text(_text(raw, "question", where), limits)
     answers_raw = raw.get("answers")
-    if not isinstance(answers_raw, list) or not 1 <= len(answers_raw) <= MAX_ANSWERS or not all(
-            isinstance(a, str) and a.strip() for a in answers_raw):
+    if (
+        not isinstance(answers_raw, list)
+        or not 1 <= len(answers_raw) <= MAX_ANSWERS
+        or not all(isinstance(a, str) and a.strip() for a in answers_raw)
+    ):
         raise InvalidInput(f"{where}: 'answers' must be a list of 1 to {MAX_ANSWERS} non-empty strings.")
     answers = tuple(a.strip() for a in answers_raw)
     needle = _text(raw, "needle", where)
     if contains_phrase(question, needle) or score_reply(question, answers):
-        raise InvalidInput(f"{where}: the question already holds the fact or its answer, so it would always be "
-                           "found.")
+        raise InvalidInput(f"{where}: the question already holds the fact or its answer, so it would always be found.")
     fact_turn = fact_key = fact_value = None
     if kind == "chat":
         fact_turn = raw.get("fact_turn")
@@ -160,8 +171,11 @@ def _case(raw: object, index: int, limits: Limits) -> RecallCase:
             raise InvalidInput(f"{where}: 'fact_turn' must be a turn of its script (1 to {len(turns)}).")
         if not contains_phrase(turns[fact_turn - 1].user, needle):
             raise InvalidInput(f"{where}: the message of turn {fact_turn} does not contain the needle {needle!r}.")
-        others = [n for n, t in enumerate(turns, 1) if n != fact_turn and reached(
-            (ChatMessage("user", t.user), ChatMessage("assistant", t.assistant)), needle)]
+        others = [
+            n
+            for n, t in enumerate(turns, 1)
+            if n != fact_turn and reached((ChatMessage("user", t.user), ChatMessage("assistant", t.assistant)), needle)
+        ]
     else:
         fact = raw.get("fact")
         if not isinstance(fact, dict):
@@ -170,11 +184,16 @@ def _case(raw: object, index: int, limits: Limits) -> RecallCase:
         fact_value = validation.fact_value(fact.get("value"), limits)
         if not contains_phrase(fact_value, needle):
             raise InvalidInput(f"{where}: the fact's value does not contain the needle {needle!r}.")
-        others = [n for n, t in enumerate(turns, 1) if reached(
-            (ChatMessage("user", t.user), ChatMessage("assistant", t.assistant)), needle)]
+        others = [
+            n
+            for n, t in enumerate(turns, 1)
+            if reached((ChatMessage("user", t.user), ChatMessage("assistant", t.assistant)), needle)
+        ]
     if others:
-        raise InvalidInput(f"{where}: turn {others[0]} also contains the needle {needle!r}, so reaching the model "
-                           "would not show the fact survived.")
+        raise InvalidInput(
+            f"{where}: turn {others[0]} also contains the needle {needle!r}, so reaching the model "
+            "would not show the fact survived."
+        )
     return RecallCase(case_id, kind, tuple(turns), question, answers, needle, fact_turn, fact_key, fact_value)
 
 
@@ -185,7 +204,7 @@ def parse_recall_set(text: str, limits: Limits = Limits()) -> RecallSet:
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"The recall set is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
     if not isinstance(raw, dict) or raw.get("format") != RECALL_SET_FORMAT:
-        raise InvalidInput(f"The recall set must be a JSON object with \"format\": {RECALL_SET_FORMAT!r}.")
+        raise InvalidInput(f'The recall set must be a JSON object with "format": {RECALL_SET_FORMAT!r}.')
     settings = raw.get("settings", {})
     if not isinstance(settings, dict):
         raise InvalidInput("The recall set's 'settings' must be an object.")
@@ -213,6 +232,7 @@ def bundled_recall_set() -> RecallSet:
 
 # -- running --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CaseResult:
     """One case under one memory type: what was sent, what came back, and the two marks."""
@@ -233,8 +253,9 @@ class CaseResult:
         return outcome(self.reached, self.answered)
 
 
-def run_case(case: RecallCase, memory_type: str, client: ChatClient, *, recall_set: RecallSet,
-             embedder: Embedder | None = None) -> CaseResult:
+def run_case(
+    case: RecallCase, memory_type: str, client: ChatClient, *, recall_set: RecallSet, embedder: Embedder | None = None
+) -> CaseResult:
     """Replay the case's turns under one type in a throw-away store, then ask its question for real."""
     started = time.perf_counter()
     facts = case.facts()
@@ -248,8 +269,12 @@ def run_case(case: RecallCase, memory_type: str, client: ChatClient, *, recall_s
     sent = call.request if call is not None else ()
     reply = result.reply.content
     return CaseResult(
-        case_id=case.case_id, kind=case.kind, memory_type=memory_type, reached=reached(sent, case.needle),
-        answered=score_reply(reply, case.answers), reply=reply,
+        case_id=case.case_id,
+        kind=case.kind,
+        memory_type=memory_type,
+        reached=reached(sent, case.needle),
+        answered=score_reply(reply, case.answers),
+        reply=reply,
         error=result.error.message if result.error is not None else None,
         prompt_tokens=(call.counted_prompt_tokens or 0) if call is not None else 0,
         answer_ms=(call.latency_ms or 0.0) if call is not None else 0.0,
@@ -257,9 +282,15 @@ def run_case(case: RecallCase, memory_type: str, client: ChatClient, *, recall_s
     )
 
 
-def run_recall(recall_set: RecallSet, client: ChatClient, *, memory_types: Iterable[str] | None = None,
-               cases: Sequence[RecallCase] | None = None, embedder: Embedder | None = None,
-               on_result: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
+def run_recall(
+    recall_set: RecallSet,
+    client: ChatClient,
+    *,
+    memory_types: Iterable[str] | None = None,
+    cases: Sequence[RecallCase] | None = None,
+    embedder: Embedder | None = None,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> list[CaseResult]:
     """Every case under every memory type (all registered ones unless given); `on_result` after each."""
     types = list(memory_types) if memory_types is not None else list(MEMORY_TYPES)
     unknown = [t for t in types if t not in MEMORY_TYPES]
@@ -293,6 +324,15 @@ def tally(results: Sequence[CaseResult], key: Callable[[CaseResult], str]) -> li
     groups: dict[str, list[CaseResult]] = {}
     for result in results:
         groups.setdefault(key(result), []).append(result)
-    return [Tally(label, len(group), sum(r.reached for r in group), sum(r.answered for r in group),
-                  sum(r.outcome == "unused" for r in group), sum(r.outcome == "guessed" for r in group),
-                  sum(r.elapsed_ms for r in group) / 1000.0) for label, group in groups.items()]
+    return [
+        Tally(
+            label,
+            len(group),
+            sum(r.reached for r in group),
+            sum(r.answered for r in group),
+            sum(r.outcome == "unused" for r in group),
+            sum(r.outcome == "guessed" for r in group),
+            sum(r.elapsed_ms for r in group) / 1000.0,
+        )
+        for label, group in groups.items()
+    ]

@@ -1,4 +1,5 @@
 """Frozen records that cross the storage boundary; the UI never sees ORM objects."""
+
 from __future__ import annotations
 
 import hashlib
@@ -138,8 +139,11 @@ CACHED_PURPOSES = frozenset({"summary", "facts", "entities"})  # calls a replay 
 
 def request_hash(model: str, request: tuple[ChatMessage, ...], params: dict[str, Any]) -> str:
     """A stable fingerprint of an exact request: same model, messages and parameters, same hash."""
-    body = json.dumps({"model": model, "messages": [m.as_dict() for m in request], "params": params},
-                      sort_keys=True, ensure_ascii=False)
+    body = json.dumps(
+        {"model": model, "messages": [m.as_dict() for m in request], "params": params},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
@@ -164,7 +168,7 @@ class VectorScan:
         return len(self.turns)
 
     @classmethod
-    def empty(cls) -> "VectorScan":
+    def empty(cls) -> VectorScan:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.int8))
 
 

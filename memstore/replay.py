@@ -5,16 +5,18 @@ and summaries run exactly as in a live chat (the same code), in throw-away tempo
 summary calls go to the summarizer, and a ledger passed as `cache` lets a replay reuse any
 summary it has already paid for.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
-from .embeddings import Embedder
 from .chat import Chat
 from .config import Limits
+from .embeddings import Embedder
 from .errors import InvalidInput
 from .facts import FactSet
 from .llm import ChatClient
@@ -96,10 +98,18 @@ def script_from_conversation(store: TranscriptStore, user_id: str, conversation_
     return script[-MAX_REPLAY_TURNS:]
 
 
-def replay(script: Sequence[ScriptTurn], settings: Sequence[MemorySettings], client: ChatClient, *,
-           user_id: str, facts: FactSet = FactSet(), cache: CallCache | None = None,
-           on_progress: Callable[[int, int], None] | None = None,
-           embedder: Embedder | None = None, limits: Limits = Limits()) -> list[TypeReplay]:
+def replay(
+    script: Sequence[ScriptTurn],
+    settings: Sequence[MemorySettings],
+    client: ChatClient,
+    *,
+    user_id: str,
+    facts: FactSet = FactSet(),
+    cache: CallCache | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    embedder: Embedder | None = None,
+    limits: Limits = Limits(),
+) -> list[TypeReplay]:
     """Replay `script` once per settings; `on_progress(done, total)` after every turn of every type."""
     total = len(script) * len(settings)
     done = 0
@@ -113,13 +123,15 @@ def replay(script: Sequence[ScriptTurn], settings: Sequence[MemorySettings], cli
             after = chat.after_turn(conv.id)
             updates = [u for u in (*run.summary_updates, after.summary) if u is not None]
             entity_calls = (after.entities.call,) if after.entities is not None and after.entities.call else ()
-            frames.append(Frame(
-                turn=number,
-                payload=run.payload,
-                summary_calls=tuple(u.call for u in updates if u.call is not None) + entity_calls,
-                cached_summaries=sum(1 for u in updates if u.cached),
-                reply_tokens=chat.counter.count(turn.assistant),
-            ))
+            frames.append(
+                Frame(
+                    turn=number,
+                    payload=run.payload,
+                    summary_calls=tuple(u.call for u in updates if u.call is not None) + entity_calls,
+                    cached_summaries=sum(1 for u in updates if u.cached),
+                    reply_tokens=chat.counter.count(turn.assistant),
+                )
+            )
             done += 1
             if on_progress is not None:
                 on_progress(done, total)
@@ -130,8 +142,53 @@ def replay(script: Sequence[ScriptTurn], settings: Sequence[MemorySettings], cli
 # -- what a replay teaches ---------------------------------------------------------------------
 
 SurvivalStatus = Literal["kept", "evicted", "folded", "never_sent"]
-_STOPWORDS = frozenset("the a an and or but is am are was were be to of in on at for with my your i you me it "
-                       "this that what which who do does did have has had not no yes so as by from".split())
+_STOPWORDS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "is",
+        "am",
+        "are",
+        "was",
+        "were",
+        "be",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "my",
+        "your",
+        "i",
+        "you",
+        "me",
+        "it",
+        "this",
+        "that",
+        "what",
+        "which",
+        "who",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "not",
+        "no",
+        "yes",
+        "so",
+        "as",
+        "by",
+        "from",
+    ]
+)
 
 
 def needle_words(needle: str) -> list[str]:
@@ -174,8 +231,15 @@ def fact_survival(replays: Sequence[TypeReplay], fact_turn: int, needle: str) ->
         summary = final.payload.view.summary
         folded = summary is not None and summary.from_turn <= fact_turn <= summary.through_turn
         if folded:
-            out.append(Survival(result.memory_type, "folded", verbatim[-1] if verbatim else None, lost,
-                                mentions(final.summary_text, needle)))
+            out.append(
+                Survival(
+                    result.memory_type,
+                    "folded",
+                    verbatim[-1] if verbatim else None,
+                    lost,
+                    mentions(final.summary_text, needle),
+                )
+            )
         else:
             status: SurvivalStatus = "evicted" if verbatim else "never_sent"
             out.append(Survival(result.memory_type, status, verbatim[-1] if verbatim else None, lost, None))
@@ -240,26 +304,43 @@ def export_replay(title: str, script: Sequence[ScriptTurn], results: Sequence[Ty
         for frame in result.frames:
             diff = diff_frames(before, frame)
             summary = frame.payload.view.summary
-            frames.append({
-                "turn": frame.turn,
-                "tokens": frame.payload.total_tokens,
-                "sections": frame.payload.tokens_by_section(),
-                "messages": [m.as_dict() for m in frame.payload.messages],
-                "sent_turns": list(frame.sent_turns),
-                "dropped_turns": frame.payload.view.dropped_count,
-                "summary": None if summary is None else {
-                    "text": summary.text, "from_turn": summary.from_turn, "through_turn": summary.through_turn},
-                "summary_calls": [{"prompt_tokens": c.counted_prompt_tokens, "completion_tokens":
-                                   c.usage.completion_tokens, "reply": c.reply} for c in frame.summary_calls],
-                "diff": {"entered": list(diff.entered), "left": list(diff.left),
-                         "summary": [list(op) for op in diff.summary_ops if op[0] != "equal"],
-                         "facts_added": list(diff.facts_added), "facts_removed": list(diff.facts_removed)},
-            })
+            frames.append(
+                {
+                    "turn": frame.turn,
+                    "tokens": frame.payload.total_tokens,
+                    "sections": frame.payload.tokens_by_section(),
+                    "messages": [m.as_dict() for m in frame.payload.messages],
+                    "sent_turns": list(frame.sent_turns),
+                    "dropped_turns": frame.payload.view.dropped_count,
+                    "summary": None
+                    if summary is None
+                    else {"text": summary.text, "from_turn": summary.from_turn, "through_turn": summary.through_turn},
+                    "summary_calls": [
+                        {
+                            "prompt_tokens": c.counted_prompt_tokens,
+                            "completion_tokens": c.usage.completion_tokens,
+                            "reply": c.reply,
+                        }
+                        for c in frame.summary_calls
+                    ],
+                    "diff": {
+                        "entered": list(diff.entered),
+                        "left": list(diff.left),
+                        "summary": [list(op) for op in diff.summary_ops if op[0] != "equal"],
+                        "facts_added": list(diff.facts_added),
+                        "facts_removed": list(diff.facts_removed),
+                    },
+                }
+            )
             before = frame
         types.append({"settings": asdict(result.settings), "frames": frames})
-    return {"format": REPLAY_FORMAT, "title": title, "tokenizer": results[0].frames[0].payload.tokenizer
-            if results and results[0].frames else None,
-            "turns": [{"user": t.user, "assistant": t.assistant} for t in script], "types": types}
+    return {
+        "format": REPLAY_FORMAT,
+        "title": title,
+        "tokenizer": results[0].frames[0].payload.tokenizer if results and results[0].frames else None,
+        "turns": [{"user": t.user, "assistant": t.assistant} for t in script],
+        "types": types,
+    }
 
 
 def replay_markdown(export: dict) -> str:
@@ -281,10 +362,15 @@ def replay_markdown(export: dict) -> str:
                 changes.append("stopped sending turns " + ", ".join(map(str, diff["left"])))
             if diff["summary"]:
                 changes.append("summary rewritten")
-            out.append(f"**{kind['settings']['memory_type']}** · {frame['tokens']} tokens ({sections})"
-                       + (f" · {'; '.join(changes)}" if changes else ""))
-            out.append("```text\n" + "\n".join(f"[{m['role']}] {m['content']}" for m in frame["messages"])
-                       .replace("```", "'''") + "\n```")
+            out.append(
+                f"**{kind['settings']['memory_type']}** · {frame['tokens']} tokens ({sections})"
+                + (f" · {'; '.join(changes)}" if changes else "")
+            )
+            out.append(
+                "```text\n"
+                + "\n".join(f"[{m['role']}] {m['content']}" for m in frame["messages"]).replace("```", "'''")
+                + "\n```"
+            )
     return "\n".join(out)
 
 
@@ -292,8 +378,9 @@ def parse_replay_file(raw: bytes, limits: Limits = Limits()) -> tuple[str, list[
     """An exported replay, validated whole (every text storable, at least one type), as a script and settings."""
     data = read_json_file(raw, max_bytes=MAX_REPLAY_FILE_BYTES, fmt=REPLAY_FORMAT, what="an exported Memory Lab replay")
     try:
-        script = [ScriptTurn(message_text(t["user"], limits), reply_text(t["assistant"], limits))
-                  for t in data["turns"]]
+        script = [
+            ScriptTurn(message_text(t["user"], limits), reply_text(t["assistant"], limits)) for t in data["turns"]
+        ]
         settings = [settings_from_dict(t["settings"], limits) for t in data["types"]]
     except (KeyError, TypeError) as exc:
         raise InvalidInput(f"The replay file is missing a field: {exc}.") from None

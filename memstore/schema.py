@@ -1,16 +1,30 @@
 """SQLAlchemy tables; private to memstore (the store returns records, never these)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint, text, true)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -130,8 +144,13 @@ class ModelCallRow(Base):
     __table_args__ = (
         Index("ix_model_calls_user_conversation", "user_id", "conversation_id", "id"),
         Index("ix_model_calls_conversation_turn", "conversation_id", "turn"),
-        Index("ix_model_calls_user_request_hash", "user_id", "request_hash",
-              sqlite_where=text("request_hash IS NOT NULL"), postgresql_where=text("request_hash IS NOT NULL")),
+        Index(
+            "ix_model_calls_user_request_hash",
+            "user_id",
+            "request_hash",
+            sqlite_where=text("request_hash IS NOT NULL"),
+            postgresql_where=text("request_hash IS NOT NULL"),
+        ),
     )
 
 

@@ -1,13 +1,14 @@
 """The persistent store: SQLAlchemy over SQLite or PostgreSQL, one transaction per unit of work."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
-
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,29 +16,37 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import validation
 from .config import Limits
 from .database import create_db_engine, describe_db_error, migrate
+from .embeddings import VECTOR_DTYPE
+from .errors import InvalidInput, NotFound, StorageError
 from .hotpath import CONVERSATION_COLUMNS, HotPath
 from .memory import MEMORY_TYPES
-from .errors import InvalidInput, NotFound, StorageError
-from .embeddings import VECTOR_DTYPE
 from .records import (
+    CACHED_PURPOSES,
     CallDraft,
     ChatMessage,
     Conversation,
+    Entity,
     MemorySettings,
     Message,
     MessageStatus,
     ModelCall,
     Preference,
+    PreferenceChange,
     Summary,
     Usage,
-    CACHED_PURPOSES,
-    Entity,
-    PreferenceChange,
     VectorScan,
     request_hash,
 )
-from .schema import (ConversationRow, EntityRow, MessageRow, ModelCallRow, PreferenceChangeRow, PreferenceRow,
-                     SummaryRow, utcnow)
+from .schema import (
+    ConversationRow,
+    EntityRow,
+    MessageRow,
+    ModelCallRow,
+    PreferenceChangeRow,
+    PreferenceRow,
+    SummaryRow,
+    utcnow,
+)
 from .store_api import NewMessage
 
 MAX_PAGE = 500
@@ -47,9 +56,14 @@ MAX_ENTITIES = 200  # entities one read returns
 STATUSES = ("complete", "partial", "failed")
 
 
+def _row(values: dict[str, Any]) -> Any:
+    """A hot-path row (a dict) read like an ORM row by the record builders."""
+    return SimpleNamespace(**values)
+
+
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything leaving the store is UTC-aware."""
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 _LAST_SEQ, _LAST_TURN = CONVERSATION_COLUMNS.index("last_seq"), CONVERSATION_COLUMNS.index("last_turn")
@@ -60,8 +74,15 @@ def _conversation(row: ConversationRow) -> Conversation:
         id=row.id,
         user_id=row.user_id,
         title=row.title,
-        settings=MemorySettings(row.memory_type, row.window_turns, row.max_tokens, row.system_prompt,
-                                row.recall_turns, row.recall_min_score, row.recall_scope),
+        settings=MemorySettings(
+            row.memory_type,
+            row.window_turns,
+            row.max_tokens,
+            row.system_prompt,
+            row.recall_turns,
+            row.recall_min_score,
+            row.recall_scope,
+        ),
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
         message_count=row.message_count,
@@ -135,17 +156,34 @@ def _call(row: ModelCallRow) -> ModelCall:
 
 def _log_user_change(session: Session, user_id: str, key: str, old: str | None, new: str | None) -> None:
     """A preference edited by hand joins its history, so an older automatic change cannot be undone over it."""
-    session.add(PreferenceChangeRow(user_id=user_id, key=key, old_value=old, new_value=new, source="user",
-                                    created_at=utcnow()))
+    session.add(
+        PreferenceChangeRow(user_id=user_id, key=key, old_value=old, new_value=new, source="user", created_at=utcnow())
+    )
 
 
 def _preference_change(row: PreferenceChangeRow) -> PreferenceChange:
-    return PreferenceChange(row.id, row.key, row.old_value, row.new_value, row.source, row.conversation_id, row.turn,
-                            row.call_id, row.undoes, _aware(row.created_at))
+    return PreferenceChange(
+        row.id,
+        row.key,
+        row.old_value,
+        row.new_value,
+        row.source,
+        row.conversation_id,
+        row.turn,
+        row.call_id,
+        row.undoes,
+        _aware(row.created_at),
+    )
 
 
-def _vector_scan(loose: Sequence[tuple[int, int, bytes]], blocks: Sequence[tuple[int, bytes, bytes]], *,
-                 conversation_id: int, before_turn: int, limit: int) -> VectorScan:
+def _vector_scan(
+    loose: Sequence[tuple[int, int, bytes]],
+    blocks: Sequence[tuple[int, bytes, bytes]],
+    *,
+    conversation_id: int,
+    before_turn: int,
+    limit: int,
+) -> VectorScan:
     """Loose rows and sealed blocks as one scan: this conversation's turns first (newest first), then others."""
     ids = [np.array([c for c, _, _ in loose], dtype=np.int64)]
     turns = [np.array([t for _, t, _ in loose], dtype=np.int64)]
@@ -241,7 +279,7 @@ class SqlStore:
         self._known_types = known_memory_types
 
     @classmethod
-    def open(cls, url: str, *, limits: Limits = Limits(), known_memory_types: frozenset[str] | None = None) -> "SqlStore":
+    def open(cls, url: str, *, limits: Limits = Limits(), known_memory_types: frozenset[str] | None = None) -> SqlStore:
         """Open (and migrate) the database at a SQLAlchemy URL."""
         engine = create_db_engine(url)
         migrate(engine)
@@ -284,30 +322,54 @@ class SqlStore:
         except DBAPIError as exc:
             raise StorageError(describe_db_error(exc)) from None
 
-    def _append(self, cursor: Any, user_id: str, conversation_id: int, *, new_turn: bool, turn: int | None,
-                role: str, content: str, status: str, tokens: int, tokenizer: str, error: str | None,
-                now: datetime, with_conversation: bool = False) -> tuple[Message, Conversation | None]:
+    def _append(
+        self,
+        cursor: Any,
+        user_id: str,
+        conversation_id: int,
+        *,
+        new_turn: bool,
+        turn: int | None,
+        role: str,
+        content: str,
+        status: str,
+        tokens: int,
+        tokenizer: str,
+        error: str | None,
+        now: datetime,
+        with_conversation: bool = False,
+    ) -> tuple[Message, Conversation | None]:
         """Count one more message on the conversation and insert it: two statements, no read-modify-write."""
         hot = self._hot
         stamp = hot.stamp(now)
-        bumped = hot.bump(cursor, user_id, conversation_id, tokens=tokens, new_turn=new_turn, stamp=stamp,
-                          full=with_conversation)
+        bumped = hot.bump(
+            cursor, user_id, conversation_id, tokens=tokens, new_turn=new_turn, stamp=stamp, full=with_conversation
+        )
         seq, last_turn = (bumped[_LAST_SEQ], bumped[_LAST_TURN]) if with_conversation else bumped
         turn = last_turn if new_turn else turn
         if turn is None or not 1 <= turn <= last_turn:
             raise InvalidInput(f"Turn {turn} does not exist in this conversation.")
-        message_id = hot.insert_message(cursor, (conversation_id, user_id, seq, turn, role, content, status, error,
-                                                 tokens, tokenizer, stamp))
-        message = Message(id=message_id, conversation_id=conversation_id, seq=seq, turn=turn, role=role,  # type: ignore[arg-type]
-                          content=content, status=status, tokens=tokens, tokenizer=tokenizer,  # type: ignore[arg-type]
-                          created_at=_aware(now), error=error)
-        conversation = _conversation(SimpleNamespace(**hot.conversation_row(bumped))) if with_conversation else None
+        message_id = hot.insert_message(
+            cursor, (conversation_id, user_id, seq, turn, role, content, status, error, tokens, tokenizer, stamp)
+        )
+        message = Message(
+            id=message_id,
+            conversation_id=conversation_id,
+            seq=seq,
+            turn=turn,
+            role=role,  # type: ignore[arg-type]
+            content=content,
+            status=status,  # type: ignore[arg-type]
+            tokens=tokens,
+            tokenizer=tokenizer,
+            created_at=_aware(now),
+            error=error,
+        )
+        conversation = _conversation(_row(hot.conversation_row(bumped))) if with_conversation else None
         return message, conversation
 
     def _owned(self, session: Session, user_id: str, conversation_id: int, *, lock: bool = False) -> ConversationRow:
-        query = select(ConversationRow).where(
-            ConversationRow.id == conversation_id, ConversationRow.user_id == user_id
-        )
+        query = select(ConversationRow).where(ConversationRow.id == conversation_id, ConversationRow.user_id == user_id)
         if lock:
             query = query.with_for_update()
         row = session.scalars(query).one_or_none()
@@ -351,7 +413,7 @@ class SqlStore:
     def get_conversation(self, user_id: str, conversation_id: int) -> Conversation:
         with self._hot.transaction(write=False) as cursor:
             row = self._hot.conversation(cursor, user_id, conversation_id)
-        return _conversation(SimpleNamespace(**row))
+        return _conversation(_row(row))
 
     def list_conversations(
         self, user_id: str, *, search: str | None = None, limit: int = 50, offset: int = 0
@@ -401,9 +463,15 @@ class SqlStore:
     def release_retry(self, user_id: str, conversation_id: int, turn: int) -> None:
         """End a retry's claim on its turn (a deleted conversation has nothing to release)."""
         with self._tx(write=True) as session:
-            session.execute(update(ConversationRow).where(
-                ConversationRow.id == conversation_id, ConversationRow.user_id == user_id,
-                ConversationRow.retry_turn == turn).values(retry_turn=None, retry_until=None))
+            session.execute(
+                update(ConversationRow)
+                .where(
+                    ConversationRow.id == conversation_id,
+                    ConversationRow.user_id == user_id,
+                    ConversationRow.retry_turn == turn,
+                )
+                .values(retry_turn=None, retry_until=None)
+            )
 
     def delete_conversation(self, user_id: str, conversation_id: int) -> None:
         with self._tx(write=True) as session:
@@ -417,9 +485,20 @@ class SqlStore:
     ) -> Message:
         content = validation.message_text(content, self.limits)
         with self._hot.transaction(write=True) as cursor:
-            return self._append(cursor, user_id, conversation_id, new_turn=True, turn=None, role="user",
-                                content=content, status="complete", tokens=tokens, tokenizer=tokenizer,
-                                error=None, now=utcnow())[0]
+            return self._append(
+                cursor,
+                user_id,
+                conversation_id,
+                new_turn=True,
+                turn=None,
+                role="user",
+                content=content,
+                status="complete",
+                tokens=tokens,
+                tokenizer=tokenizer,
+                error=None,
+                now=utcnow(),
+            )[0]
 
     def begin_turn(
         self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
@@ -427,9 +506,21 @@ class SqlStore:
         """Save the user's message as a new turn and return it with the conversation as it now stands."""
         content = validation.message_text(content, self.limits)
         with self._hot.transaction(write=True) as cursor:
-            return self._append(cursor, user_id, conversation_id, new_turn=True, turn=None, role="user",
-                                content=content, status="complete", tokens=tokens, tokenizer=tokenizer,
-                                error=None, now=utcnow(), with_conversation=True)  # type: ignore[return-value]
+            return self._append(
+                cursor,
+                user_id,
+                conversation_id,
+                new_turn=True,
+                turn=None,
+                role="user",
+                content=content,
+                status="complete",
+                tokens=tokens,
+                tokenizer=tokenizer,
+                error=None,
+                now=utcnow(),
+                with_conversation=True,
+            )  # type: ignore[return-value]
 
     def add_reply(
         self,
@@ -450,9 +541,20 @@ class SqlStore:
             content = content.replace("\x00", "\ufffd")
         now = utcnow()
         with self._hot.transaction(write=True) as cursor:
-            message, _ = self._append(cursor, user_id, conversation_id, new_turn=False, turn=turn,
-                                      role="assistant", content=content, status=status, tokens=tokens, tokenizer=tokenizer, error=error,
-                                   now=now)
+            message, _ = self._append(
+                cursor,
+                user_id,
+                conversation_id,
+                new_turn=False,
+                turn=turn,
+                role="assistant",
+                content=content,
+                status=status,
+                tokens=tokens,
+                tokenizer=tokenizer,
+                error=error,
+                now=now,
+            )
             if call is None:
                 return message, None
             call_id = self._hot.insert(cursor, "model_calls", _call_values(user_id, call, now))
@@ -481,9 +583,17 @@ class SqlStore:
                 conv.token_total += m.tokens
                 rows.append(
                     dict(
-                        conversation_id=conv.id, user_id=user_id, seq=conv.last_seq, turn=conv.last_turn,
-                        role=m.role, content=m.content, status=m.status, error=None, tokens=m.tokens,
-                        tokenizer=m.tokenizer, created_at=now,
+                        conversation_id=conv.id,
+                        user_id=user_id,
+                        seq=conv.last_seq,
+                        turn=conv.last_turn,
+                        role=m.role,
+                        content=m.content,
+                        status=m.status,
+                        error=None,
+                        tokens=m.tokens,
+                        tokenizer=m.tokenizer,
+                        created_at=now,
                     )
                 )
             conv.updated_at = now
@@ -501,8 +611,12 @@ class SqlStore:
     def turns_between(self, user_id: str, conversation_id: int, from_turn: int, to_turn: int) -> list[Message]:
         """Messages of turns [from_turn, to_turn], in order: one indexed range read."""
         with self._hot.transaction(write=False) as cursor:
-            rows = self._hot.messages(cursor, "conversation_id = ? AND user_id = ? AND turn >= ? AND turn <= ?",
-                                      (conversation_id, user_id, from_turn, to_turn), order="seq")
+            rows = self._hot.messages(
+                cursor,
+                "conversation_id = ? AND user_id = ? AND turn >= ? AND turn <= ?",
+                (conversation_id, user_id, from_turn, to_turn),
+                order="seq",
+            )
             if not rows:
                 self._hot.owned(cursor, user_id, conversation_id)
         return rows
@@ -529,7 +643,7 @@ class SqlStore:
             row = self._hot.latest_summary(cursor, user_id, conversation_id, memory_type)
             if row is None:
                 self._hot.owned(cursor, user_id, conversation_id)
-        return _summary(SimpleNamespace(**row)) if row is not None else None
+        return _summary(_row(row)) if row is not None else None
 
     def add_summary(
         self,
@@ -548,9 +662,15 @@ class SqlStore:
             self._owned(session, user_id, conversation_id)
             call_row = _add_call(session, user_id, call, now)
             row = SummaryRow(
-                conversation_id=conversation_id, user_id=user_id, memory_type=memory_type, text=text,
-                from_turn=from_turn, through_turn=through_turn, tokens=tokens,
-                call_id=call_row.id if call_row is not None else None, created_at=now,
+                conversation_id=conversation_id,
+                user_id=user_id,
+                memory_type=memory_type,
+                text=text,
+                from_turn=from_turn,
+                through_turn=through_turn,
+                tokens=tokens,
+                call_id=call_row.id if call_row is not None else None,
+                created_at=now,
             )
             session.add(row)
             session.flush()
@@ -570,8 +690,13 @@ class SqlStore:
             return _call(row)
 
     def list_calls(
-        self, user_id: str, *, conversation_id: int | None = None, purpose: str | None = None,
-        limit: int = 50, offset: int = 0,
+        self,
+        user_id: str,
+        *,
+        conversation_id: int | None = None,
+        purpose: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[ModelCall]:
         check_page(limit, offset)
         query = select(ModelCallRow).where(ModelCallRow.user_id == user_id)
@@ -587,8 +712,11 @@ class SqlStore:
         """Every model call made for one turn of a conversation, oldest first (an indexed read)."""
         query = (
             select(ModelCallRow)
-            .where(ModelCallRow.conversation_id == conversation_id, ModelCallRow.turn == turn,
-                   ModelCallRow.user_id == user_id)
+            .where(
+                ModelCallRow.conversation_id == conversation_id,
+                ModelCallRow.turn == turn,
+                ModelCallRow.user_id == user_id,
+            )
             .order_by(ModelCallRow.id)
             .limit(MAX_PAGE)
         )
@@ -600,8 +728,9 @@ class SqlStore:
         """The newest successful call with exactly this request (a replay's summary cache)."""
         query = (
             select(ModelCallRow)
-            .where(ModelCallRow.user_id == user_id, ModelCallRow.request_hash == request_hash,
-                   ModelCallRow.error.is_(None))
+            .where(
+                ModelCallRow.user_id == user_id, ModelCallRow.request_hash == request_hash, ModelCallRow.error.is_(None)
+            )
             .order_by(ModelCallRow.id.desc())
             .limit(1)
         )
@@ -611,8 +740,9 @@ class SqlStore:
 
     # -- turn vectors (retrieval memory) ---------------------------------------------------------
 
-    def add_turn_vectors(self, user_id: str, conversation_id: int, embedder: str,
-                         vectors: Sequence[tuple[int, bytes]]) -> int:
+    def add_turn_vectors(
+        self, user_id: str, conversation_id: int, embedder: str, vectors: Sequence[tuple[int, bytes]]
+    ) -> int:
         """Store embeddings of past turns, once each; every VECTOR_BLOCK_TURNS of them are sealed into one row."""
         if not vectors:
             return 0
@@ -620,16 +750,21 @@ class SqlStore:
         stamp = hot.stamp(utcnow())
         with hot.transaction(write=True) as cursor:
             hot.owned(cursor, user_id, conversation_id, lock=True)  # one indexer per conversation at a time
-            cursor.execute(hot.sql("SELECT MAX(last_turn) FROM turn_vector_blocks WHERE conversation_id = ? "
-                                   "AND embedder = ?"), (conversation_id, embedder))
+            cursor.execute(
+                hot.sql("SELECT MAX(last_turn) FROM turn_vector_blocks WHERE conversation_id = ? AND embedder = ?"),
+                (conversation_id, embedder),
+            )
             sealed = cursor.fetchone()[0] or 0
             vectors = [(turn, vector) for turn, vector in vectors if turn > sealed]  # sealed runs are final
             if not vectors:
                 return 0
-            cursor.executemany(hot.sql(
-                "INSERT INTO turn_vectors (user_id, conversation_id, turn, embedder, vector, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, embedder, turn) DO NOTHING"),
-                [(user_id, conversation_id, turn, embedder, vector, stamp) for turn, vector in vectors])
+            cursor.executemany(
+                hot.sql(
+                    "INSERT INTO turn_vectors (user_id, conversation_id, turn, embedder, vector, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, embedder, turn) DO NOTHING"
+                ),
+                [(user_id, conversation_id, turn, embedder, vector, stamp) for turn, vector in vectors],
+            )
             added = max(cursor.rowcount, 0)  # psycopg and sqlite3 both sum an executemany's rows
             self._seal_vector_blocks(cursor, user_id, conversation_id, embedder, stamp)
             return added
@@ -637,40 +772,72 @@ class SqlStore:
     def _seal_vector_blocks(self, cursor: Any, user_id: str, conversation_id: int, embedder: str, stamp: Any) -> None:
         """Pack the oldest loose vectors into blocks of VECTOR_BLOCK_TURNS once that many have gathered."""
         hot = self._hot
-        cursor.execute(hot.sql("SELECT COUNT(*) FROM turn_vectors WHERE conversation_id = ? AND embedder = ?"),
-                       (conversation_id, embedder))
+        cursor.execute(
+            hot.sql("SELECT COUNT(*) FROM turn_vectors WHERE conversation_id = ? AND embedder = ?"),
+            (conversation_id, embedder),
+        )
         if cursor.fetchone()[0] < VECTOR_BLOCK_TURNS:
             return  # the usual case after a turn: count the loose rows (an index range), read none
-        cursor.execute(hot.sql("SELECT turn, vector FROM turn_vectors WHERE conversation_id = ? AND embedder = ? "
-                               "ORDER BY turn LIMIT ?"), (conversation_id, embedder, MAX_VECTOR_SCAN + VECTOR_BLOCK_TURNS))
+        cursor.execute(
+            hot.sql(
+                "SELECT turn, vector FROM turn_vectors WHERE conversation_id = ? AND embedder = ? ORDER BY turn LIMIT ?"
+            ),
+            (conversation_id, embedder, MAX_VECTOR_SCAN + VECTOR_BLOCK_TURNS),
+        )
         loose = cursor.fetchall()
         for start in range(0, len(loose) - VECTOR_BLOCK_TURNS + 1, VECTOR_BLOCK_TURNS):
-            block = loose[start:start + VECTOR_BLOCK_TURNS]
+            block = loose[start : start + VECTOR_BLOCK_TURNS]
             turns = np.array([turn for turn, _ in block], dtype=np.int32)
-            cursor.execute(hot.sql(
-                "INSERT INTO turn_vector_blocks (user_id, conversation_id, embedder, first_turn, last_turn, turns, "
-                "vectors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-                (user_id, conversation_id, embedder, int(turns[0]), int(turns[-1]), turns.tobytes(),
-                 b"".join(bytes(vector) for _, vector in block), stamp))
-            cursor.execute(hot.sql("DELETE FROM turn_vectors WHERE conversation_id = ? AND embedder = ? "
-                                   "AND turn >= ? AND turn <= ?"),
-                           (conversation_id, embedder, int(turns[0]), int(turns[-1])))
+            cursor.execute(
+                hot.sql(
+                    "INSERT INTO turn_vector_blocks (user_id, conversation_id, embedder, first_turn, last_turn, turns, "
+                    "vectors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    user_id,
+                    conversation_id,
+                    embedder,
+                    int(turns[0]),
+                    int(turns[-1]),
+                    turns.tobytes(),
+                    b"".join(bytes(vector) for _, vector in block),
+                    stamp,
+                ),
+            )
+            cursor.execute(
+                hot.sql(
+                    "DELETE FROM turn_vectors WHERE conversation_id = ? AND embedder = ? AND turn >= ? AND turn <= ?"
+                ),
+                (conversation_id, embedder, int(turns[0]), int(turns[-1])),
+            )
 
     def vector_watermark(self, user_id: str, conversation_id: int, embedder: str) -> int:
         """The newest turn of the conversation with a stored vector for this embedder (0 when none)."""
         hot = self._hot
         with hot.transaction(write=False, snapshot=True) as cursor:
             hot.owned(cursor, user_id, conversation_id)
-            cursor.execute(hot.sql("SELECT MAX(turn) FROM turn_vectors WHERE conversation_id = ? AND embedder = ?"),
-                           (conversation_id, embedder))
+            cursor.execute(
+                hot.sql("SELECT MAX(turn) FROM turn_vectors WHERE conversation_id = ? AND embedder = ?"),
+                (conversation_id, embedder),
+            )
             loose = cursor.fetchone()[0]
-            cursor.execute(hot.sql("SELECT MAX(last_turn) FROM turn_vector_blocks WHERE conversation_id = ? "
-                                   "AND embedder = ?"), (conversation_id, embedder))
+            cursor.execute(
+                hot.sql("SELECT MAX(last_turn) FROM turn_vector_blocks WHERE conversation_id = ? AND embedder = ?"),
+                (conversation_id, embedder),
+            )
             sealed = cursor.fetchone()[0]
         return max(loose or 0, sealed or 0)
 
-    def recent_vectors(self, user_id: str, embedder: str, *, conversation_id: int, before_turn: int,
-                       all_conversations: bool, limit: int) -> VectorScan:
+    def recent_vectors(
+        self,
+        user_id: str,
+        embedder: str,
+        *,
+        conversation_id: int,
+        before_turn: int,
+        all_conversations: bool,
+        limit: int,
+    ) -> VectorScan:
         """About the newest `limit` stored turn vectors: of this conversation before `before_turn`, or of all of
         the user's conversations (this one still only before `before_turn`). A few indexed, bounded reads."""
         if not 1 <= limit <= MAX_VECTOR_SCAN:
@@ -681,27 +848,52 @@ class SqlStore:
         others = "user_id = ? AND embedder = ? AND conversation_id <> ?"
         with hot.transaction(write=False, snapshot=True) as cursor:  # loose rows and blocks from one snapshot
             hot.owned(cursor, user_id, conversation_id)
-            cursor.execute(hot.sql(f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {own} AND turn < ? "
-                                   "ORDER BY turn DESC LIMIT ?"), (conversation_id, user_id, embedder, before_turn,
-                                                                   int(limit)))
+            cursor.execute(
+                hot.sql(
+                    f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {own} AND turn < ? "
+                    "ORDER BY turn DESC LIMIT ?"
+                ),
+                (conversation_id, user_id, embedder, before_turn, int(limit)),
+            )
             loose = cursor.fetchall()
-            cursor.execute(hot.sql(f"SELECT conversation_id, turns, vectors FROM turn_vector_blocks WHERE {own} "
-                                   "AND first_turn < ? ORDER BY last_turn DESC LIMIT ?"),
-                           (conversation_id, user_id, embedder, before_turn, blocks_needed))
+            cursor.execute(
+                hot.sql(
+                    f"SELECT conversation_id, turns, vectors FROM turn_vector_blocks WHERE {own} "
+                    "AND first_turn < ? ORDER BY last_turn DESC LIMIT ?"
+                ),
+                (conversation_id, user_id, embedder, before_turn, blocks_needed),
+            )
             blocks = cursor.fetchall()
             if all_conversations:  # then the user's other conversations, most recently stored first
-                cursor.execute(hot.sql(f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {others} "
-                                       "ORDER BY id DESC LIMIT ?"), (user_id, embedder, conversation_id, int(limit)))
+                cursor.execute(
+                    hot.sql(
+                        f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {others} "
+                        "ORDER BY id DESC LIMIT ?"
+                    ),
+                    (user_id, embedder, conversation_id, int(limit)),
+                )
                 loose += cursor.fetchall()
-                cursor.execute(hot.sql(f"SELECT conversation_id, turns, vectors FROM turn_vector_blocks WHERE {others} "
-                                       "ORDER BY id DESC LIMIT ?"), (user_id, embedder, conversation_id, blocks_needed))
+                cursor.execute(
+                    hot.sql(
+                        f"SELECT conversation_id, turns, vectors FROM turn_vector_blocks WHERE {others} "
+                        "ORDER BY id DESC LIMIT ?"
+                    ),
+                    (user_id, embedder, conversation_id, blocks_needed),
+                )
                 blocks += cursor.fetchall()
         return _vector_scan(loose, blocks, conversation_id=conversation_id, before_turn=before_turn, limit=limit)
 
     # -- entities (entity memory) ---------------------------------------------------------------
 
-    def add_entity_versions(self, user_id: str, conversation_id: int, updates: Sequence[tuple[str, str]], *,
-                            turn: int, call: CallDraft | None) -> tuple[list[Entity], ModelCall | None]:
+    def add_entity_versions(
+        self,
+        user_id: str,
+        conversation_id: int,
+        updates: Sequence[tuple[str, str]],
+        *,
+        turn: int,
+        call: CallDraft | None,
+    ) -> tuple[list[Entity], ModelCall | None]:
         """New versions of entity summaries from one turn, with the extraction call, in one transaction."""
         cleaned = [(validation.entity_name(name), validation.entity_summary(summary)) for name, summary in updates]
         now = utcnow()
@@ -709,9 +901,18 @@ class SqlStore:
             self._owned(session, user_id, conversation_id)
             call_row = _add_call(session, user_id, call, now)
             for name, summary in cleaned:
-                session.add(EntityRow(user_id=user_id, conversation_id=conversation_id, name=name,
-                                      name_key=name.casefold(), summary=summary, turn=turn,
-                                      call_id=call_row.id if call_row is not None else None, created_at=now))
+                session.add(
+                    EntityRow(
+                        user_id=user_id,
+                        conversation_id=conversation_id,
+                        name=name,
+                        name_key=name.casefold(),
+                        summary=summary,
+                        turn=turn,
+                        call_id=call_row.id if call_row is not None else None,
+                        created_at=now,
+                    )
+                )
             session.flush()
             saved = _call(call_row) if call_row is not None else None
         keys = {name.casefold() for name, _ in cleaned}
@@ -719,15 +920,24 @@ class SqlStore:
 
     def list_entities(self, user_id: str, conversation_id: int, *, limit: int = MAX_ENTITIES) -> list[Entity]:
         """Current entities of a conversation (newest version of each), most recently updated first."""
-        newest = (select(func.max(EntityRow.id).label("id"), func.count().label("versions"))
-                  .where(EntityRow.conversation_id == conversation_id, EntityRow.user_id == user_id)
-                  .group_by(EntityRow.name_key).subquery())
-        query = (select(EntityRow, newest.c.versions).join(newest, EntityRow.id == newest.c.id)
-                 .order_by(EntityRow.id.desc()).limit(limit))
+        newest = (
+            select(func.max(EntityRow.id).label("id"), func.count().label("versions"))
+            .where(EntityRow.conversation_id == conversation_id, EntityRow.user_id == user_id)
+            .group_by(EntityRow.name_key)
+            .subquery()
+        )
+        query = (
+            select(EntityRow, newest.c.versions)
+            .join(newest, EntityRow.id == newest.c.id)
+            .order_by(EntityRow.id.desc())
+            .limit(limit)
+        )
         with self._tx(write=False) as session:
             self._owned(session, user_id, conversation_id)
-            return [Entity(row.name, row.summary, row.turn, versions, _aware(row.created_at))
-                    for row, versions in session.execute(query)]
+            return [
+                Entity(row.name, row.summary, row.turn, versions, _aware(row.created_at))
+                for row, versions in session.execute(query)
+            ]
 
     # -- preferences ----------------------------------------------------------------------------
 
@@ -744,7 +954,9 @@ class SqlStore:
         value = validation.fact_value(value, self.limits)
         with self._tx(write=True) as session:
             row = session.scalars(
-                select(PreferenceRow).where(PreferenceRow.user_id == user_id, PreferenceRow.key == key).with_for_update()
+                select(PreferenceRow)
+                .where(PreferenceRow.user_id == user_id, PreferenceRow.key == key)
+                .with_for_update()
             ).one_or_none()
             if row is None:
                 self._check_preference_room(session, user_id, adding=1)
@@ -760,8 +972,11 @@ class SqlStore:
 
     def delete_preference(self, user_id: str, key: str) -> None:
         with self._tx(write=True) as session:
-            row = session.scalars(select(PreferenceRow).where(
-                PreferenceRow.user_id == user_id, PreferenceRow.key == key).with_for_update()).one_or_none()
+            row = session.scalars(
+                select(PreferenceRow)
+                .where(PreferenceRow.user_id == user_id, PreferenceRow.key == key)
+                .with_for_update()
+            ).one_or_none()
             if row is None:
                 raise NotFound(f"No preference named {key!r}.")
             _log_user_change(session, user_id, key, row.value, None)
@@ -782,25 +997,34 @@ class SqlStore:
         with self._tx(write=True) as session:
             existing = {
                 row.key: row
-                for row in session.scalars(select(PreferenceRow).where(PreferenceRow.user_id == user_id).with_for_update())
+                for row in session.scalars(
+                    select(PreferenceRow).where(PreferenceRow.user_id == user_id).with_for_update()
+                )
             }
             for key, row in existing.items():
                 if key not in cleaned:
                     _log_user_change(session, user_id, key, row.value, None)
                     session.delete(row)
             for key, (value, enabled) in cleaned.items():
-                row = existing.get(key)
-                if row is None:
+                found = existing.get(key)
+                if found is None:
                     session.add(PreferenceRow(user_id=user_id, key=key, value=value, enabled=enabled, updated_at=now))
                     _log_user_change(session, user_id, key, None, value)
-                elif row.value != value or bool(row.enabled) != enabled:
-                    if row.value != value:
-                        _log_user_change(session, user_id, key, row.value, value)
-                    row.value, row.enabled, row.updated_at = value, enabled, now
+                elif found.value != value or bool(found.enabled) != enabled:
+                    if found.value != value:
+                        _log_user_change(session, user_id, key, found.value, value)
+                    found.value, found.enabled, found.updated_at = value, enabled, now
         return self.list_preferences(user_id)
 
-    def apply_fact_changes(self, user_id: str, facts: Sequence[tuple[str, str]], *, conversation_id: int | None,
-                           turn: int | None, call_id: int | None) -> list[PreferenceChange]:
+    def apply_fact_changes(
+        self,
+        user_id: str,
+        facts: Sequence[tuple[str, str]],
+        *,
+        conversation_id: int | None,
+        turn: int | None,
+        call_id: int | None,
+    ) -> list[PreferenceChange]:
         """Save extracted facts as preferences; each new or changed value is logged with what it replaced."""
         validation.user_id(user_id)
         cleaned: dict[str, str] = {}
@@ -809,8 +1033,14 @@ class SqlStore:
         now = utcnow()
         changes: list[PreferenceChangeRow] = []
         with self._tx(write=True) as session:
-            existing = {row.key: row for row in session.scalars(select(PreferenceRow).where(
-                PreferenceRow.user_id == user_id, PreferenceRow.key.in_(list(cleaned))).with_for_update())}
+            existing = {
+                row.key: row
+                for row in session.scalars(
+                    select(PreferenceRow)
+                    .where(PreferenceRow.user_id == user_id, PreferenceRow.key.in_(list(cleaned)))
+                    .with_for_update()
+                )
+            }
             new_keys = [k for k in cleaned if k not in existing]
             if new_keys:
                 self._check_preference_room(session, user_id, adding=len(new_keys))
@@ -823,9 +1053,17 @@ class SqlStore:
                     session.add(PreferenceRow(user_id=user_id, key=key, value=value, enabled=True, updated_at=now))
                 else:
                     row.value, row.updated_at = value, now
-                change = PreferenceChangeRow(user_id=user_id, key=key, old_value=old, new_value=value, source="auto",
-                                             conversation_id=conversation_id, turn=turn, call_id=call_id,
-                                             created_at=now)
+                change = PreferenceChangeRow(
+                    user_id=user_id,
+                    key=key,
+                    old_value=old,
+                    new_value=value,
+                    source="auto",
+                    conversation_id=conversation_id,
+                    turn=turn,
+                    call_id=call_id,
+                    created_at=now,
+                )
                 session.add(change)
                 changes.append(change)
             session.flush()
@@ -835,14 +1073,23 @@ class SqlStore:
         """Put a preference back as it was before one change (removing it if the change added it), and log that."""
         now = utcnow()
         with self._tx(write=True) as session:
-            change = session.scalars(select(PreferenceChangeRow).where(
-                PreferenceChangeRow.id == change_id, PreferenceChangeRow.user_id == user_id)).one_or_none()
+            change = session.scalars(
+                select(PreferenceChangeRow).where(
+                    PreferenceChangeRow.id == change_id, PreferenceChangeRow.user_id == user_id
+                )
+            ).one_or_none()
             if change is None:
                 raise NotFound(f"No memory change {change_id}.")
-            row = session.scalars(select(PreferenceRow).where(
-                PreferenceRow.user_id == user_id, PreferenceRow.key == change.key).with_for_update()).one_or_none()
-            newest = session.scalar(select(func.max(PreferenceChangeRow.id)).where(
-                PreferenceChangeRow.user_id == user_id, PreferenceChangeRow.key == change.key))
+            row = session.scalars(
+                select(PreferenceRow)
+                .where(PreferenceRow.user_id == user_id, PreferenceRow.key == change.key)
+                .with_for_update()
+            ).one_or_none()
+            newest = session.scalar(
+                select(func.max(PreferenceChangeRow.id)).where(
+                    PreferenceChangeRow.user_id == user_id, PreferenceChangeRow.key == change.key
+                )
+            )
             current = row.value if row is not None else None
             if change.source == "undo" or newest != change.id or current != change.new_value:
                 raise InvalidInput(f"{change.key!r} has changed since; edit it on the Preferences page instead.")
@@ -850,13 +1097,23 @@ class SqlStore:
                 if row is not None:
                     session.delete(row)
             elif row is None:
-                session.add(PreferenceRow(user_id=user_id, key=change.key, value=change.old_value, enabled=True,
-                                          updated_at=now))
+                session.add(
+                    PreferenceRow(user_id=user_id, key=change.key, value=change.old_value, enabled=True, updated_at=now)
+                )
             else:
                 row.value, row.updated_at = change.old_value, now
-            undo = PreferenceChangeRow(user_id=user_id, key=change.key, old_value=current, new_value=change.old_value,
-                                       source="undo", conversation_id=change.conversation_id, turn=change.turn,
-                                       call_id=None, undoes=change.id, created_at=now)
+            undo = PreferenceChangeRow(
+                user_id=user_id,
+                key=change.key,
+                old_value=current,
+                new_value=change.old_value,
+                source="undo",
+                conversation_id=change.conversation_id,
+                turn=change.turn,
+                call_id=None,
+                undoes=change.id,
+                created_at=now,
+            )
             session.add(undo)
             session.flush()
             return _preference_change(undo)

@@ -1,11 +1,24 @@
 """The storage contract every store implements (SQL and temporary), tested by one suite."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
-from .records import (CallDraft, Conversation, Entity, MemorySettings, Message, MessageStatus, ModelCall, Preference,
-                      PreferenceChange, Summary, VectorScan)
+from .records import (
+    CallDraft,
+    Conversation,
+    Entity,
+    MemorySettings,
+    Message,
+    MessageStatus,
+    ModelCall,
+    Preference,
+    PreferenceChange,
+    Summary,
+    VectorScan,
+)
 
 
 @dataclass(frozen=True)
@@ -58,9 +71,7 @@ class TranscriptStore(Protocol):
         error: str | None = None,
         call: CallDraft | None = None,
     ) -> tuple[Message, ModelCall | None]: ...
-    def import_messages(
-        self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]
-    ) -> int: ...
+    def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int: ...
 
     def last_turns(self, user_id: str, conversation_id: int, turns: int, *, through_turn: int) -> list[Message]: ...
     def turns_between(self, user_id: str, conversation_id: int, from_turn: int, to_turn: int) -> list[Message]: ...
@@ -85,19 +96,41 @@ class TranscriptStore(Protocol):
     def record_call(self, user_id: str, call: CallDraft) -> ModelCall: ...
     def find_call(self, user_id: str, request_hash: str) -> ModelCall | None:
         """The newest successful reusable call (a summary or an extraction) with this exact request."""
+
     def calls_for_turn(self, user_id: str, conversation_id: int, turn: int) -> list[ModelCall]: ...
     def list_calls(
-        self, user_id: str, *, conversation_id: int | None = None, purpose: str | None = None,
-        limit: int = 50, offset: int = 0,
+        self,
+        user_id: str,
+        *,
+        conversation_id: int | None = None,
+        purpose: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[ModelCall]: ...
 
-    def add_turn_vectors(self, user_id: str, conversation_id: int, embedder: str,
-                         vectors: Sequence[tuple[int, bytes]]) -> int: ...
+    def add_turn_vectors(
+        self, user_id: str, conversation_id: int, embedder: str, vectors: Sequence[tuple[int, bytes]]
+    ) -> int: ...
     def vector_watermark(self, user_id: str, conversation_id: int, embedder: str) -> int: ...
-    def recent_vectors(self, user_id: str, embedder: str, *, conversation_id: int, before_turn: int,
-                       all_conversations: bool, limit: int) -> VectorScan: ...
-    def add_entity_versions(self, user_id: str, conversation_id: int, updates: Sequence[tuple[str, str]], *,
-                            turn: int, call: CallDraft | None) -> tuple[list[Entity], ModelCall | None]: ...
+    def recent_vectors(
+        self,
+        user_id: str,
+        embedder: str,
+        *,
+        conversation_id: int,
+        before_turn: int,
+        all_conversations: bool,
+        limit: int,
+    ) -> VectorScan: ...
+    def add_entity_versions(
+        self,
+        user_id: str,
+        conversation_id: int,
+        updates: Sequence[tuple[str, str]],
+        *,
+        turn: int,
+        call: CallDraft | None,
+    ) -> tuple[list[Entity], ModelCall | None]: ...
     def list_entities(self, user_id: str, conversation_id: int, *, limit: int = 200) -> list[Entity]: ...
 
 
@@ -107,11 +140,17 @@ class PreferenceStore(Protocol):
     def list_preferences(self, user_id: str) -> list[Preference]: ...
     def set_preference(self, user_id: str, key: str, value: str, *, enabled: bool = True) -> Preference: ...
     def delete_preference(self, user_id: str, key: str) -> None: ...
-    def replace_preferences(
-        self, user_id: str, rows: Sequence[tuple[str, str, bool]]
-    ) -> list[Preference]: ...
-    def apply_fact_changes(self, user_id: str, facts: Sequence[tuple[str, str]], *, conversation_id: int | None,
-                           turn: int | None, call_id: int | None) -> list[PreferenceChange]: ...
+    def replace_preferences(self, user_id: str, rows: Sequence[tuple[str, str, bool]]) -> list[Preference]: ...
+    def apply_fact_changes(
+        self,
+        user_id: str,
+        facts: Sequence[tuple[str, str]],
+        *,
+        conversation_id: int | None,
+        turn: int | None,
+        call_id: int | None,
+    ) -> list[PreferenceChange]: ...
     def undo_preference_change(self, user_id: str, change_id: int) -> PreferenceChange: ...
-    def preference_history(self, user_id: str, *, key: str | None = None, limit: int = 50
-                           ) -> list[PreferenceChange]: ...
+    def preference_history(
+        self, user_id: str, *, key: str | None = None, limit: int = 50
+    ) -> list[PreferenceChange]: ...

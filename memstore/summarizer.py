@@ -1,9 +1,11 @@
 """Folding turns into a running summary with a model call that goes through the ledger."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from .errors import LLMError
 from .llm import ChatClient, complete
@@ -27,8 +29,9 @@ SUMMARY_INSTRUCTIONS = (
 )
 SCAFFOLDING_LABELS = (CURRENT_LABEL, LINES_LABEL, NEW_LABEL)
 _LABEL_ANYWHERE = re.compile("|".join(re.escape(label) for label in SCAFFOLDING_LABELS), re.IGNORECASE)
-_LEADING_LABEL = re.compile(r"^[\s#*>_-]*(?:(?:updated|new|current|running)\s+)?summary\s*[:\uff1a][\s*_]*",
-                            re.IGNORECASE)
+_LEADING_LABEL = re.compile(
+    r"^[\s#*>_-]*(?:(?:updated|new|current|running)\s+)?summary\s*[:\uff1a][\s*_]*", re.IGNORECASE
+)
 _TRANSCRIPT_LINE = re.compile(r"^[\s#*>_-]*(?:user|assistant)\s*[:\uff1a]", re.IGNORECASE)
 UNUSABLE_SUMMARY = "unusable_summary"
 
@@ -106,8 +109,15 @@ def summary_params(client: ChatClient) -> dict:
     return {**client.default_params, **SUMMARY_PARAMS}
 
 
-def fold_pending(store: TranscriptStore, client: ChatClient, history: HistoryReader, view: MemoryView,
-                 *, budget_tokens: int, cache: CallCache | None = None) -> SummaryUpdate | None:
+def fold_pending(
+    store: TranscriptStore,
+    client: ChatClient,
+    history: HistoryReader,
+    view: MemoryView,
+    *,
+    budget_tokens: int,
+    cache: CallCache | None = None,
+) -> SummaryUpdate | None:
     """Fold the view's pending turns into a new summary version, reading at most `budget_tokens` of turns.
 
     If the pending turns do not fit the budget, only the newest that fit are folded and the
@@ -129,36 +139,63 @@ def fold_pending(store: TranscriptStore, client: ChatClient, history: HistoryRea
     request = summary_request(previous_text, turns, max_chars=budget_tokens * 4)
     params = summary_params(client)
     base: dict[str, Any] = dict(
-        purpose="summary", conversation_id=history.conversation_id, turn=history.through_turn,
-        memory_type=view.memory_type, model=client.model, provider=client.provider, host=client.host,
-        params=params, request=request, counted_prompt_tokens=payload_tokens(counter, request),
-        history_from_turn=turns[0].number, history_to_turn=turns[-1].number,
+        purpose="summary",
+        conversation_id=history.conversation_id,
+        turn=history.through_turn,
+        memory_type=view.memory_type,
+        model=client.model,
+        provider=client.provider,
+        host=client.host,
+        params=params,
+        request=request,
+        counted_prompt_tokens=payload_tokens(counter, request),
+        history_from_turn=turns[0].number,
+        history_to_turn=turns[-1].number,
     )
     cached = cache.find_call(history.user_id, request_hash(client.model, request, params)) if cache else None
     if cached is not None:
-        draft = CallDraft(**base, reply=cached.reply, finish_reason=cached.finish_reason, usage=cached.usage,
-                          latency_ms=0.0)
+        draft = CallDraft(
+            **base, reply=cached.reply, finish_reason=cached.finish_reason, usage=cached.usage, latency_ms=0.0
+        )
     else:
         try:
             result = complete(client, request, params=params)
         except LLMError as exc:
             call = store.record_call(history.user_id, CallDraft(**base, error_kind=exc.kind, error=exc.message))
             return SummaryUpdate(None, call, exc, None)
-        draft = CallDraft(**base, reply=result.text, finish_reason=result.finish_reason, usage=result.usage,
-                          latency_ms=result.latency_ms, first_token_ms=result.first_token_ms)
+        draft = CallDraft(
+            **base,
+            reply=result.text,
+            finish_reason=result.finish_reason,
+            usage=result.usage,
+            latency_ms=result.latency_ms,
+            first_token_ms=result.first_token_ms,
+        )
     text = clean_summary(draft.reply)
-    unusable = None if text else LLMError(
-        UNUSABLE_SUMMARY, "The summarizer's reply only repeated its own request (its labels or the conversation "
-                          "lines), so the summary was not changed; the reply is kept with the call.")
+    unusable = (
+        None
+        if text
+        else LLMError(
+            UNUSABLE_SUMMARY,
+            "The summarizer's reply only repeated its own request (its labels or the conversation "
+            "lines), so the summary was not changed; the reply is kept with the call.",
+        )
+    )
     if unusable is not None:  # the ledger keeps the raw reply, marked failed; the old summary stays in use
         draft = replace(draft, error_kind=unusable.kind, error=unusable.message)
     if cached is None and cache is not None and cache is not store:
         cache.record_call(history.user_id, replace(draft, conversation_id=None))
     if unusable is not None:
-        return SummaryUpdate(None, store.record_call(history.user_id, draft), unusable, None,
-                             cached=cached is not None)
-    summary, call = store.add_summary(
-        history.user_id, history.conversation_id, view.memory_type, text,
-        from_turn=from_turn, through_turn=turns[-1].number, tokens=counter.count(text), call=draft,
+        failed = store.record_call(history.user_id, draft)
+        return SummaryUpdate(None, failed, unusable, None, cached=cached is not None)
+    summary, stored_call = store.add_summary(
+        history.user_id,
+        history.conversation_id,
+        view.memory_type,
+        text,
+        from_turn=from_turn,
+        through_turn=turns[-1].number,
+        tokens=counter.count(text),
+        call=draft,
     )
-    return SummaryUpdate(summary, call, None, (turns[0].number, turns[-1].number), cached=cached is not None)
+    return SummaryUpdate(summary, stored_call, None, (turns[0].number, turns[-1].number), cached=cached is not None)

@@ -1,22 +1,32 @@
 """A store that lives only in the browser session: temporary chats write nothing to disk."""
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
-from typing import Sequence
 
 from . import validation
 from .config import Limits
-from .memory import MEMORY_TYPES
-from .errors import InvalidInput, NotFound
 from .embeddings import VECTOR_DTYPE
-from .records import (CallDraft, Conversation, Entity, MemorySettings, Message, MessageStatus, ModelCall, Summary,
-                      VectorScan)
-from .records import CACHED_PURPOSES
+from .errors import InvalidInput, NotFound
+from .memory import MEMORY_TYPES
+from .records import (
+    CACHED_PURPOSES,
+    CallDraft,
+    Conversation,
+    Entity,
+    MemorySettings,
+    Message,
+    MessageStatus,
+    ModelCall,
+    Summary,
+    VectorScan,
+)
 from .records import request_hash as record_request_hash
 from .schema import utcnow
 from .sql_store import MAX_ENTITIES, MAX_VECTOR_SCAN, STATUSES, check_page
@@ -64,8 +74,13 @@ class TemporaryStore:
         with self._lock:
             now = utcnow()
             conv = Conversation(
-                id=self._new_id("conversation"), user_id=user_id, title=title, settings=settings,
-                created_at=now, updated_at=now, temporary=True,
+                id=self._new_id("conversation"),
+                user_id=user_id,
+                title=title,
+                settings=settings,
+                created_at=now,
+                updated_at=now,
+                temporary=True,
             )
             self._conversations[conv.id] = conv
             self._messages[conv.id] = []
@@ -130,18 +145,40 @@ class TemporaryStore:
 
     # -- messages ---------------------------------------------------------------------------
 
-    def _append(self, conv: Conversation, *, turn: int, role: str, content: str, status: str,
-                tokens: int, tokenizer: str, error: str | None) -> Message:
+    def _append(
+        self,
+        conv: Conversation,
+        *,
+        turn: int,
+        role: str,
+        content: str,
+        status: str,
+        tokens: int,
+        tokenizer: str,
+        error: str | None,
+    ) -> Message:
         now = utcnow()
         seq = (self._messages[conv.id][-1].seq if self._messages[conv.id] else 0) + 1
         message = Message(
-            id=self._new_id("message"), conversation_id=conv.id, seq=seq, turn=turn, role=role,  # type: ignore[arg-type]
-            content=content, status=status, tokens=tokens, tokenizer=tokenizer, created_at=now, error=error,  # type: ignore[arg-type]
+            id=self._new_id("message"),
+            conversation_id=conv.id,
+            seq=seq,
+            turn=turn,
+            role=role,  # type: ignore[arg-type]
+            content=content,
+            status=status,  # type: ignore[arg-type]
+            tokens=tokens,
+            tokenizer=tokenizer,
+            created_at=now,
+            error=error,
         )
         self._messages[conv.id].append(message)
         self._conversations[conv.id] = replace(
-            conv, last_turn=max(conv.last_turn, turn), message_count=conv.message_count + 1,
-            token_total=conv.token_total + tokens, updated_at=now,
+            conv,
+            last_turn=max(conv.last_turn, turn),
+            message_count=conv.message_count + 1,
+            token_total=conv.token_total + tokens,
+            updated_at=now,
         )
         return message
 
@@ -157,8 +194,16 @@ class TemporaryStore:
         content = validation.message_text(content, self.limits)
         with self._lock:
             conv = self._owned(user_id, conversation_id)
-            message = self._append(conv, turn=conv.last_turn + 1, role="user", content=content, status="complete",
-                                   tokens=tokens, tokenizer=tokenizer, error=None)
+            message = self._append(
+                conv,
+                turn=conv.last_turn + 1,
+                role="user",
+                content=content,
+                status="complete",
+                tokens=tokens,
+                tokenizer=tokenizer,
+                error=None,
+            )
             return message, self._conversations[conv.id]
 
     def add_reply(
@@ -181,8 +226,16 @@ class TemporaryStore:
             conv = self._owned(user_id, conversation_id)
             if not 1 <= turn <= conv.last_turn:
                 raise InvalidInput(f"Turn {turn} does not exist in this conversation.")
-            message = self._append(conv, turn=turn, role="assistant", content=content, status=status,
-                                   tokens=tokens, tokenizer=tokenizer, error=error)
+            message = self._append(
+                conv,
+                turn=turn,
+                role="assistant",
+                content=content,
+                status=status,
+                tokens=tokens,
+                tokenizer=tokenizer,
+                error=error,
+            )
             return message, (self._store_call(user_id, call) if call is not None else None)
 
     def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int:
@@ -196,8 +249,16 @@ class TemporaryStore:
             for m in messages:
                 conv = self._owned(user_id, conversation_id)
                 turn = conv.last_turn + 1 if (m.role == "user" or conv.last_turn == 0) else conv.last_turn
-                self._append(conv, turn=turn, role=m.role, content=m.content, status=m.status,
-                             tokens=m.tokens, tokenizer=m.tokenizer, error=None)
+                self._append(
+                    conv,
+                    turn=turn,
+                    role=m.role,
+                    content=m.content,
+                    status=m.status,
+                    tokens=m.tokens,
+                    tokenizer=m.tokenizer,
+                    error=None,
+                )
         return len(messages)
 
     def last_turns(self, user_id: str, conversation_id: int, turns: int, *, through_turn: int) -> list[Message]:
@@ -246,8 +307,14 @@ class TemporaryStore:
             self._owned(user_id, conversation_id)
             stored = self._store_call(user_id, call) if call is not None else None
             summary = Summary(
-                id=self._new_id("summary"), conversation_id=conversation_id, memory_type=memory_type, text=text,
-                from_turn=from_turn, through_turn=through_turn, tokens=tokens, created_at=utcnow(),
+                id=self._new_id("summary"),
+                conversation_id=conversation_id,
+                memory_type=memory_type,
+                text=text,
+                from_turn=from_turn,
+                through_turn=through_turn,
+                tokens=tokens,
+                created_at=utcnow(),
                 call_id=stored.id if stored else None,
             )
             self._summaries[conversation_id].append(summary)
@@ -255,8 +322,9 @@ class TemporaryStore:
 
     # -- turn vectors and entities --------------------------------------------------------------
 
-    def add_turn_vectors(self, user_id: str, conversation_id: int, embedder: str,
-                         vectors: Sequence[tuple[int, bytes]]) -> int:
+    def add_turn_vectors(
+        self, user_id: str, conversation_id: int, embedder: str, vectors: Sequence[tuple[int, bytes]]
+    ) -> int:
         with self._lock:
             self._owned(user_id, conversation_id)
             stored = self._vectors.setdefault((conversation_id, embedder), {})
@@ -269,28 +337,51 @@ class TemporaryStore:
             self._owned(user_id, conversation_id)
             return max(self._vectors.get((conversation_id, embedder), {}), default=0)
 
-    def recent_vectors(self, user_id: str, embedder: str, *, conversation_id: int, before_turn: int,
-                       all_conversations: bool, limit: int) -> VectorScan:
+    def recent_vectors(
+        self,
+        user_id: str,
+        embedder: str,
+        *,
+        conversation_id: int,
+        before_turn: int,
+        all_conversations: bool,
+        limit: int,
+    ) -> VectorScan:
         if not 1 <= limit <= MAX_VECTOR_SCAN:
             raise InvalidInput(f"A vector scan reads 1 to {MAX_VECTOR_SCAN:,} turns.")
         with self._lock:
             self._owned(user_id, conversation_id)
-            found = [(conversation_id, turn, vector)
-                     for turn, vector in self._vectors.get((conversation_id, embedder), {}).items() if turn < before_turn]
+            found = [
+                (conversation_id, turn, vector)
+                for turn, vector in self._vectors.get((conversation_id, embedder), {}).items()
+                if turn < before_turn
+            ]
             if all_conversations:  # a temporary store holds only this session's conversations
-                found += [(c, turn, vector) for (c, name), turns in self._vectors.items()
-                          if name == embedder and c != conversation_id and self._conversations[c].user_id == user_id
-                          for turn, vector in turns.items()]
+                found += [
+                    (c, turn, vector)
+                    for (c, name), turns in self._vectors.items()
+                    if name == embedder and c != conversation_id and self._conversations[c].user_id == user_id
+                    for turn, vector in turns.items()
+                ]
         found.sort(key=lambda v: (v[0] == conversation_id, v[1]), reverse=True)
         found = found[:limit]
         if not found:
             return VectorScan.empty()
-        return VectorScan(np.array([c for c, _, _ in found], dtype=np.int64),
-                          np.array([t for _, t, _ in found], dtype=np.int64),
-                          np.frombuffer(b"".join(v for _, _, v in found), dtype=VECTOR_DTYPE).reshape(len(found), -1))
+        return VectorScan(
+            np.array([c for c, _, _ in found], dtype=np.int64),
+            np.array([t for _, t, _ in found], dtype=np.int64),
+            np.frombuffer(b"".join(v for _, _, v in found), dtype=VECTOR_DTYPE).reshape(len(found), -1),
+        )
 
-    def add_entity_versions(self, user_id: str, conversation_id: int, updates: Sequence[tuple[str, str]], *,
-                            turn: int, call: CallDraft | None) -> tuple[list[Entity], ModelCall | None]:
+    def add_entity_versions(
+        self,
+        user_id: str,
+        conversation_id: int,
+        updates: Sequence[tuple[str, str]],
+        *,
+        turn: int,
+        call: CallDraft | None,
+    ) -> tuple[list[Entity], ModelCall | None]:
         cleaned = [(validation.entity_name(name), validation.entity_summary(summary)) for name, summary in updates]
         with self._lock:
             self._owned(user_id, conversation_id)
@@ -334,19 +425,32 @@ class TemporaryStore:
     def find_call(self, user_id: str, request_hash: str) -> ModelCall | None:
         with self._lock:
             for call in reversed(self._calls):
-                if call.user_id == user_id and call.error is None and call.purpose in CACHED_PURPOSES and \
-                        record_request_hash(call.model, call.request, call.params) == request_hash:
+                if (
+                    call.user_id == user_id
+                    and call.error is None
+                    and call.purpose in CACHED_PURPOSES
+                    and record_request_hash(call.model, call.request, call.params) == request_hash
+                ):
                     return call
         return None
 
     def list_calls(
-        self, user_id: str, *, conversation_id: int | None = None, purpose: str | None = None,
-        limit: int = 50, offset: int = 0,
+        self,
+        user_id: str,
+        *,
+        conversation_id: int | None = None,
+        purpose: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[ModelCall]:
         check_page(limit, offset)
         with self._lock:
-            rows = [c for c in self._calls if c.user_id == user_id
-                    and (conversation_id is None or c.conversation_id == conversation_id)
-                    and (purpose is None or c.purpose == purpose)]
+            rows = [
+                c
+                for c in self._calls
+                if c.user_id == user_id
+                and (conversation_id is None or c.conversation_id == conversation_id)
+                and (purpose is None or c.purpose == purpose)
+            ]
         rows.reverse()
         return rows[offset : offset + limit]

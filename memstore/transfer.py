@@ -1,9 +1,11 @@
 """Export conversations as JSON and Markdown, and import exported JSON back, validated."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from . import validation
 from .config import Limits
@@ -42,8 +44,14 @@ def conversation_record(store: TranscriptStore, user_id: str, conversation: Conv
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
         "messages": [
-            {"turn": m.turn, "role": m.role, "content": m.content, "status": m.status,
-             "created_at": m.created_at.isoformat(), **({"error": m.error} if m.error else {})}
+            {
+                "turn": m.turn,
+                "role": m.role,
+                "content": m.content,
+                "status": m.status,
+                "created_at": m.created_at.isoformat(),
+                **({"error": m.error} if m.error else {}),
+            }
             for m in iter_messages(store, user_id, conversation.id)
         ],
     }
@@ -75,8 +83,10 @@ def to_markdown(export: dict) -> str:
     for conv in export["conversations"]:
         s = conv["settings"]
         out.append(f"# {literal(conv['title'])}\n")
-        out.append(f"Memory: {literal(s['memory_type'])}, window {int(s['window_turns'])} turns, token limit "
-                   f"{int(s['max_tokens'])}. Created {str(conv['created_at'])[:19].replace('T', ' ')} UTC.\n")
+        out.append(
+            f"Memory: {literal(s['memory_type'])}, window {int(s['window_turns'])} turns, token limit "
+            f"{int(s['max_tokens'])}. Created {str(conv['created_at'])[:19].replace('T', ' ')} UTC.\n"
+        )
         for m in conv["messages"]:
             status = "" if m["status"] == "complete" else f" ({literal(m['status'])})"
             out.append(f"**Turn {int(m['turn'])} · {literal(m['role'])}{status}**\n\n{fenced(m['content'])}\n")
@@ -114,13 +124,15 @@ def _check(condition: bool, message: str) -> None:
         raise InvalidInput(f"The file is not a Memory Lab export: {message}")
 
 
-def parse_export(raw: bytes, counter: TokenCounter,
-                 limits: Limits | None = None) -> list[tuple[str, MemorySettings, list[NewMessage]]]:
+def parse_export(
+    raw: bytes, counter: TokenCounter, limits: Limits | None = None
+) -> list[tuple[str, MemorySettings, list[NewMessage]]]:
     """Validate an exported JSON file completely before anything is written."""
     limits = limits or Limits()
     data = read_json_file(raw, max_bytes=MAX_IMPORT_BYTES, fmt=FORMAT, what="a Memory Lab export")
     conversations = data.get("conversations")
-    _check(isinstance(conversations, list) and conversations, "it holds no conversations.")
+    if not isinstance(conversations, list) or not conversations:
+        raise InvalidInput("The file is not a Memory Lab export: it holds no conversations.")
     _check(len(conversations) <= MAX_IMPORT_CONVERSATIONS, f"over {MAX_IMPORT_CONVERSATIONS} conversations.")
     parsed, total = [], 0
     for n, conv in enumerate(conversations, 1):
@@ -143,10 +155,14 @@ def parse_export(raw: bytes, counter: TokenCounter,
             status = m.get("status", "complete")
             _check(status in ("complete", "partial", "failed"), f"{where} has status {status!r}.")
             content = m["content"]
-            _check("\x00" not in content and len(content) <= limits.max_message_chars,
-                   f"{where} has a NUL byte or is over {limits.max_message_chars:,} characters.")
-            _check(validation.is_unicode(content), f"{where} holds characters that are not valid Unicode "
-                                                   "(lone surrogates).")
+            _check(
+                "\x00" not in content and len(content) <= limits.max_message_chars,
+                f"{where} has a NUL byte or is over {limits.max_message_chars:,} characters.",
+            )
+            _check(
+                validation.is_unicode(content),
+                f"{where} holds characters that are not valid Unicode (lone surrogates).",
+            )
             _check(m["role"] != "user" or bool(content.strip()), f"{where} is an empty user message.")
             rows.append(NewMessage(m["role"], content, counter.count(content), counter.name, status))
         parsed.append((title, settings, rows))
@@ -162,7 +178,7 @@ def import_export(store: TranscriptStore, user_id: str, raw: bytes, counter: Tok
             conv = store.create_conversation(user_id, title, settings)
             created.append(conv)
             for start in range(0, len(rows), 10_000):
-                store.import_messages(user_id, conv.id, rows[start:start + 10_000])
+                store.import_messages(user_id, conv.id, rows[start : start + 10_000])
     except BaseException:  # all or nothing: whatever stopped the import, what it created goes again
         for conv in created:
             try:
@@ -176,8 +192,9 @@ def import_export(store: TranscriptStore, user_id: str, raw: bytes, counter: Tok
 FORK_CHUNK_TURNS = 200
 
 
-def fork_conversation(store: TranscriptStore, user_id: str, conversation_id: int, through_turn: int,
-                      settings: MemorySettings) -> Conversation:
+def fork_conversation(
+    store: TranscriptStore, user_id: str, conversation_id: int, through_turn: int, settings: MemorySettings
+) -> Conversation:
     """A new conversation holding turns 1 to `through_turn` of another, with its own memory settings.
 
     The original is untouched; the fork's summaries start afresh and catch up on its first turn.
@@ -190,8 +207,9 @@ def fork_conversation(store: TranscriptStore, user_id: str, conversation_id: int
     try:
         for start in range(1, through_turn + 1, FORK_CHUNK_TURNS):
             rows = store.turns_between(user_id, conversation_id, start, min(through_turn, start + FORK_CHUNK_TURNS - 1))
-            store.import_messages(user_id, fork.id, [NewMessage(m.role, m.content, m.tokens, m.tokenizer, m.status)
-                                                     for m in rows])
+            store.import_messages(
+                user_id, fork.id, [NewMessage(m.role, m.content, m.tokens, m.tokenizer, m.status) for m in rows]
+            )
     except MemoryLabError:
         store.delete_conversation(user_id, fork.id)
         raise
@@ -209,9 +227,11 @@ class BranchTurn:
     b_reply: str | None
 
 
-def compare_branches(store: TranscriptStore, user_id: str, a_id: int, b_id: int,
-                     *, max_turns: int = 200) -> list[BranchTurn]:
+def compare_branches(
+    store: TranscriptStore, user_id: str, a_id: int, b_id: int, *, max_turns: int = 200
+) -> list[BranchTurn]:
     """Per turn, what each conversation's chat calls sent and got back (the newest call of each turn)."""
+
     def by_turn(conversation_id: int) -> dict[int, Any]:
         calls: dict[int, Any] = {}
         for call in store.list_calls(user_id, conversation_id=conversation_id, purpose="chat", limit=MAX_PAGE):
@@ -221,6 +241,13 @@ def compare_branches(store: TranscriptStore, user_id: str, a_id: int, b_id: int,
 
     a, b = by_turn(a_id), by_turn(b_id)
     turns = sorted(set(a) | set(b))[-max_turns:]
-    return [BranchTurn(t, a[t].counted_prompt_tokens if t in a else None,
-                       b[t].counted_prompt_tokens if t in b else None,
-                       a[t].reply if t in a else None, b[t].reply if t in b else None) for t in turns]
+    return [
+        BranchTurn(
+            t,
+            a[t].counted_prompt_tokens if t in a else None,
+            b[t].counted_prompt_tokens if t in b else None,
+            a[t].reply if t in a else None,
+            b[t].reply if t in b else None,
+        )
+        for t in turns
+    ]

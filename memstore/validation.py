@@ -1,4 +1,5 @@
 """Checks run before any write, so bad input changes nothing."""
+
 from __future__ import annotations
 
 import re
@@ -51,9 +52,7 @@ def message_text(text: object, limits: Limits) -> str:
     if not text.strip():
         raise InvalidInput("The message is empty.")
     if len(text) > limits.max_message_chars:
-        raise InvalidInput(
-            f"The message is {len(text):,} characters; the limit is {limits.max_message_chars:,}."
-        )
+        raise InvalidInput(f"The message is {len(text):,} characters; the limit is {limits.max_message_chars:,}.")
     return text
 
 
@@ -91,8 +90,10 @@ def fact_key(key: object, limits: Limits) -> str:
         raise InvalidInput(f"The key {key!r} contains control characters or line breaks.")
     hidden = next((c for c in key if unicodedata.category(c) in INVISIBLE_CATEGORIES), None)
     if hidden is not None:
-        raise InvalidInput(f"The key contains an invisible or direction-changing character (U+{ord(hidden):04X}), "
-                           "which would let two different keys look the same; type it without.")
+        raise InvalidInput(
+            f"The key contains an invisible or direction-changing character (U+{ord(hidden):04X}), "
+            "which would let two different keys look the same; type it without."
+        )
     return unicodedata.normalize("NFC", key)  # one spelling of what looks the same (é, not e + ◌́)
 
 
@@ -155,8 +156,11 @@ def memory_settings(settings: MemorySettings, known_types: frozenset[str], limit
         raise InvalidInput("The number of recalled turns must be a whole number.")
     if not 0 <= settings.recall_turns <= MAX_RECALL_TURNS:
         raise InvalidInput(f"Recall 0 to {MAX_RECALL_TURNS} turns.")
-    if isinstance(settings.recall_min_score, bool) or not isinstance(settings.recall_min_score, (int, float)) \
-            or not -1.0 <= settings.recall_min_score <= 1.0:
+    if (
+        isinstance(settings.recall_min_score, bool)
+        or not isinstance(settings.recall_min_score, (int, float))
+        or not -1.0 <= settings.recall_min_score <= 1.0
+    ):
         raise InvalidInput("The minimum recall score is a similarity from -1.0 to 1.0.")
     if settings.recall_scope not in RECALL_SCOPES:
         raise InvalidInput(f"Recall from {' or '.join(repr(s) for s in RECALL_SCOPES)}.")

@@ -1,20 +1,23 @@
 """Preferences: what Memory Lab remembers about you across conversations, editable as a table."""
+
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
 import ui
-from ui_text import literal
 from memstore import MemoryLabError
 from memstore.facts import preference_rows
+from ui_text import literal
 
 settings, store, client, USER = ui.start_page("Preferences · Memory Lab")
 
 st.title("Preferences")
-st.caption("Facts about you that every conversation injects into the system prompt (custom memory). "
-           "Switch one off to leave it out of the next turns without deleting it. Keys are 1 to "
-           f"{settings.limits.max_key_chars:d} characters; each key appears once.")
+st.caption(
+    "Facts about you that every conversation injects into the system prompt (custom memory). "
+    "Switch one off to leave it out of the next turns without deleting it. Keys are 1 to "
+    f"{settings.limits.max_key_chars:d} characters; each key appears once."
+)
 
 preferences = store.list_preferences(USER)
 table = pd.DataFrame(
@@ -56,9 +59,11 @@ else:
     st.caption("No preference is switched on.")
 
 st.subheader("History")
-st.caption("Every change: facts the model picked out of your messages (switch this on or off in the chat's sidebar), "
-           "your own edits, and undos. Each keeps what it replaced and when; undo puts the old value back while the "
-           "change is the newest for its key.")
+st.caption(
+    "Every change: facts the model picked out of your messages (switch this on or off in the chat's sidebar), "
+    "your own edits, and undos. Each keeps what it replaced and when; undo puts the old value back while the "
+    "change is the newest for its key."
+)
 history = store.preference_history(USER, limit=50)
 if not history:
     st.caption("No preference has changed yet.")
@@ -80,7 +85,9 @@ for change in history:  # newest first: the first change seen for a key is its n
 for change in history:
     text, when, action = st.columns([5, 2, 1], vertical_alignment="center")
     text.markdown(ui.change_sentence_md(change))
-    when.caption(f"{change.created_at:%Y-%m-%d %H:%M}"
-                 + (f" · conversation {change.conversation_id:d}" if change.conversation_id else ""))
+    when.caption(
+        f"{change.created_at:%Y-%m-%d %H:%M}"
+        + (f" · conversation {change.conversation_id:d}" if change.conversation_id else "")
+    )
     if change.source == "auto" and newest[change.key] == change.id:  # older ones would overwrite what came after
         action.button("Undo", key=f"undo_pref_{change.id}", on_click=undo, args=(change.id,))

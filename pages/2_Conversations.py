@@ -1,17 +1,24 @@
 """Conversations: find, open, delete, export and import your saved conversations."""
+
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 
 import ui
-from ui_text import literal
-from dataclasses import replace
-
 from memstore import MEMORY_TYPES, MemoryLabError
-from memstore.transfer import (compare_branches, export_conversations, fork_conversation, import_export, to_json,
-                               to_markdown)
+from memstore.transfer import (
+    compare_branches,
+    export_conversations,
+    fork_conversation,
+    import_export,
+    to_json,
+    to_markdown,
+)
 from ui import ConversationRef
+from ui_text import literal
 
 settings, store, client, USER = ui.start_page("Conversations · Memory Lab")
 
@@ -19,15 +26,27 @@ st.title("Conversations")
 search = st.text_input("Search titles", placeholder="Type part of a title")
 conversations = store.list_conversations(USER, search=search or None, limit=500)
 if not conversations:
-    st.info("No saved conversations match." if search else "No saved conversations yet. Temporary chats are "
-            "never listed here.")
+    st.info(
+        "No saved conversations match."
+        if search
+        else "No saved conversations yet. Temporary chats are never listed here."
+    )
 else:
     st.dataframe(
-        pd.DataFrame([{
-            "title": c.title, "memory type": ui.memory_label(c.settings.memory_type), "messages": c.message_count,
-            "tokens": c.token_total, "last activity": c.updated_at,
-        } for c in conversations]),
-        hide_index=True, width="stretch",
+        pd.DataFrame(
+            [
+                {
+                    "title": c.title,
+                    "memory type": ui.memory_label(c.settings.memory_type),
+                    "messages": c.message_count,
+                    "tokens": c.token_total,
+                    "last activity": c.updated_at,
+                }
+                for c in conversations
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
         column_config={"last activity": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
     )
     by_id = {c.id: c for c in conversations}
@@ -38,23 +57,33 @@ else:
         st.switch_page("app.py")
     one = export_conversations(store, USER, [chosen])
     name = f"memorylab-conversation-{chosen}"
-    export_json_col.download_button("Export as JSON", to_json(one), f"{name}.json", "application/json",
-                                    width="stretch", on_click="ignore")
-    export_md_col.download_button("Export as Markdown", to_markdown(one), f"{name}.md", "text/markdown",
-                                  width="stretch", on_click="ignore")
+    export_json_col.download_button(
+        "Export as JSON", to_json(one), f"{name}.json", "application/json", width="stretch", on_click="ignore"
+    )
+    export_md_col.download_button(
+        "Export as Markdown", to_markdown(one), f"{name}.md", "text/markdown", width="stretch", on_click="ignore"
+    )
     with st.expander("Fork: branch this conversation at a turn, with another memory type"):
         current = by_id[chosen]
         if current.last_turn == 0:
             st.caption("Nothing to fork yet: the conversation has no turns.")
         else:
-            fork_turn = st.number_input("Keep turns 1 to", min_value=1, max_value=current.last_turn,
-                                        value=current.last_turn, step=1, key=f"fork_turn_{chosen}")
-            fork_type = st.selectbox("Memory type of the branch", list(MEMORY_TYPES), format_func=ui.memory_label,
-                                     key=f"fork_type_{chosen}")
+            fork_turn = st.number_input(
+                "Keep turns 1 to",
+                min_value=1,
+                max_value=current.last_turn,
+                value=current.last_turn,
+                step=1,
+                key=f"fork_turn_{chosen}",
+            )
+            fork_type = st.selectbox(
+                "Memory type of the branch", list(MEMORY_TYPES), format_func=ui.memory_label, key=f"fork_type_{chosen}"
+            )
             if st.button("Fork and open", key=f"fork_{chosen}"):
                 try:
-                    fork = fork_conversation(store, USER, chosen, int(fork_turn),
-                                             replace(current.settings, memory_type=fork_type))
+                    fork = fork_conversation(
+                        store, USER, chosen, int(fork_turn), replace(current.settings, memory_type=fork_type)
+                    )
                 except MemoryLabError as exc:
                     ui.show_error(exc, what="Not forked: ")
                 else:
@@ -63,23 +92,42 @@ else:
     others = [c for c in conversations if c.id != chosen]
     if others:
         with st.expander("Compare with another conversation (for example its fork)"):
-            other = st.selectbox("Other conversation", [c.id for c in others], key=f"other_{chosen}",
-                                 format_func=lambda i: f"{by_id[i].title} (#{i})")
+            other = st.selectbox(
+                "Other conversation",
+                [c.id for c in others],
+                key=f"other_{chosen}",
+                format_func=lambda i: f"{by_id[i].title} (#{i})",
+            )
             rows = compare_branches(store, USER, chosen, other)
             if not rows:
                 st.caption("Neither conversation has sent a turn yet.")
             else:
-                chart = pd.DataFrame({"this conversation": [r.a_tokens for r in rows],
-                                      "the other": [r.b_tokens for r in rows]}, index=[r.turn for r in rows])
+                chart = pd.DataFrame(
+                    {"this conversation": [r.a_tokens for r in rows], "the other": [r.b_tokens for r in rows]},
+                    index=[r.turn for r in rows],
+                )
                 chart.index.name = "turn"
                 st.line_chart(chart, x_label="turn", y_label="prompt tokens sent")
-                st.dataframe(pd.DataFrame([{"turn": r.turn, "tokens sent (this)": r.a_tokens,
-                                            "tokens sent (other)": r.b_tokens, "reply (this)": r.a_reply,
-                                            "reply (other)": r.b_reply} for r in rows]),
-                             hide_index=True, width="stretch")
+                st.dataframe(
+                    pd.DataFrame(
+                        [
+                            {
+                                "turn": r.turn,
+                                "tokens sent (this)": r.a_tokens,
+                                "tokens sent (other)": r.b_tokens,
+                                "reply (this)": r.a_reply,
+                                "reply (other)": r.b_reply,
+                            }
+                            for r in rows
+                        ]
+                    ),
+                    hide_index=True,
+                    width="stretch",
+                )
     with st.expander("Delete this conversation"):
-        confirm = st.checkbox(f"Yes, delete “{literal(by_id[chosen].title)}”, its memory and its model calls",
-                              key=f"confirm_{chosen}")
+        confirm = st.checkbox(
+            f"Yes, delete “{literal(by_id[chosen].title)}”, its memory and its model calls", key=f"confirm_{chosen}"
+        )
         if st.button("Delete", disabled=not confirm, key=f"delete_{chosen}"):
             store.delete_conversation(USER, chosen)
             ref = st.session_state.get("conversation_ref")
@@ -91,12 +139,24 @@ else:
 st.subheader("Export everything")
 everything = export_conversations(store, USER) if conversations else None
 left, right = st.columns(2)
-left.download_button("All conversations as JSON", to_json(everything) if everything else "",
-                     "memorylab-all.json", "application/json", disabled=everything is None, width="stretch",
-                     on_click="ignore")
-right.download_button("All conversations as Markdown", to_markdown(everything) if everything else "",
-                      "memorylab-all.md", "text/markdown", disabled=everything is None, width="stretch",
-                      on_click="ignore")
+left.download_button(
+    "All conversations as JSON",
+    to_json(everything) if everything else "",
+    "memorylab-all.json",
+    "application/json",
+    disabled=everything is None,
+    width="stretch",
+    on_click="ignore",
+)
+right.download_button(
+    "All conversations as Markdown",
+    to_markdown(everything) if everything else "",
+    "memorylab-all.md",
+    "text/markdown",
+    disabled=everything is None,
+    width="stretch",
+    on_click="ignore",
+)
 
 st.subheader("Import")
 st.caption("A JSON file exported from Memory Lab becomes new conversations; nothing existing is changed.")
@@ -107,5 +167,7 @@ if upload is not None and st.button("Import", key="do_import"):
     except MemoryLabError as exc:
         ui.show_error(exc, what="Nothing was imported: ")
     else:
-        st.success(f"Imported {len(created):d} conversation{'s' if len(created) != 1 else ''}: "
-                   + literal(", ".join(c.title for c in created)))
+        st.success(
+            f"Imported {len(created):d} conversation{'s' if len(created) != 1 else ''}: "
+            + literal(", ".join(c.title for c in created))
+        )

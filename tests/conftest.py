@@ -1,4 +1,5 @@
 """Fixtures: every store implementation, a fake model, and a user id."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """A small Hugging Face Hub on 127.0.0.1 for tests: serves files to hf_hub_download, fails and drops on request."""
+
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,8 @@ class FakeHub:
     """Serves `/{repo_id}/resolve/{revision}/{filename}` for files added with `add_file`; default is a well-behaved Hub.
 
     Faults, each used by the next matching request (`fail_next(kind, ...)`; `method=` narrows it to HEAD or GET):
-      404 / 401 / 403 / 500 / 503 — answer HEAD or GET with that status (401/403 as a gated repo, 404 as a missing file);
+      404 / 401 / 403 / 500 / 503 — answer HEAD or GET with that status (401/403 as a gated repo, 404 as a
+      missing file);
       "drop"  — on a GET: send `after_bytes` of the body, then close the connection cleanly (a short body);
       "reset" — on a GET: send `after_bytes` of the body, then reset the connection (TCP RST);
       "stall" — on a GET: send `after_bytes`, then say nothing for `seconds`, then close;
@@ -102,8 +104,7 @@ class FakeHub:
 
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -117,8 +118,9 @@ class FakeHub:
         self.files[(repo_id, filename)] = data
         return hashlib.sha256(data).hexdigest()
 
-    def fail_next(self, kind: str | int, *, method: str | None = None, after_bytes: int = 0, seconds: float = 0.0,
-                  times: int = 1) -> None:
+    def fail_next(
+        self, kind: str | int, *, method: str | None = None, after_bytes: int = 0, seconds: float = 0.0, times: int = 1
+    ) -> None:
         if kind not in _STATUS_FAULTS and kind not in ("drop", "reset", "stall"):
             raise ValueError(f"unknown fault {kind!r}")
         if method not in (None, "HEAD", "GET") or (kind in ("drop", "reset") and method == "HEAD"):
@@ -148,8 +150,9 @@ class FakeHub:
 
     def _serve(self, handler: BaseHTTPRequestHandler, *, body: bool) -> None:
         with self._lock:
-            self.requests.append(HubRequest(handler.command, handler.path,
-                                            {k.lower(): v for k, v in handler.headers.items()}))
+            self.requests.append(
+                HubRequest(handler.command, handler.path, {k.lower(): v for k, v in handler.headers.items()})
+            )
         match = _RESOLVE.match(handler.path.split("?", 1)[0])
         if not match:
             self._status(handler, 404, None, "Not found", body=body)
@@ -177,8 +180,16 @@ class FakeHub:
             return
         self._file(handler, data, fault, body=body, commit=commit)
 
-    def _status(self, handler: BaseHTTPRequestHandler, status: int, error_code: str | None, message: str,
-                *, body: bool, commit: str | None = COMMIT) -> None:
+    def _status(
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        error_code: str | None,
+        message: str,
+        *,
+        body: bool,
+        commit: str | None = COMMIT,
+    ) -> None:
         payload = json.dumps({"error": message}).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
@@ -192,8 +203,9 @@ class FakeHub:
         if body:
             handler.wfile.write(payload)
 
-    def _file(self, handler: BaseHTTPRequestHandler, data: bytes, fault: _Fault | None, *, body: bool,
-              commit: str) -> None:
+    def _file(
+        self, handler: BaseHTTPRequestHandler, data: bytes, fault: _Fault | None, *, body: bool, commit: str
+    ) -> None:
         size = len(data)
         etag = hashlib.sha256(data).hexdigest()  # the Hub's ETag for an LFS file is its sha256
         start, end = 0, size - 1
@@ -220,7 +232,7 @@ class FakeHub:
         handler.end_headers()
         if not body:
             return
-        chunk = data[start:end + 1]
+        chunk = data[start : end + 1]
         limit = len(chunk) if fault is None else min(fault.after_bytes, len(chunk))
         self._send_body(handler, chunk[:limit])
         if fault is None:
@@ -237,7 +249,7 @@ class FakeHub:
     def _send_body(self, handler: BaseHTTPRequestHandler, data: bytes) -> None:
         began = time.monotonic()
         for offset in range(0, len(data), _PIECE_BYTES):
-            handler.wfile.write(data[offset:offset + _PIECE_BYTES])
+            handler.wfile.write(data[offset : offset + _PIECE_BYTES])
             handler.wfile.flush()
             rate = self.bytes_per_s
             if rate:

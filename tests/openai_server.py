@@ -1,4 +1,5 @@
 """A small OpenAI-compatible chat server on 127.0.0.1 for tests: streams, fails and drops on request."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,13 @@ from typing import Any
 
 def _chunk(model: str, *, content: str | None = None, finish: str | None = None) -> dict[str, Any]:
     delta = {"content": content} if content is not None else {}
-    return {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 class FakeOpenAIServer:
@@ -53,8 +59,12 @@ class FakeOpenAIServer:
                 if not self.path.rstrip("/").endswith("/models"):
                     self.send_error(404)
                     return
-                payload = json.dumps({"object": "list", "data": [
-                    {"id": name, "object": "model", "owned_by": "test"} for name in server.models]}).encode()
+                payload = json.dumps(
+                    {
+                        "object": "list",
+                        "data": [{"id": name, "object": "model", "owned_by": "test"} for name in server.models],
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -88,7 +98,7 @@ class FakeOpenAIServer:
     def expect(self, *behaviours: tuple) -> None:
         self.behaviours.extend(behaviours)
 
-    def __enter__(self) -> "FakeOpenAIServer":
+    def __enter__(self) -> FakeOpenAIServer:
         self.thread.start()
         return self
 
@@ -108,8 +118,14 @@ class FakeOpenAIServer:
             for word in re.findall(r"[a-z]+", text.lower()):
                 vector[zlib.crc32(word.encode()) % 64] += 1.0
             data.append({"object": "embedding", "index": i, "embedding": vector})
-        payload = json.dumps({"object": "list", "data": data, "model": body.get("model"),
-                              "usage": {"prompt_tokens": 0, "total_tokens": 0}}).encode()
+        payload = json.dumps(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            }
+        ).encode()
         handler.send_response(200)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(payload)))
@@ -130,8 +146,9 @@ class FakeOpenAIServer:
             return
         if kind == "echo_key":
             key = handler.headers.get("Authorization", "").removeprefix("Bearer ")
-            payload = json.dumps({"error": {"message": f"Invalid request for key {key}: bad parameter",
-                                            "type": "invalid_request_error"}}).encode()
+            payload = json.dumps(
+                {"error": {"message": f"Invalid request for key {key}: bad parameter", "type": "invalid_request_error"}}
+            ).encode()
             handler.send_response(400)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(payload)))
@@ -161,8 +178,10 @@ class FakeOpenAIServer:
             return
         if kind == "json_deltas":
             for raw in behaviour[1]:
-                send('data: {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "%s", '
-                     '"choices": [{"index": 0, "delta": {"content": %s}, "finish_reason": null}]}\n\n' % (model, raw))
+                send(
+                    f'data: {{"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "{model}", '
+                    f'"choices": [{{"index": 0, "delta": {{"content": {raw}}}, "finish_reason": null}}]}}\n\n'
+                )
             event(_chunk(model, finish="stop"))
             event("[DONE]")
             handler.wfile.write(b"0\r\n\r\n")
@@ -170,7 +189,7 @@ class FakeOpenAIServer:
         if kind == "chunks":
             text, size = behaviour[1], behaviour[2]
             for start in range(0, len(text), size):
-                event(_chunk(model, content=text[start:start + size]))
+                event(_chunk(model, content=text[start : start + size]))
             event(_chunk(model, finish="stop"))
             event("[DONE]")
             handler.wfile.write(b"0\r\n\r\n")
@@ -207,9 +226,20 @@ class FakeOpenAIServer:
             return
         event(_chunk(model, finish="stop"))
         prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", []))
-        event({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": model,
-               "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
-                                        "total_tokens": prompt_tokens + len(words)}})
+        event(
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(words),
+                    "total_tokens": prompt_tokens + len(words),
+                },
+            }
+        )
         event("[DONE]")
         handler.wfile.write(b"0\r\n\r\n")
 

@@ -1,4 +1,5 @@
 """The Streamlit app and its pages, driven with AppTest against a local OpenAI-compatible server."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from memstore import MemorySettings, SqlStore
 from conftest import plain, run_page
+from memstore import MemorySettings, SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 S1 = "saved_1"
@@ -65,7 +66,9 @@ def code_blocks(at: AppTest) -> list[str]:
 def test_sending_a_message_streams_the_reply_and_the_panel_shows_it(env, db_url):
     at = send(app(), "Hi, I am Alice")
     assert bubbles(at) == ["Hi, I am Alice", "echo: Hi, I am Alice"]
-    assert [s for s in at.sidebar.selectbox if s.label == "Open"][0].options == ["Hi, I am Alice"]  # the picker shows the new title at once
+    assert [s for s in at.sidebar.selectbox if s.label == "Open"][0].options == [
+        "Hi, I am Alice"
+    ]  # the picker shows the new title at once
     assert "Turn 1 · " in captions(at)
     assert "Hi, I am Alice" in "\n".join(t.value for t in at.text)  # held in memory
     assert any("Hi, I am Alice" in block for block in code_blocks(at))  # in the next and last request
@@ -182,24 +185,33 @@ def test_long_conversations_draw_only_the_newest_page(env, db_url):
 def test_preferences_page_adds_edits_switches_off_and_deletes(env, db_url):
     at = page("1_Preferences.py")
     at.session_state["preferences_editor"] = {
-        "edited_rows": {}, "deleted_rows": [],
+        "edited_rows": {},
+        "deleted_rows": [],
         "added_rows": [{"key": "name", "value": "Alice"}, {"key": "drink", "value": "tea", "enabled": False}],
     }
     at.run()
     at.main.button[0].click().run()
     store = SqlStore.open(db_url)
     assert [(p.key, p.value, p.enabled) for p in store.list_preferences("local")] == [
-        ("drink", "tea", False), ("name", "Alice", True)]
+        ("drink", "tea", False),
+        ("name", "Alice", True),
+    ]
     at = page("1_Preferences.py")
     assert "- name: Alice" in code_blocks(at)[0] and "tea" not in code_blocks(at)[0]
     at.session_state["preferences_editor"] = {
-        "edited_rows": {1: {"value": "Alice B."}}, "deleted_rows": [0], "added_rows": []}
+        "edited_rows": {1: {"value": "Alice B."}},
+        "deleted_rows": [0],
+        "added_rows": [],
+    }
     at.run()
     at.main.button[0].click().run()
     assert [(p.key, p.value) for p in store.list_preferences("local")] == [("name", "Alice B.")]
     at = page("1_Preferences.py")
     at.session_state["preferences_editor"] = {
-        "edited_rows": {}, "deleted_rows": [], "added_rows": [{"key": "k" * 65, "value": "too long"}]}
+        "edited_rows": {},
+        "deleted_rows": [],
+        "added_rows": [{"key": "k" * 65, "value": "too long"}],
+    }
     at.run()
     at.main.button[0].click().run()
     assert any("limit is 64" in plain(e.value) for e in at.error)
@@ -248,11 +260,24 @@ def test_export_and_import_round_trip(env, db_url):
     created = import_export(store, "local", to_json(exported).encode(), CharEstimateCounter())
     assert created[0].title == "Keep me" and created[0].message_count == 4
     assert [m.content for m in store.page("local", created[0].id)] == [
-        "first <b>bold</b>", "re: first <b>bold</b>", "second", "re: second"]
-    bad = json.dumps({"format": "memorylab.conversations/1", "conversations": [
-        {"title": "ok", "settings": {"memory_type": "window"}, "messages": [{"role": "user", "content": "a"}]},
-        {"title": "bad", "settings": {"memory_type": "window"}, "messages": [{"role": "system", "content": "x"}]},
-    ]}).encode()
+        "first <b>bold</b>",
+        "re: first <b>bold</b>",
+        "second",
+        "re: second",
+    ]
+    bad = json.dumps(
+        {
+            "format": "memorylab.conversations/1",
+            "conversations": [
+                {"title": "ok", "settings": {"memory_type": "window"}, "messages": [{"role": "user", "content": "a"}]},
+                {
+                    "title": "bad",
+                    "settings": {"memory_type": "window"},
+                    "messages": [{"role": "system", "content": "x"}],
+                },
+            ],
+        }
+    ).encode()
     from memstore import InvalidInput
 
     with pytest.raises(InvalidInput, match="role 'system'"):
@@ -361,9 +386,13 @@ def test_markdown_and_html_in_messages_are_shown_as_text(env):
 def test_with_login_configured_nobody_sees_data_before_logging_in(env, db_url):
     seed_conversation(db_url, "Private chat", ["my secret plans"])
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
-    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "s",
-                          "client_id": "c", "client_secret": "x",
-                          "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+    at.secrets["auth"] = {
+        "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+        "cookie_secret": "s",
+        "client_id": "c",
+        "client_secret": "x",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }
     at.run()
     assert not at.exception
     assert [b.label for b in at.button] == ["Log in"]
@@ -401,10 +430,21 @@ def test_imports_are_size_limited_validated_and_land_only_in_the_importers_data(
 
     store = SqlStore.open(db_url)
     theirs = store.create_conversation("bob", "Bob's chat", MemorySettings())
-    crafted = json.dumps({"format": "memorylab.conversations/1", "conversations": [{
-        "id": theirs.id, "user_id": "bob", "conversation_id": theirs.id, "title": "Injected",
-        "settings": {"memory_type": "window"}, "messages": [{"role": "user", "content": "hello", "user_id": "bob"}],
-    }]}).encode()
+    crafted = json.dumps(
+        {
+            "format": "memorylab.conversations/1",
+            "conversations": [
+                {
+                    "id": theirs.id,
+                    "user_id": "bob",
+                    "conversation_id": theirs.id,
+                    "title": "Injected",
+                    "settings": {"memory_type": "window"},
+                    "messages": [{"role": "user", "content": "hello", "user_id": "bob"}],
+                }
+            ],
+        }
+    ).encode()
     created = import_export(store, "local", crafted, CharEstimateCounter())
     assert created[0].user_id == "local" and created[0].id != theirs.id
     assert store.get_conversation("bob", theirs.id).message_count == 0
@@ -412,9 +452,19 @@ def test_imports_are_size_limited_validated_and_land_only_in_the_importers_data(
     with pytest.raises(InvalidInput, match="limit"):
         import_export(store, "local", b" " * (MAX_IMPORT_BYTES + 1), CharEstimateCounter())
     with pytest.raises(InvalidInput):
-        import_export(store, "local", json.dumps({"format": "memorylab.conversations/1", "conversations": [
-            {"title": "x", "settings": {"memory_type": "window", "window_turns": -3}, "messages": []}]}).encode(),
-            CharEstimateCounter())
+        import_export(
+            store,
+            "local",
+            json.dumps(
+                {
+                    "format": "memorylab.conversations/1",
+                    "conversations": [
+                        {"title": "x", "settings": {"memory_type": "window", "window_turns": -3}, "messages": []}
+                    ],
+                }
+            ).encode(),
+            CharEstimateCounter(),
+        )
     assert len(store.list_conversations("local")) == 1
     store.close()
 
@@ -467,8 +517,9 @@ def test_two_conversations_with_one_title_each_keep_their_own_messages(env, db_u
     assert users[second] == ["hello from the second", f"follow-up for {second}"]
 
 
-def test_a_message_sent_while_the_database_is_locked_is_kept_and_sent_again_after_a_reload(env, db_url, monkeypatch,
-                                                                                         tmp_path):
+def test_a_message_sent_while_the_database_is_locked_is_kept_and_sent_again_after_a_reload(
+    env, db_url, monkeypatch, tmp_path
+):
     import sqlite3
 
     monkeypatch.setattr("memstore.database.SQLITE_BUSY_TIMEOUT_MS", 200)
@@ -487,12 +538,17 @@ def test_a_message_sent_while_the_database_is_locked_is_kept_and_sent_again_afte
     assert "typed while the database was locked" in [t.value for t in reloaded.text]
     reloaded.button(key=next(b.key for b in reloaded.button if b.label == "Send again")).click().run()
     assert not reloaded.exception
-    assert bubbles(reloaded)[-2:] == ["typed while the database was locked", "echo: typed while the database was locked"]
+    assert bubbles(reloaded)[-2:] == [
+        "typed while the database was locked",
+        "echo: typed while the database was locked",
+    ]
     assert not any("not saved" in plain(w.value) for w in reloaded.warning)  # sent, so no longer kept
     store = SqlStore.open(db_url)
     try:
-        assert [m.content for m in store.page("local", 1)] == ["typed while the database was locked",
-                                                               "echo: typed while the database was locked"]
+        assert [m.content for m in store.page("local", 1)] == [
+            "typed while the database was locked",
+            "echo: typed while the database was locked",
+        ]
     finally:
         store.close()
 
@@ -506,10 +562,21 @@ def test_a_read_only_database_is_said_at_once_and_chats_stay_temporary(env, db_u
         pytest.skip("chattr is not installed")
     # An app that ran before still holds the database, so its -wal and -shm files exist; then the folder and its
     # files are made immutable. (Another process, as in real life: one process's own mapping of -shm would fault.)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); from memstore import SqlStore, MemorySettings; "
-        "s = SqlStore.open(sys.argv[2]); s.create_conversation('local', 'Before', MemorySettings()); "
-        "print('ready', flush=True); time.sleep(120)"), str(ROOT), db_url], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; sys.path.insert(0, sys.argv[1]); from memstore import SqlStore, MemorySettings; "
+                "s = SqlStore.open(sys.argv[2]); s.create_conversation('local', 'Before', MemorySettings()); "
+                "print('ready', flush=True); time.sleep(120)"
+            ),
+            str(ROOT),
+            db_url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         if subprocess.run(["chattr", "-R", "+i", str(tmp_path)]).returncode != 0:

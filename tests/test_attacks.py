@@ -1,4 +1,5 @@
 """The defects found by attacking the running app, each replayed against memstore: nothing lost, nothing leaked."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,14 @@ def server():
 
 
 def openai_client(server, **kw):
-    return OpenAIClient(model="gpt-4o-mini", api_key=kw.pop("api_key", None), base_url=server.base_url,
-                        timeout_s=10, max_retries=0, **kw)
+    return OpenAIClient(
+        model="gpt-4o-mini",
+        api_key=kw.pop("api_key", None),
+        base_url=server.base_url,
+        timeout_s=10,
+        max_retries=0,
+        **kw,
+    )
 
 
 class Lock:
@@ -123,9 +130,9 @@ def test_an_emoji_split_across_two_chunks_is_kept_whole(db, server):
     conv = chat.new_conversation()
     run = chat.send(conv.id, "hello", FactSet())
     deltas = list(run.stream())
-    assert run.result.ok and "".join(deltas) == "Hi \U0001F600 there and a lone "
+    assert run.result.ok and "".join(deltas) == "Hi \U0001f600 there and a lone "
     stored = store.page(ME, conv.id)[-1].content
-    assert stored == "Hi \U0001F600 there and a lone \ufffd"  # the unpaired half becomes U+FFFD, not a crash
+    assert stored == "Hi \U0001f600 there and a lone \ufffd"  # the unpaired half becomes U+FFFD, not a crash
     assert chat.last_chat_call(conv.id).reply == stored
 
 
@@ -171,8 +178,10 @@ def test_two_retries_of_one_failed_turn_make_one_call(db, server):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["This turn is already being retried (in another tab); its reply will appear here.",
-                                "complete"]
+    assert sorted(outcomes) == [
+        "This turn is already being retried (in another tab); its reply will appear here.",
+        "complete",
+    ]
     assert len(server.chat_requests) == 2  # the failed call and one retry
     assert [m.status for m in store.page(ME, conv.id) if m.role == "assistant"] == ["failed", "complete"]
 
@@ -205,30 +214,41 @@ def test_a_failed_turn_is_not_sent_or_counted_and_requests_alternate(db):
 
 def test_markdown_exports_cannot_load_images_run_html_or_add_headings(db):
     store, _ = db
-    chat = Chat(store, FakeClient(["![pixel](http://127.0.0.1:9/reply.png) <img src=http://127.0.0.1:9/r>"]),
-                user_id=ME)
+    chat = Chat(
+        store, FakeClient(["![pixel](http://127.0.0.1:9/reply.png) <img src=http://127.0.0.1:9/r>"]), user_id=ME
+    )
     conv = chat.new_conversation("# Title ![t](http://127.0.0.1:9/title.png)")
     chat.send(conv.id, "> quoted ![q](http://127.0.0.1:9/q.png)\n# injected heading\n```\nfence\n```", FactSet()).run()
     markdown = to_markdown(export_conversations(store, ME))
     outside, fence = [], None
     for line in markdown.splitlines():
         if fence is None and line.startswith("```"):
-            fence = line[:len(line) - len(line.lstrip("`"))]
+            fence = line[: len(line) - len(line.lstrip("`"))]
         elif fence is not None and line == fence:
             fence = None
         elif fence is None:
             outside.append(line)
     assert not any("![" in line or "<img" in line for line in outside)  # prose holds no image and no HTML
     assert [line for line in outside if line.startswith("#")] == [
-        "# \\# Title \\!\\[t\\]\\(http\\:\\/\\/127\\.0\\.0\\.1\\:9\\/title\\.png\\)"]
+        "# \\# Title \\!\\[t\\]\\(http\\:\\/\\/127\\.0\\.0\\.1\\:9\\/title\\.png\\)"
+    ]
     # Each message sits in a fence longer than any backtick run inside it, so it is shown verbatim.
     assert "````text\n> quoted ![q](http://127.0.0.1:9/q.png)\n# injected heading\n```\nfence\n```\n````" in markdown
 
 
 def export_file(*messages: dict) -> bytes:
-    return json.dumps({"format": "memorylab.conversations/1", "conversations": [
-        {"title": "ok", "messages": [{"role": "user", "content": "fine"}, {"role": "assistant", "content": "fine"}]},
-        {"title": "bad", "messages": list(messages)}]}).encode()
+    return json.dumps(
+        {
+            "format": "memorylab.conversations/1",
+            "conversations": [
+                {
+                    "title": "ok",
+                    "messages": [{"role": "user", "content": "fine"}, {"role": "assistant", "content": "fine"}],
+                },
+                {"title": "bad", "messages": list(messages)},
+            ],
+        }
+    ).encode()
 
 
 def test_an_import_with_a_lone_surrogate_is_refused_whole(db):
@@ -264,13 +284,20 @@ def replay_file(turns, types) -> bytes:
     return json.dumps({"format": "memorylab.replay/1", "title": "t", "turns": turns, "types": types}).encode()
 
 
-@pytest.mark.parametrize("raw, sentence", [
-    (replay_file([{"user": "hi", "assistant": "hello"}], []), "names no memory type"),
-    (replay_file([{"user": "hi", "assistant": "half \ud800 an emoji"}],
-                 [{"settings": {"memory_type": "summary"}}]), "not valid Unicode"),
-    (replay_file([{"user": "hi", "assistant": 7}], [{"settings": {"memory_type": "buffer"}}]), "must be text"),
-    (b'{"format": "memorylab.replay/1", "turns": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "too deeply"),
-])
+@pytest.mark.parametrize(
+    "raw, sentence",
+    [
+        (replay_file([{"user": "hi", "assistant": "hello"}], []), "names no memory type"),
+        (
+            replay_file(
+                [{"user": "hi", "assistant": "half \ud800 an emoji"}], [{"settings": {"memory_type": "summary"}}]
+            ),
+            "not valid Unicode",
+        ),
+        (replay_file([{"user": "hi", "assistant": 7}], [{"settings": {"memory_type": "buffer"}}]), "must be text"),
+        (b'{"format": "memorylab.replay/1", "turns": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "too deeply"),
+    ],
+)
 def test_a_bad_replay_file_gets_one_sentence(raw, sentence):
     from memstore.replay import parse_replay_file
 

@@ -1,4 +1,5 @@
 """A real browser: `streamlit run app.py` driven by Playwright in Debian's Chromium."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,10 @@ from openai_server import FakeOpenAIServer
 @pytest.fixture
 def running_app(tmp_path):
     """The app on a free 127.0.0.1 port, talking to a local OpenAI-compatible server."""
-    with FakeOpenAIServer() as server, serve_app(tmp_path, OPENAI_BASE_URL=server.base_url,
-                                                 OPENAI_MODEL="gpt-4o-mini", OPENAI_MAX_RETRIES="0") as url:
+    with (
+        FakeOpenAIServer() as server,
+        serve_app(tmp_path, OPENAI_BASE_URL=server.base_url, OPENAI_MODEL="gpt-4o-mini", OPENAI_MAX_RETRIES="0") as url,
+    ):
         yield url, server
 
 
@@ -62,8 +65,11 @@ def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
         chat_box.press("Enter")
         page.get_by_text("echo: What is my name?").first.wait_for(timeout=30_000)
         sent = [(m["role"], m["content"]) for m in server.chat_requests[-1]["messages"]]
-        assert sent[1:] == [("user", "I live in Oslo."), ("assistant", "echo: I live in Oslo."),
-                            ("user", "What is my name?")]
+        assert sent[1:] == [
+            ("user", "I live in Oslo."),
+            ("assistant", "echo: I live in Oslo."),
+            ("user", "What is my name?"),
+        ]
         assert sent[0][0] == "system"
         assert page.get_by_test_id("stException").count() == 0
         page.screenshot(path=str(ARTIFACTS / "browser-after-turn-4.png"))
@@ -79,12 +85,20 @@ def test_compare_page_draws_the_chart_and_every_types_payload(running_app):
         chart.wait_for(timeout=30_000)
         page.wait_for_function(
             "() => document.querySelector('[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg')",
-            timeout=30_000)
+            timeout=30_000,
+        )
         box = chart.bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 100
-        for label in ("No memory", "Buffer (every turn)", "Window (last k turns)", "Token window", "Summary",
-                      "Summary + buffer", "Retrieval (window + recalled turns)",
-                      "Entity (window + what is known about names)"):
+        for label in (
+            "No memory",
+            "Buffer (every turn)",
+            "Window (last k turns)",
+            "Token window",
+            "Summary",
+            "Summary + buffer",
+            "Retrieval (window + recalled turns)",
+            "Entity (window + what is known about names)",
+        ):
             assert page.get_by_text(f"{label} ·", exact=False).count() >= 1, label
         assert page.get_by_test_id("stException").count() == 0
         assert server.chat_requests == []  # a replay calls memory models only, never the chat
@@ -113,11 +127,20 @@ def test_two_tabs_on_one_conversation_both_keep_their_turns(running_app):
         first.reload()
         first.get_by_text("echo: Tab one again").first.wait_for(timeout=30_000)
         bubbles = first.get_by_test_id("stChatMessageContent").all_inner_texts()
-        assert bubbles == ["From tab one", "echo: From tab one", "From tab two", "echo: From tab two",
-                           "Tab one again", "echo: Tab one again"]
+        assert bubbles == [
+            "From tab one",
+            "echo: From tab one",
+            "From tab two",
+            "echo: From tab two",
+            "Tab one again",
+            "echo: Tab one again",
+        ]
         # Tab one's third turn was built from the stored transcript, so it saw tab two's turn.
         assert [m["content"] for m in server.chat_requests[-1]["messages"] if m["role"] == "user"] == [
-            "From tab one", "From tab two", "Tab one again"]
+            "From tab one",
+            "From tab two",
+            "Tab one again",
+        ]
 
 
 def test_retrieval_recalls_an_old_turn_and_a_saved_fact_can_be_undone(running_app):
@@ -131,8 +154,13 @@ def test_retrieval_recalls_an_old_turn_and_a_saved_fact_can_be_undone(running_ap
         page.get_by_text("Recall top k (old turns)").first.wait_for()
 
         server.expect(("reply", "Nice to meet you, Priya."), ("reply", '{"name": "Priya", "dog": "Biscuit"}'))
-        turns = ["I'm Priya and my dog Biscuit is a border collie.", "I play the cello on Thursdays.",
-                 "What's the capital of Australia?", "Give me a stretching routine.", "Recommend a novel."]
+        turns = [
+            "I'm Priya and my dog Biscuit is a border collie.",
+            "I play the cello on Thursdays.",
+            "What's the capital of Australia?",
+            "Give me a stretching routine.",
+            "Recommend a novel.",
+        ]
         for text in turns:
             chat_box.fill(text)
             chat_box.press("Enter")
@@ -170,21 +198,44 @@ def test_pick_download_and_chat_with_a_stronger_model_from_a_fake_hub(tmp_path):
     gguf = bundled_model_path()
     digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
     models = tmp_path / "models.json"
-    models.write_text(json.dumps({"format": "memorylab.models/1", "models": [{
-        "key": "test-model", "label": "Test Model 135M", "repo_id": "memorylab-test/Test-GGUF",
-        "filename": "test-model.gguf", "size_bytes": gguf.stat().st_size, "sha256": digest, "license": "Apache-2.0",
-        "note": "The bundled weights under a test name.", "context_tokens": 4096}]}))
+    models.write_text(
+        json.dumps(
+            {
+                "format": "memorylab.models/1",
+                "models": [
+                    {
+                        "key": "test-model",
+                        "label": "Test Model 135M",
+                        "repo_id": "memorylab-test/Test-GGUF",
+                        "filename": "test-model.gguf",
+                        "size_bytes": gguf.stat().st_size,
+                        "sha256": digest,
+                        "license": "Apache-2.0",
+                        "note": "The bundled weights under a test name.",
+                        "context_tokens": 4096,
+                    }
+                ],
+            }
+        )
+    )
     detected = None
     try:
         detected = FakeOpenAIServer(port=1234)  # LM Studio's usual port
         detected.models = ["lmstudio-test-model"]
     except OSError:
         pass  # something really listens there; the rest of the test still runs
-    with FakeHub(bytes_per_s=15_000_000) as hub, (detected or FakeOpenAIServer()):
+    with FakeHub(bytes_per_s=15_000_000) as hub, detected or FakeOpenAIServer():
         hub.add_file("memorylab-test/Test-GGUF", "test-model.gguf", gguf)
-        with serve_app(tmp_path, HF_ENDPOINT=hub.endpoint, HF_HUB_CACHE=str(tmp_path / "hub"),
-                       MEMORYLAB_MODELS_FILE=str(models), HF_HUB_DISABLE_TELEMETRY="1") as url, \
-                browser_page(height=1400) as page:
+        with (
+            serve_app(
+                tmp_path,
+                HF_ENDPOINT=hub.endpoint,
+                HF_HUB_CACHE=str(tmp_path / "hub"),
+                MEMORYLAB_MODELS_FILE=str(models),
+                HF_HUB_DISABLE_TELEMETRY="1",
+            ) as url,
+            browser_page(height=1400) as page,
+        ):
             page.goto(url)
             page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
             sidebar = page.get_by_test_id("stSidebar")

@@ -1,4 +1,5 @@
 """The attacks on the running app, replayed in real Chromium: nothing leaks, nothing typed or received is lost."""
+
 from __future__ import annotations
 
 import threading
@@ -47,8 +48,10 @@ class Canary:
 
 def hostile(port: int, where: str) -> str:
     """Text that would fetch from the canary if any sink rendered it as Markdown or HTML."""
-    return (f"![{where}](http://127.0.0.1:{port}/{where}.png) <img src=\"http://127.0.0.1:{port}/{where}-html.png\"> "
-            f"$\\rule{{9em}}{{9em}}$ :red[{where}]")
+    return (
+        f'![{where}](http://127.0.0.1:{port}/{where}.png) <img src="http://127.0.0.1:{port}/{where}-html.png"> '
+        f"$\\rule{{9em}}{{9em}}$ :red[{where}]"
+    )
 
 
 def seed(db_url: str, data_dir: Path, port: int) -> None:
@@ -56,34 +59,87 @@ def seed(db_url: str, data_dir: Path, port: int) -> None:
     store = SqlStore.open(db_url)
     try:
         for memory_type in ("entity", "summary_buffer"):
-            conv = store.create_conversation("local", hostile(port, f"title-{memory_type}")[:200],
-                                             MemorySettings(memory_type, window_turns=1, max_tokens=60))
+            conv = store.create_conversation(
+                "local",
+                hostile(port, f"title-{memory_type}")[:200],
+                MemorySettings(memory_type, window_turns=1, max_tokens=60),
+            )
             for turn in range(1, 4):
-                message = store.add_user_message("local", conv.id, hostile(port, f"user{turn}"), tokens=40,
-                                                 tokenizer="t")
+                message = store.add_user_message(
+                    "local", conv.id, hostile(port, f"user{turn}"), tokens=40, tokenizer="t"
+                )
                 draft = CallDraft(
-                    purpose="chat", conversation_id=conv.id, turn=turn, memory_type=memory_type,
-                    model=hostile(port, "model")[:60], provider="openai-compatible", host="127.0.0.1",
-                    params={}, request=(ChatMessage("user", hostile(port, "request")),),
-                    reply=hostile(port, "ledger-reply"), error=hostile(port, "ledger-error"), error_kind="http_error",
+                    purpose="chat",
+                    conversation_id=conv.id,
+                    turn=turn,
+                    memory_type=memory_type,
+                    model=hostile(port, "model")[:60],
+                    provider="openai-compatible",
+                    host="127.0.0.1",
+                    params={},
+                    request=(ChatMessage("user", hostile(port, "request")),),
+                    reply=hostile(port, "ledger-reply"),
+                    error=hostile(port, "ledger-error"),
+                    error_kind="http_error",
                     sections={"history": 10},
-                    details={"recall": {"recalled": [{"turn": 1, "same_conversation": False, "score": 0.5, "rank": 1,
-                                                      "conversation_title": hostile(port, "recall-title")}],
-                                        "min_score": 0.1, "searched": 3, "missed": []},
-                             "entities": {"injected": [{"name": hostile(port, "entity-detail")}], "known": 1},
-                             "facts_left_out": [{"key": hostile(port, "left-key"), "reason": "budget"}]})
-                store.add_reply("local", conv.id, message.turn, hostile(port, f"reply{turn}"),
-                                status="partial", tokens=40, tokenizer="t", error=hostile(port, "reply-error"),
-                                call=draft)
-            store.add_summary("local", conv.id, memory_type, hostile(port, "summary"), from_turn=1, through_turn=2,
-                              tokens=20, call=None)
-            store.add_entity_versions("local", conv.id, [(f"![e](http://127.0.0.1:{port}/ent.png)",
-                                                          hostile(port, "entity-note"))], turn=1, call=None)
+                    details={
+                        "recall": {
+                            "recalled": [
+                                {
+                                    "turn": 1,
+                                    "same_conversation": False,
+                                    "score": 0.5,
+                                    "rank": 1,
+                                    "conversation_title": hostile(port, "recall-title"),
+                                }
+                            ],
+                            "min_score": 0.1,
+                            "searched": 3,
+                            "missed": [],
+                        },
+                        "entities": {"injected": [{"name": hostile(port, "entity-detail")}], "known": 1},
+                        "facts_left_out": [{"key": hostile(port, "left-key"), "reason": "budget"}],
+                    },
+                )
+                store.add_reply(
+                    "local",
+                    conv.id,
+                    message.turn,
+                    hostile(port, f"reply{turn}"),
+                    status="partial",
+                    tokens=40,
+                    tokenizer="t",
+                    error=hostile(port, "reply-error"),
+                    call=draft,
+                )
+            store.add_summary(
+                "local",
+                conv.id,
+                memory_type,
+                hostile(port, "summary"),
+                from_turn=1,
+                through_turn=2,
+                tokens=20,
+                call=None,
+            )
+            store.add_entity_versions(
+                "local",
+                conv.id,
+                [(f"![e](http://127.0.0.1:{port}/ent.png)", hostile(port, "entity-note"))],
+                turn=1,
+                call=None,
+            )
         store.set_preference("local", f"![k](http://127.0.0.1:{port}/key.png)", hostile(port, "pref-value"))
-        store.apply_fact_changes("local", [(f"![c](http://127.0.0.1:{port}/chg.png)", hostile(port, "auto-fact"))],
-                                 conversation_id=1, turn=1, call_id=None)
-        Outbox.beside(data_dir).put(new_unsent("local", 1, "message", hostile(port, "unsent"),
-                                               hostile(port, "unsent-error")))
+        store.apply_fact_changes(
+            "local",
+            [(f"![c](http://127.0.0.1:{port}/chg.png)", hostile(port, "auto-fact"))],
+            conversation_id=1,
+            turn=1,
+            call_id=None,
+        )
+        Outbox.beside(data_dir).put(
+            new_unsent("local", 1, "message", hostile(port, "unsent"), hostile(port, "unsent-error"))
+        )
     finally:
         store.close()
 
@@ -98,8 +154,12 @@ def test_hostile_text_in_every_field_never_makes_the_browser_fetch_anything(tmp_
         with FakeOpenAIServer() as server:
             server.models = ["gpt-4o-mini", f"![m](http://127.0.0.1:{port}/listed-model.png)"]
             server.expect(("reply", hostile(port, "live-reply")), ("status", 500))
-            with serve_app(tmp_path, OPENAI_BASE_URL=server.base_url, OPENAI_MODEL="gpt-4o-mini",
-                           OPENAI_MAX_RETRIES="0") as url, browser_page(height=1400) as page:
+            with (
+                serve_app(
+                    tmp_path, OPENAI_BASE_URL=server.base_url, OPENAI_MODEL="gpt-4o-mini", OPENAI_MAX_RETRIES="0"
+                ) as url,
+                browser_page(height=1400) as page,
+            ):
                 origin = urlparse(url).netloc
                 page.on("request", lambda r: requests.append(r.url))
                 page.goto(url)
@@ -139,8 +199,11 @@ def test_hostile_text_in_every_field_never_makes_the_browser_fetch_anything(tmp_
 
 def test_a_url_in_a_message_is_shown_exactly_as_typed(tmp_path):
     typed = "read https://example.com/foo-bar_baz.html and www.example.org/a_b (mail me: a_b@example.com)"
-    with FakeOpenAIServer() as server, serve_app(tmp_path, OPENAI_BASE_URL=server.base_url,
-                                                 OPENAI_MODEL="gpt-4o-mini") as url, browser_page() as page:
+    with (
+        FakeOpenAIServer() as server,
+        serve_app(tmp_path, OPENAI_BASE_URL=server.base_url, OPENAI_MODEL="gpt-4o-mini") as url,
+        browser_page() as page,
+    ):
         page.goto(url)
         box = page.get_by_test_id("stChatInputTextArea")
         box.wait_for(timeout=60_000)
@@ -156,8 +219,11 @@ def test_a_url_in_a_message_is_shown_exactly_as_typed(tmp_path):
 def stored(db_url: str) -> list[tuple[str, str, str]]:
     store = SqlStore.open(db_url)
     try:
-        return [(m.role, m.status, m.content) for c in store.list_conversations("local")
-                for m in store.page("local", c.id, limit=500)]
+        return [
+            (m.role, m.status, m.content)
+            for c in store.list_conversations("local")
+            for m in store.page("local", c.id, limit=500)
+        ]
     finally:
         store.close()
 
@@ -166,9 +232,11 @@ def test_fast_sending_from_one_and_several_tabs_stores_or_visibly_refuses_every_
     db_url = f"sqlite:///{tmp_path / 'browser.db'}"
     accepted: list[str] = []
     refused = 0
-    with FakeOpenAIServer() as server, serve_app(tmp_path, OPENAI_BASE_URL=server.base_url,
-                                                 OPENAI_MODEL="gpt-4o-mini") as url, \
-            browser_page(pages=5) as tabs:
+    with (
+        FakeOpenAIServer() as server,
+        serve_app(tmp_path, OPENAI_BASE_URL=server.base_url, OPENAI_MODEL="gpt-4o-mini") as url,
+        browser_page(pages=5) as tabs,
+    ):
         for tab in tabs:
             tab.goto(url)
             tab.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
@@ -195,8 +263,9 @@ def test_fast_sending_from_one_and_several_tabs_stores_or_visibly_refuses_every_
         tabs[0].screenshot(path=str(ARTIFACTS / "browser-fast-sending.png"), full_page=True)
     rows = stored(db_url)
     users = sorted(c for role, _, c in rows if role == "user")
-    (ARTIFACTS / "fast-sending.txt").write_text(f"missing {sorted(set(accepted) - set(users))}\n"
-                                                 f"extra {sorted(set(users) - set(accepted))}\n{rows}\n")
+    (ARTIFACTS / "fast-sending.txt").write_text(
+        f"missing {sorted(set(accepted) - set(users))}\nextra {sorted(set(users) - set(accepted))}\n{rows}\n"
+    )
     assert users == sorted(accepted)  # every accepted message stored once; every other one refused visibly
     assert len(accepted) >= 10 and refused + len(accepted) == 120  # enough sends got through to mean something
     replies = [r for r in rows if r[0] == "assistant"]
@@ -234,8 +303,11 @@ def idle(tab) -> bool:
 def test_a_long_reply_streams_to_the_end_and_is_stored_whole(tmp_path, size, delta_chars):
     db_url = f"sqlite:///{tmp_path / 'browser.db'}"
     text = ("A long reply goes on and on. " * (size // 29 + 1))[:size]
-    with FakeOpenAIServer() as server, serve_app(tmp_path, OPENAI_BASE_URL=server.base_url,
-                                                 OPENAI_MODEL="gpt-4o-mini") as url, browser_page() as page:
+    with (
+        FakeOpenAIServer() as server,
+        serve_app(tmp_path, OPENAI_BASE_URL=server.base_url, OPENAI_MODEL="gpt-4o-mini") as url,
+        browser_page() as page,
+    ):
         server.expect(("chunks", text, delta_chars))
         page.goto(url)
         box = page.get_by_test_id("stChatInputTextArea")

@@ -1,11 +1,22 @@
 """The chat turn with a scripted model: saving first, failures, partial replies, retries, summaries."""
+
 from __future__ import annotations
 
 import pytest
 
 from fakes import Cut, FakeClient
-from memstore import (Chat, FactSet, InvalidInput, LLMError, MemorySettings, Preference, SqlStore, TemporaryStore,
-                      select_facts, with_session_fact)
+from memstore import (
+    Chat,
+    FactSet,
+    InvalidInput,
+    LLMError,
+    MemorySettings,
+    Preference,
+    SqlStore,
+    TemporaryStore,
+    select_facts,
+    with_session_fact,
+)
 from memstore.schema import utcnow
 from memstore.tokens import counter_for_model
 
@@ -98,8 +109,11 @@ def test_switching_memory_type_applies_from_the_next_turn(store):
 def test_session_facts_and_preferences_are_injected_and_listed(store):
     chat, conv = new_chat(store)
     now = utcnow()
-    prefs = [Preference("name", "Alice", True, now), Preference("diet", "vegan", False, now),
-             Preference("city", "Oslo", True, now)]
+    prefs = [
+        Preference("name", "Alice", True, now),
+        Preference("diet", "vegan", False, now),
+        Preference("city", "Oslo", True, now),
+    ]
     session = with_session_fact({}, "mood", "curious")
     session = with_session_fact(session, "city", "Bergen")
     facts = select_facts(session, prefs)
@@ -107,10 +121,15 @@ def test_session_facts_and_preferences_are_injected_and_listed(store):
     system = run.payload.messages[0].content
     assert "- name: Alice" in system and "- mood: curious" in system and "- city: Bergen" in system
     assert "vegan" not in system and "Oslo" not in system
-    assert {(f.source, f.key) for f in facts.injected} == {("preference", "name"), ("session", "mood"),
-                                                          ("session", "city")}
-    assert dict((f.key, why) for f, why in facts.left_out) == {"diet": "switched off",
-                                                             "city": "overridden by a session fact"}
+    assert {(f.source, f.key) for f in facts.injected} == {
+        ("preference", "name"),
+        ("session", "mood"),
+        ("session", "city"),
+    }
+    assert {f.key: why for f, why in facts.left_out} == {
+        "diet": "switched off",
+        "city": "overridden by a session fact",
+    }
     assert run.payload.section("facts").items == 3 and run.payload.section("facts").tokens > 0
     with pytest.raises(InvalidInput):
         with_session_fact(session, "", "x")
@@ -140,8 +159,9 @@ def test_summary_catches_up_before_the_call_when_behind(store):
 
 
 def test_summary_failure_keeps_the_turn_going(store):
-    chat, conv = new_chat(store, [LLMError("rate_limit", "Slow down (429)."), "still answered"],
-                          settings=MemorySettings("buffer"))
+    chat, conv = new_chat(
+        store, [LLMError("rate_limit", "Slow down (429)."), "still answered"], settings=MemorySettings("buffer")
+    )
     store.add_user_message(ME, conv.id, "old turn", tokens=1, tokenizer="x")
     chat.update_settings(conv.id, MemorySettings("summary"))
     run = chat.send(conv.id, "new turn", FactSet())

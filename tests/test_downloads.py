@@ -1,4 +1,5 @@
 """Model downloads through a fake Hugging Face Hub on 127.0.0.1: what a user sees when they work and when they fail."""
+
 from __future__ import annotations
 
 import errno
@@ -12,9 +13,9 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from fake_hub import FakeHub
 from huggingface_hub import constants as hf_constants
 
+from fake_hub import FakeHub
 from memstore.errors import ConfigError, InvalidInput
 from memstore.llm import downloads
 from memstore.llm.downloads import (
@@ -38,10 +39,19 @@ def closed_port_endpoint() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def entry_for(filename: str = FILENAME, *, repo_id: str = REPO, sha256: str | None = None,
-              size_bytes: int = len(PAYLOAD)) -> DownloadEntry:
-    return DownloadEntry(key="tiny-chat-q4_k_m", label="Tiny Chat (Q4_K_M)", repo_id=repo_id, filename=filename,
-                         size_bytes=size_bytes, license="Apache-2.0", note="Fast, forgets a lot.", sha256=sha256)
+def entry_for(
+    filename: str = FILENAME, *, repo_id: str = REPO, sha256: str | None = None, size_bytes: int = len(PAYLOAD)
+) -> DownloadEntry:
+    return DownloadEntry(
+        key="tiny-chat-q4_k_m",
+        label="Tiny Chat (Q4_K_M)",
+        repo_id=repo_id,
+        filename=filename,
+        size_bytes=size_bytes,
+        license="Apache-2.0",
+        note="Fast, forgets a lot.",
+        sha256=sha256,
+    )
 
 
 def assert_one_sentence(text: str | None) -> None:
@@ -55,8 +65,12 @@ def cached_files(cache: Path) -> list[Path]:
     """Model data in the cache: blobs, snapshot entries and leftovers (not huggingface_hub's locks and refs)."""
     if not cache.exists():
         return []
-    return [p for p in cache.rglob("*") if (p.is_file() or p.is_symlink())
-            and ("blobs" in p.parts or "snapshots" in p.parts or p.name.endswith(".incomplete"))]
+    return [
+        p
+        for p in cache.rglob("*")
+        if (p.is_file() or p.is_symlink())
+        and ("blobs" in p.parts or "snapshots" in p.parts or p.name.endswith(".incomplete"))
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -334,8 +348,9 @@ def test_a_file_with_the_right_sha256_is_done(hub, cache):
 
 
 def test_progress_text_reads_like_the_hub():
-    status = DownloadStatus("downloading", done_bytes=412_000_000, total_bytes=986_000_000,
-                            started_at=time.monotonic() - 10)
+    status = DownloadStatus(
+        "downloading", done_bytes=412_000_000, total_bytes=986_000_000, started_at=time.monotonic() - 10
+    )
     assert status.progress_text == "412 MB of 986 MB · about 14 s left"
     assert status.fraction == pytest.approx(412 / 986)
     assert DownloadStatus("downloading", 0, 986_000_000, started_at=time.monotonic()).seconds_left is None
@@ -344,10 +359,17 @@ def test_progress_text_reads_like_the_hub():
 
 # -- the list of models ----------------------------------------------------------------------
 
-GOOD_MODEL = {"key": "qwen2.5-1.5b-instruct-q4_k_m", "label": "Qwen2.5 1.5B Instruct (Q4_K_M)",
-              "repo_id": "Qwen/Qwen2.5-1.5B-Instruct-GGUF", "filename": "qwen2.5-1.5b-instruct-q4_k_m.gguf",
-              "size_bytes": 1_117_320_736, "license": "Apache-2.0", "note": "Quick; recalls well in short chats.",
-              "sha256": "A" * 64, "context_tokens": 8192}
+GOOD_MODEL = {
+    "key": "qwen2.5-1.5b-instruct-q4_k_m",
+    "label": "Qwen2.5 1.5B Instruct (Q4_K_M)",
+    "repo_id": "Qwen/Qwen2.5-1.5B-Instruct-GGUF",
+    "filename": "qwen2.5-1.5b-instruct-q4_k_m.gguf",
+    "size_bytes": 1_117_320_736,
+    "license": "Apache-2.0",
+    "note": "Quick; recalls well in short chats.",
+    "sha256": "A" * 64,
+    "context_tokens": 8192,
+}
 
 
 def write_list(tmp_path: Path, models, *, fmt: str = "memorylab.models/1") -> Path:
@@ -371,24 +393,27 @@ def _without(name: str) -> dict:
     return {k: v for k, v in GOOD_MODEL.items() if k != name}
 
 
-@pytest.mark.parametrize("models, words", [
-    ([_without("repo_id")], ["entry 1", "missing", "repo_id"]),
-    ([_without("size_bytes")], ["missing", "size_bytes"]),
-    ([dict(GOOD_MODEL, size_bytes="1 GB")], ["size_bytes", "whole number"]),
-    ([dict(GOOD_MODEL, size_bytes=True)], ["size_bytes", "whole number"]),
-    ([dict(GOOD_MODEL, size_bytes=0)], ["size_bytes", "above 0"]),
-    ([dict(GOOD_MODEL, size_bytes=-5)], ["size_bytes", "above 0"]),
-    ([dict(GOOD_MODEL, sha256="abc123")], ["sha256", "64 hexadecimal"]),
-    ([dict(GOOD_MODEL, sha256="g" * 64)], ["sha256", "64 hexadecimal"]),
-    ([GOOD_MODEL, dict(GOOD_MODEL, filename="other.gguf")], ["entry 2", "repeats the key", "entry 1"]),
-    ([dict(GOOD_MODEL, filename="model.safetensors")], ["model.safetensors", ".gguf"]),
-    ([dict(GOOD_MODEL, repo_id="Qwen2.5-GGUF")], ["Qwen2.5-GGUF", "owner/name"]),
-    ([dict(GOOD_MODEL, label="")], ["label", "non-empty"]),
-    ([dict(GOOD_MODEL, license=3)], ["license", "string"]),
-    ([dict(GOOD_MODEL, sha_256="a" * 64)], ["unknown", "sha_256"]),
-    (["qwen"], ["entry 1", "JSON object"]),
-    ([], ["at least one"]),
-])
+@pytest.mark.parametrize(
+    "models, words",
+    [
+        ([_without("repo_id")], ["entry 1", "missing", "repo_id"]),
+        ([_without("size_bytes")], ["missing", "size_bytes"]),
+        ([dict(GOOD_MODEL, size_bytes="1 GB")], ["size_bytes", "whole number"]),
+        ([dict(GOOD_MODEL, size_bytes=True)], ["size_bytes", "whole number"]),
+        ([dict(GOOD_MODEL, size_bytes=0)], ["size_bytes", "above 0"]),
+        ([dict(GOOD_MODEL, size_bytes=-5)], ["size_bytes", "above 0"]),
+        ([dict(GOOD_MODEL, sha256="abc123")], ["sha256", "64 hexadecimal"]),
+        ([dict(GOOD_MODEL, sha256="g" * 64)], ["sha256", "64 hexadecimal"]),
+        ([GOOD_MODEL, dict(GOOD_MODEL, filename="other.gguf")], ["entry 2", "repeats the key", "entry 1"]),
+        ([dict(GOOD_MODEL, filename="model.safetensors")], ["model.safetensors", ".gguf"]),
+        ([dict(GOOD_MODEL, repo_id="Qwen2.5-GGUF")], ["Qwen2.5-GGUF", "owner/name"]),
+        ([dict(GOOD_MODEL, label="")], ["label", "non-empty"]),
+        ([dict(GOOD_MODEL, license=3)], ["license", "string"]),
+        ([dict(GOOD_MODEL, sha_256="a" * 64)], ["unknown", "sha_256"]),
+        (["qwen"], ["entry 1", "JSON object"]),
+        ([], ["at least one"]),
+    ],
+)
 def test_a_malformed_list_is_refused_with_a_sentence(tmp_path, models, words):
     path = write_list(tmp_path, models)
     with pytest.raises(InvalidInput) as caught:

@@ -1,4 +1,5 @@
 """The bundled offline model, for real: llama.cpp's own server (xllamacpp) on 127.0.0.1, through the openai client."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ def test_the_default_client_is_the_bundled_model_behind_a_loopback_server():
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{server.base_url}/v1/models", timeout=5)
     assert refused.value.code == 401
-    listed = urllib.request.Request(f"{server.base_url}/v1/models",
-                                    headers={"Authorization": f"Bearer {server.api_key}"})
+    listed = urllib.request.Request(
+        f"{server.base_url}/v1/models", headers={"Authorization": f"Bearer {server.api_key}"}
+    )
     with urllib.request.urlopen(listed, timeout=5) as response:
         assert [m["id"] for m in json.load(response)["data"]] == ["SmolLM2-135M-Instruct"]
     server.close()

@@ -1,8 +1,9 @@
 """Long-term memory: recall by meaning, automatic facts with history and undo, entity notes, the facts budget."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,7 @@ from memstore.errors import InvalidInput, NotFound
 from memstore.extraction import parse_json_object
 from memstore.facts import Fact, facts_lines, select_facts
 from memstore.memory import MemoryView
-from memstore.payload import build_payload
-from memstore.payload import RECALL_HEADER
+from memstore.payload import RECALL_HEADER, build_payload
 from memstore.records import Preference
 from memstore.tokens import counter_for_model
 
@@ -33,8 +33,10 @@ def seed_recall_set(store, chat):
     """The bundled conversations, stored as real turns; returns their ids in file order."""
     ids = []
     for conv in RECALL_SET["conversations"]:
-        created = chat.new_conversation(conv["title"], MemorySettings("retrieval", window_turns=0, recall_turns=3,
-                                                                      recall_min_score=-1.0, recall_scope="all"))
+        created = chat.new_conversation(
+            conv["title"],
+            MemorySettings("retrieval", window_turns=0, recall_turns=3, recall_min_score=-1.0, recall_scope="all"),
+        )
         for user, reply in conv["turns"]:
             chat.replay_turn(created.id, user, reply, FactSet())
         chat.long_term(created.id).index(len(conv["turns"]))
@@ -49,7 +51,8 @@ def test_recall_finds_the_right_turn_in_its_top_three_for_eight_of_ten_questions
     hits, misses = 0, []
     for q in RECALL_SET["questions"]:
         report = chat.long_term(asking, q["question"]).recall(
-            sql_store.get_conversation(ME, asking).settings, before_turn=10_000)
+            sql_store.get_conversation(ME, asking).settings, before_turn=10_000
+        )
         found = {(r.conversation_id, r.turn.number) for r in report.recalled}
         if (ids[q["conversation"]], q["turn"]) in found:
             hits += 1
@@ -106,13 +109,16 @@ def test_turn_vectors_are_stored_once_and_read_newest_first_within_scope(store):
     assert np.allclose(dequantize(own.vectors), np.eye(4)[[1, 0]], atol=1e-2)
     both = store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=3, all_conversations=True, limit=10)
     assert scanned(both) == [(a.id, 2), (a.id, 1), (b.id, 1)]
-    assert len(store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=9, all_conversations=True,
-                                    limit=2)) == 2
+    assert len(store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=9, all_conversations=True, limit=2)) == 2
     with pytest.raises(InvalidInput):
         store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=9, all_conversations=False, limit=0)
     store.delete_conversation(ME, b.id)
-    assert {c for c, _ in scanned(store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=9,
-                                                        all_conversations=True, limit=10))} == {a.id}
+    assert {
+        c
+        for c, _ in scanned(
+            store.recent_vectors(ME, "e", conversation_id=a.id, before_turn=9, all_conversations=True, limit=10)
+        )
+    } == {a.id}
 
 
 def test_many_turn_vectors_read_back_whole_in_order_across_sealed_blocks(store):
@@ -123,19 +129,18 @@ def test_many_turn_vectors_read_back_whole_in_order_across_sealed_blocks(store):
     for t in range(201, 301):  # then one at a time, as turns happen
         store.add_turn_vectors(ME, conv.id, "e", [(t, to_bytes(matrix[t - 1]))])
     assert store.add_turn_vectors(ME, conv.id, "e", [(5, to_bytes(matrix[0]))]) == 0  # sealed long ago: skipped
-    scan = store.recent_vectors(ME, "e", conversation_id=conv.id, before_turn=290, all_conversations=False,
-                                limit=1_000)
+    scan = store.recent_vectors(ME, "e", conversation_id=conv.id, before_turn=290, all_conversations=False, limit=1_000)
     turns = [t for _, t in scanned(scan)]
     assert turns == list(range(289, 0, -1))  # each turn once, newest first, across blocks and loose rows
     assert store.vector_watermark(ME, conv.id, "e") == 300
     first = turns.index(100)
     assert np.allclose(dequantize(scan.vectors[first]), matrix[99], atol=1e-2)
-    window = store.recent_vectors(ME, "e", conversation_id=conv.id, before_turn=301, all_conversations=False,
-                                  limit=50)
+    window = store.recent_vectors(ME, "e", conversation_id=conv.id, before_turn=301, all_conversations=False, limit=50)
     assert [t for _, t in scanned(window)] == list(range(300, 250, -1))
 
 
 # -- automatic facts -------------------------------------------------------------------------------
+
 
 def facts_chat(sql_store, *replies):
     """A chat whose model answers the turn, then the facts extraction with each scripted reply in turn."""
@@ -146,19 +151,26 @@ def facts_chat(sql_store, *replies):
 
 
 def test_extracted_facts_are_added_changed_with_history_and_undone(sql_store):
-    chat = facts_chat(sql_store, '{"name": "Ada", "home_city": "Oslo"}', 'Sure: {"home_city": "Bergen"}',
-                      '{"home_city": "Bergen", "name": "Ada"}')
+    chat = facts_chat(
+        sql_store,
+        '{"name": "Ada", "home_city": "Oslo"}',
+        'Sure: {"home_city": "Bergen"}',
+        '{"home_city": "Bergen", "name": "Ada"}',
+    )
     conv = chat.new_conversation()
     chat.send(conv.id, "I'm Ada and I live in Oslo.", FactSet()).run()
     first = chat.after_turn(conv.id, extract=True).facts
     assert [(c.key, c.old_value, c.new_value, c.kind) for c in first.changes] == [
-        ("name", None, "Ada", "added"), ("home_city", None, "Oslo", "added")]
+        ("name", None, "Ada", "added"),
+        ("home_city", None, "Oslo", "added"),
+    ]
     assert first.call.purpose == "facts" and sql_store.list_calls(ME, conversation_id=conv.id, purpose="facts")
 
     chat.send(conv.id, "I moved to Bergen last week.", FactSet()).run()
     moved = chat.after_turn(conv.id, extract=True).facts
     assert [(c.key, c.old_value, c.new_value, c.kind, c.turn) for c in moved.changes] == [
-        ("home_city", "Oslo", "Bergen", "changed", 2)]
+        ("home_city", "Oslo", "Bergen", "changed", 2)
+    ]
     assert {p.key: p.value for p in sql_store.list_preferences(ME)} == {"name": "Ada", "home_city": "Bergen"}
     history = sql_store.preference_history(ME, key="home_city")
     assert [(h.old_value, h.new_value, h.turn) for h in history] == [("Oslo", "Bergen", 2), (None, "Oslo", 1)]
@@ -188,7 +200,9 @@ def test_only_the_newest_change_to_a_key_can_be_undone_and_hand_edits_count(sql_
     with pytest.raises(InvalidInput):  # ...so the automatic change before it can no longer be undone over it
         sql_store.undo_preference_change(ME, back.id)
     assert [(h.source, h.new_value) for h in sql_store.preference_history(ME)][:2] == [
-        ("user", "Trondheim"), ("auto", "Oslo")]
+        ("user", "Trondheim"),
+        ("auto", "Oslo"),
+    ]
     sql_store.delete_preference(ME, "home_city")
     assert sql_store.preference_history(ME)[0].kind == "removed"
 
@@ -218,18 +232,24 @@ def test_facts_are_not_extracted_when_switched_off_or_in_a_temporary_chat(sql_st
 
 def test_json_is_found_inside_prose_and_code_fences():
     assert parse_json_object('Here you go:\n```json\n{"a": {"b": 1}}\n```') == {"a": {"b": 1}}
-    assert parse_json_object("{not json} then {\"k\": \"v\"}") == {"k": "v"}
+    assert parse_json_object('{not json} then {"k": "v"}') == {"k": "v"}
     with pytest.raises(InvalidInput):
         parse_json_object("[1, 2]")
 
 
 # -- entity memory -------------------------------------------------------------------------------
 
+
 def test_entity_notes_are_versioned_and_injected_only_when_named(store):
-    client = FakeClient(["Nice!", '{"Biscuit": "The user\'s border collie."}',
-                         "Fun!", '{"Biscuit": "The user\'s border collie, who loves frisbee.", "Lisbon": "Where the '
-                                 'user\'s sister lives."}',
-                         "Ok."])
+    client = FakeClient(
+        [
+            "Nice!",
+            '{"Biscuit": "The user\'s border collie."}',
+            "Fun!",
+            '{"Biscuit": "The user\'s border collie, who loves frisbee.", "Lisbon": "Where the user\'s sister lives."}',
+            "Ok.",
+        ]
+    )
     chat = Chat(store, client, user_id=ME)
     conv = chat.new_conversation("e", MemorySettings("entity", window_turns=0))
     chat.send(conv.id, "My dog Biscuit is a border collie.", FactSet()).run()
@@ -249,15 +269,17 @@ def test_entity_notes_are_versioned_and_injected_only_when_named(store):
 
 # -- the facts budget ----------------------------------------------------------------------------
 
+
 def prefs(*pairs):
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     return [Preference(k, v, True, start + timedelta(days=i)) for i, (k, v) in enumerate(pairs)]
 
 
 @pytest.mark.parametrize("budget", [0, 1])
 def test_a_tiny_budget_leaves_every_fact_out_and_says_why(budget):
-    facts = select_facts({"mood": "good"}, prefs(("name", "Ada")), counter=counter_for_model("gpt-4o-mini"),
-                         budget_tokens=budget)
+    facts = select_facts(
+        {"mood": "good"}, prefs(("name", "Ada")), counter=counter_for_model("gpt-4o-mini"), budget_tokens=budget
+    )
     assert facts.injected == () and facts.used_tokens == 0
     assert [(f.key, "budget" in why) for f, why in facts.left_out] == [("mood", True), ("name", True)]
 
@@ -281,8 +303,9 @@ def test_the_budget_keeps_the_newest_facts_and_drops_the_oldest_at_the_exact_edg
 
 def test_the_facts_meter_matches_the_prompts_facts_section():
     counter = counter_for_model("gpt-4o-mini")
-    facts = select_facts({"mood": "curious"}, prefs(("name", "Ada"), ("home_city", "Oslo")), counter=counter,
-                         budget_tokens=500)
+    facts = select_facts(
+        {"mood": "curious"}, prefs(("name", "Ada"), ("home_city", "Oslo")), counter=counter, budget_tokens=500
+    )
     payload = build_payload(MemorySettings(), MemoryView("none"), facts, "hi", counter, context_tokens=8_192)
     assert payload.section("facts").tokens == facts.used_tokens > 0
 

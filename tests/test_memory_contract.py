@@ -1,4 +1,5 @@
 """One contract for every memory type, plus each type's own promise, at the edges."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,15 @@ def build(store, n_turns, settings, *, reply="ok"):
     conv = chat.new_conversation("t", settings)
     for i in range(1, n_turns + 1):
         msg = store.add_user_message(ME, conv.id, f"q{i}", tokens=COUNTER.count(f"q{i}"), tokenizer=COUNTER.name)
-        store.add_reply(ME, conv.id, msg.turn, f"{reply}{i}", status="complete",
-                        tokens=COUNTER.count(f"{reply}{i}"), tokenizer=COUNTER.name)
+        store.add_reply(
+            ME,
+            conv.id,
+            msg.turn,
+            f"{reply}{i}",
+            status="complete",
+            tokens=COUNTER.count(f"{reply}{i}"),
+            tokenizer=COUNTER.name,
+        )
     return chat, store.get_conversation(ME, conv.id)
 
 
@@ -44,7 +52,7 @@ def test_every_type_keeps_the_contract(store, memory_type, n_turns):
     stored = [(m.role, m.content) for m in before]
     assert len(sent) % 2 == 0
     if sent:  # what is sent verbatim is a contiguous run of stored turns ending at the newest one
-        assert stored[-len(sent):] == sent
+        assert stored[-len(sent) :] == sent
     # Nothing is deleted or rewritten by reading memory.
     assert store.page(ME, conv.id, limit=100) == before
     # Token sections add up and the history section counts exactly what is sent.
@@ -58,9 +66,17 @@ def test_every_type_keeps_the_contract(store, memory_type, n_turns):
     assert MEMORY_TYPES[memory_type].explanation
 
 
-@pytest.mark.parametrize("n_turns,k,expected", [
-    (0, 3, []), (2, 3, [1, 2]), (3, 3, [1, 2, 3]), (9, 3, [7, 8, 9]), (9, 0, []), (9, 1, [9]),
-])
+@pytest.mark.parametrize(
+    "n_turns,k,expected",
+    [
+        (0, 3, []),
+        (2, 3, [1, 2]),
+        (3, 3, [1, 2, 3]),
+        (9, 3, [7, 8, 9]),
+        (9, 0, []),
+        (9, 1, [9]),
+    ],
+)
 def test_window_sends_the_last_k_turns(store, n_turns, k, expected):
     chat, conv = build(store, n_turns, MemorySettings("window", window_turns=k))
     payload = chat.preview(conv.id, FactSet(), draft="NEW")
@@ -134,8 +150,9 @@ def test_long_term_types_keep_the_contract_with_their_memory_filled(store, n_tur
     from memstore.embeddings import WordLlamaEmbedder
 
     for memory_type in ("entity", "retrieval"):
-        settings = MemorySettings(memory_type, window_turns=1, recall_turns=2, recall_min_score=-1.0,
-                                  system_prompt="SYS")
+        settings = MemorySettings(
+            memory_type, window_turns=1, recall_turns=2, recall_min_score=-1.0, system_prompt="SYS"
+        )
         chat, conv = build(store, n_turns, settings)
         chat.embedder = WordLlamaEmbedder()
         if n_turns:

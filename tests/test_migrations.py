@@ -1,4 +1,5 @@
 """Schema migrations: a blank database, an upgrade from the first revision, and a newer schema refused."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -38,17 +39,27 @@ def test_upgrade_from_first_revision_keeps_data(tmp_path):
     with engine.connect() as conn:
         upgrade(conn, "0001")
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO conversations (user_id, title, memory_type, window_turns, max_tokens, system_prompt,"
-            " created_at, updated_at, last_seq, last_turn, message_count, token_total)"
-            " VALUES ('local', 'Old chat', 'window', 2, 100, 'sys', '2025-01-01 00:00:00', '2025-01-01 00:00:00',"
-            " 1, 1, 1, 3)"))
-        conn.execute(text(
-            "INSERT INTO messages (conversation_id, user_id, seq, turn, role, content, status, tokens, tokenizer,"
-            " created_at) VALUES (1, 'local', 1, 1, 'user', 'from the old schema', 'complete', 3, 't',"
-            " '2025-01-01 00:00:00')"))
-        conn.execute(text("INSERT INTO preferences (user_id, key, value, updated_at)"
-                          " VALUES ('local', 'name', 'Ada', '2025-01-01 00:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO conversations (user_id, title, memory_type, window_turns, max_tokens, system_prompt,"
+                " created_at, updated_at, last_seq, last_turn, message_count, token_total)"
+                " VALUES ('local', 'Old chat', 'window', 2, 100, 'sys', '2025-01-01 00:00:00', '2025-01-01 00:00:00',"
+                " 1, 1, 1, 3)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO messages (conversation_id, user_id, seq, turn, role, content, status, tokens, tokenizer,"
+                " created_at) VALUES (1, 'local', 1, 1, 'user', 'from the old schema', 'complete', 3, 't',"
+                " '2025-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO preferences (user_id, key, value, updated_at)"
+                " VALUES ('local', 'name', 'Ada', '2025-01-01 00:00:00')"
+            )
+        )
     engine.dispose()
 
     store = SqlStore.open(url)

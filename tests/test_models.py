@@ -1,4 +1,5 @@
 """The model picker's directory: bundled, downloaded, configured and detected servers, and a client for each."""
+
 from __future__ import annotations
 
 import socket
@@ -55,8 +56,11 @@ def test_directory_lists_bundled_configured_and_a_detected_server(hanging_port):
         configured.models = ["gpt-4o-mini", "my-finetune"]
         settings = Settings.from_env({"OPENAI_BASE_URL": configured.base_url, "OPENAI_API_KEY": SECRET})
         ollama_port = int(ollama.base_url.split(":")[2].split("/")[0])
-        directory = ModelDirectory(settings, local_servers=[("Ollama", ollama_port), ("Hung", hanging_port),
-                                                            ("LM Studio", closed_port())], local_timeout_s=20)
+        directory = ModelDirectory(
+            settings,
+            local_servers=[("Ollama", ollama_port), ("Hung", hanging_port), ("LM Studio", closed_port())],
+            local_timeout_s=20,
+        )
         started = time.monotonic()
         listing = directory.snapshot(wait_s=0.3)
         waited = time.monotonic() - started
@@ -64,7 +68,10 @@ def test_directory_lists_bundled_configured_and_a_detected_server(hanging_port):
         assert listing.checking  # and the picker says it is still looking
         groups = dict(listing.groups())
         assert [c.model for c in groups[GROUP_BUNDLED]] == ["SmolLM2-135M-Instruct"]
-        assert [c.model for c in groups[f"Server {configured.base_url.split('/')[2]}"]] == ["gpt-4o-mini", "my-finetune"]
+        assert [c.model for c in groups[f"Server {configured.base_url.split('/')[2]}"]] == [
+            "gpt-4o-mini",
+            "my-finetune",
+        ]
         detected = groups[f"Ollama :{ollama_port}"]
         assert [c.model for c in detected] == ["llama3.2:1b", "qwen2.5:0.5b"]
         assert not any(name.startswith(("Hung", "LM Studio")) for name in groups)
@@ -100,8 +107,16 @@ def test_a_server_that_is_not_openai_compatible_is_not_listed():
 
 
 def test_openai_list_keeps_chat_models_only():
-    ids = ["gpt-4o-mini", "text-embedding-3-small", "whisper-1", "o3-mini", "dall-e-3", "gpt-4o-mini-tts",
-           "gpt-4.1", "omni-moderation-latest"]
+    ids = [
+        "gpt-4o-mini",
+        "text-embedding-3-small",
+        "whisper-1",
+        "o3-mini",
+        "dall-e-3",
+        "gpt-4o-mini-tts",
+        "gpt-4.1",
+        "omni-moderation-latest",
+    ]
     assert openai_chat_models(ids) == ["gpt-4o-mini", "o3-mini", "gpt-4.1"]
 
 

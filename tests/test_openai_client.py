@@ -1,4 +1,5 @@
 """The real openai client against a local OpenAI-compatible server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,8 +20,14 @@ def server():
 
 
 def client_for(server, **kw):
-    return OpenAIClient(model="test-model", api_key=SECRET, base_url=server.base_url, timeout_s=kw.pop("timeout_s", 5),
-                        max_retries=0, **kw)
+    return OpenAIClient(
+        model="test-model",
+        api_key=SECRET,
+        base_url=server.base_url,
+        timeout_s=kw.pop("timeout_s", 5),
+        max_retries=0,
+        **kw,
+    )
 
 
 def test_streams_deltas_and_reports_usage(server):
@@ -38,10 +45,17 @@ def test_streams_deltas_and_reports_usage(server):
     assert (client.provider, client.host) == ("openai-compatible", server.base_url.split("/")[2])
 
 
-@pytest.mark.parametrize("status,kind,words", [
-    (401, "auth", "API key"), (403, "forbidden", "not allowed"), (404, "unknown_model", "model"),
-    (429, "rate_limit", "rate-limiting"), (500, "server_error", "failed"), (400, "bad_request", "refused"),
-])
+@pytest.mark.parametrize(
+    "status,kind,words",
+    [
+        (401, "auth", "API key"),
+        (403, "forbidden", "not allowed"),
+        (404, "unknown_model", "model"),
+        (429, "rate_limit", "rate-limiting"),
+        (500, "server_error", "failed"),
+        (400, "bad_request", "refused"),
+    ],
+)
 def test_http_errors_become_readable_domain_errors(server, status, kind, words):
     server.expect(("status", status))
     with pytest.raises(LLMError) as info:
@@ -91,8 +105,7 @@ def test_full_turn_with_summary_over_http_and_the_key_is_never_stored(server, sq
     client = client_for(server)
     chat = Chat(sql_store, client, user_id="local")
     conv = chat.new_conversation("http", MemorySettings("summary"))
-    server.expect(("reply", "Nice to meet you, Alice."), ("reply", "Alice introduced herself."),
-                  ("drop", "Your name"))
+    server.expect(("reply", "Nice to meet you, Alice."), ("reply", "Alice introduced herself."), ("drop", "Your name"))
     run = chat.send(conv.id, "I am Alice", FactSet())
     assert "".join(run.stream()) == "Nice to meet you, Alice."
     update = chat.update_memory(conv.id)
@@ -117,8 +130,9 @@ def test_settings_pick_the_client_and_never_show_the_key():
     client = client_from_settings(settings)
     assert (client.provider, client.host, client.model) == ("openai", "api.openai.com", "gpt-4o-mini")
     assert client.context_tokens == 128_000
-    local = client_from_settings(Settings.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1",
-                                                    "OPENAI_MODEL": "llama3.2"}))
+    local = client_from_settings(
+        Settings.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1", "OPENAI_MODEL": "llama3.2"})
+    )
     assert local.provider == "openai-compatible" and local.counter().exact is False
     missing = client_from_settings(Settings.from_env({"MEMORYLAB_LOCAL_MODEL": "/nonexistent/model.gguf"}))
     assert missing.provider == "none" and "/nonexistent/model.gguf, which does not exist" in missing.message

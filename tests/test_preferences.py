@@ -1,4 +1,5 @@
 """Preferences: per-user key/value facts in the database, validated, switchable, isolated."""
+
 from __future__ import annotations
 
 import pytest

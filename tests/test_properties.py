@@ -1,4 +1,5 @@
 """Property-based tests: any text round-trips unchanged; every memory type keeps its contract on any input."""
+
 from __future__ import annotations
 
 import tempfile
@@ -14,10 +15,17 @@ from memstore import MEMORY_TYPES, Chat, FactSet, InvalidInput, MemorySettings, 
 from memstore.validation import INVISIBLE_CATEGORIES
 
 VALID_TEXT = st.text(min_size=1, max_size=3_000).filter(
-    lambda t: t.strip() != "" and "\x00" not in t and not any(0xD800 <= ord(c) <= 0xDFFF for c in t))
+    lambda t: t.strip() != "" and "\x00" not in t and not any(0xD800 <= ord(c) <= 0xDFFF for c in t)
+)
 KEY = st.text(min_size=1, max_size=64).filter(
-    lambda t: t.strip() == t and t != "" and all(ord(c) >= 0x20 and ord(c) != 0x7F for c in t)
-    and not any(unicodedata.category(c) in INVISIBLE_CATEGORIES for c in t) and unicodedata.normalize("NFC", t) == t)
+    lambda t: (
+        t.strip() == t
+        and t != ""
+        and all(ord(c) >= 0x20 and ord(c) != 0x7F for c in t)
+        and not any(unicodedata.category(c) in INVISIBLE_CATEGORIES for c in t)
+        and unicodedata.normalize("NFC", t) == t
+    )
+)
 SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -44,8 +52,10 @@ def test_any_text_round_trips_unchanged(any_store, texts):
 
 
 @settings(**SETTINGS)
-@given(key=KEY, value=st.text(max_size=2_000).filter(lambda t: "\x00" not in t and not any(
-    0xD800 <= ord(c) <= 0xDFFF for c in t)))
+@given(
+    key=KEY,
+    value=st.text(max_size=2_000).filter(lambda t: "\x00" not in t and not any(0xD800 <= ord(c) <= 0xDFFF for c in t)),
+)
 def test_any_preference_round_trips_unchanged(sqlite_store, key, value):
     sqlite_store.set_preference("prefs-user", key, value)
     stored = {p.key: p.value for p in sqlite_store.list_preferences("prefs-user")}
@@ -54,8 +64,14 @@ def test_any_preference_round_trips_unchanged(sqlite_store, key, value):
 
 
 @settings(**SETTINGS)
-@given(text=st.one_of(VALID_TEXT.map(lambda t: t * (32_000 // len(t) + 1)), st.just("   "), st.just("a\x00b"),
-                      st.just("lone \ud800 surrogate")))
+@given(
+    text=st.one_of(
+        VALID_TEXT.map(lambda t: t * (32_000 // len(t) + 1)),
+        st.just("   "),
+        st.just("a\x00b"),
+        st.just("lone \ud800 surrogate"),
+    )
+)
 def test_bad_messages_are_refused_and_nothing_is_stored(any_store, text):
     conv = any_store.create_conversation("u", "refuse", MemorySettings())
     with pytest.raises(InvalidInput):
@@ -65,8 +81,13 @@ def test_bad_messages_are_refused_and_nothing_is_stored(any_store, text):
 
 @settings(**SETTINGS)
 @given(
-    turns=st.lists(st.tuples(VALID_TEXT, st.text(max_size=500).filter(lambda t: "\x00" not in t and not any(
-        0xD800 <= ord(c) <= 0xDFFF for c in t))), max_size=8),
+    turns=st.lists(
+        st.tuples(
+            VALID_TEXT,
+            st.text(max_size=500).filter(lambda t: "\x00" not in t and not any(0xD800 <= ord(c) <= 0xDFFF for c in t)),
+        ),
+        max_size=8,
+    ),
     memory_type=st.sampled_from(sorted(MEMORY_TYPES)),
     window_turns=st.integers(0, 10),
     max_tokens=st.integers(1, 400),
@@ -81,7 +102,7 @@ def test_every_memory_type_keeps_its_contract_on_any_conversation(turns, memory_
     payload = chat.preview(conv.id, FactSet(), draft="next")
     sent = [(m.role, m.content) for m in payload.messages[1:-1]]
     stored = [(m.role, m.content) for m in store.page("u", conv.id, limit=100)]
-    assert sent == (stored[-len(sent):] if sent else [])
+    assert sent == (stored[-len(sent) :] if sent else [])
     assert payload.total_tokens == sum(s.tokens for s in payload.sections)
     if memory_type == "window":
         assert len(payload.view.turns) == min(window_turns, len(turns))
@@ -90,8 +111,11 @@ def test_every_memory_type_keeps_its_contract_on_any_conversation(turns, memory_
 
 
 @settings(**SETTINGS)
-@given(key=KEY, hidden=st.sampled_from(["\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\u00ad"]),
-       at=st.integers(min_value=0, max_value=64))
+@given(
+    key=KEY,
+    hidden=st.sampled_from(["\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\u00ad"]),
+    at=st.integers(min_value=0, max_value=64),
+)
 def test_a_key_with_an_invisible_character_is_refused_not_stored_as_a_look_alike(sqlite_store, key, hidden, at):
     look_alike = key[:at] + hidden + key[at:]
     with pytest.raises(InvalidInput, match="invisible or direction-changing"):

@@ -1,4 +1,5 @@
 """The recall check: the bundled set, its validation, and scoring with scripted models (never a real one)."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,17 @@ import pytest
 
 from fakes import FakeClient
 from memstore import MEMORY_TYPES, InvalidInput
-from memstore.recall_check import (FACT_KINDS, RecallSet, bundled_recall_set, parse_recall_set, reached,
-                                   run_case, run_recall, score_reply, tally)
+from memstore.recall_check import (
+    FACT_KINDS,
+    RecallSet,
+    bundled_recall_set,
+    parse_recall_set,
+    reached,
+    run_case,
+    run_recall,
+    score_reply,
+    tally,
+)
 from memstore.records import ChatMessage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,26 +40,33 @@ def case(recall_set: RecallSet, case_id: str):
 
 # -- scoring -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("reply, expected, answered", [
-    ("Your dog is called Biscuit.", ["Biscuit"], True),
-    ("YOUR DOG IS BISCUIT!", ["Biscuit"], True),
-    ("I love biscuits with tea.", ["Biscuit"], False),  # a longer word is not the answer
-    ("You adopted a Border\n Collie.", ["border collie", "collie"], True),
-    ("Your meeting is at 19:40.", ["09:40", "9:40"], False),
-    ("I don't know your dog's name.", ["Biscuit"], False),
-])
+
+@pytest.mark.parametrize(
+    "reply, expected, answered",
+    [
+        ("Your dog is called Biscuit.", ["Biscuit"], True),
+        ("YOUR DOG IS BISCUIT!", ["Biscuit"], True),
+        ("I love biscuits with tea.", ["Biscuit"], False),  # a longer word is not the answer
+        ("You adopted a Border\n Collie.", ["border collie", "collie"], True),
+        ("Your meeting is at 19:40.", ["09:40", "9:40"], False),
+        ("I don't know your dog's name.", ["Biscuit"], False),
+    ],
+)
 def test_a_reply_scores_answered_only_when_it_contains_an_acceptable_answer(reply, expected, answered):
     assert score_reply(reply, expected) is answered
 
 
 def test_reached_reads_the_messages_that_were_sent():
-    sent = [ChatMessage("system", "You are helpful.\n\nKnown facts about the user (from memory):\n- name: Oksana"),
-            ChatMessage("user", "What is my name?")]
+    sent = [
+        ChatMessage("system", "You are helpful.\n\nKnown facts about the user (from memory):\n- name: Oksana"),
+        ChatMessage("user", "What is my name?"),
+    ]
     assert reached(sent, "Oksana") and not reached(sent, "Biscuit")
     assert not reached([ChatMessage("user", "Oksanas")], "Oksana")
 
 
 # -- the bundled set ---------------------------------------------------------------------------
+
 
 def test_the_bundled_set_validates_and_covers_every_kind_of_fact(recall_set):
     assert 12 <= len(recall_set.cases) <= 16
@@ -68,18 +85,21 @@ def broken(mutate) -> str:
     return json.dumps(data)
 
 
-@pytest.mark.parametrize("mutate, sentence", [
-    (lambda d: d.pop("format"), "must be a JSON object with \"format\""),
-    (lambda d: d["cases"][0].update(needle="Rover"), "does not contain the needle 'Rover'"),
-    (lambda d: d["cases"][0].update(question="Is my dog called Biscuit?"), "question already holds the fact"),
-    (lambda d: d["cases"][0].update(answers=[]), "'answers' must be a list of 1 to"),
-    (lambda d: d["cases"][0].update(kind="rumour"), "'kind' must be one of chat, preference, session"),
-    (lambda d: d["cases"][0].update(fact_turn=9), "'fact_turn' must be a turn of its script"),
-    (lambda d: d["cases"][1].update(id=d["cases"][0]["id"]), "every id must be unique"),
-    (lambda d: d["cases"][0]["turns"][2].update(user="Biscuit ate my homework."), "also contains the needle"),
-    (lambda d: d["cases"][-1].pop("fact"), "needs a 'fact' with 'key' and 'value'"),
-    (lambda d: d["settings"].update(window_turns=-1), "'window_turns' must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "mutate, sentence",
+    [
+        (lambda d: d.pop("format"), 'must be a JSON object with "format"'),
+        (lambda d: d["cases"][0].update(needle="Rover"), "does not contain the needle 'Rover'"),
+        (lambda d: d["cases"][0].update(question="Is my dog called Biscuit?"), "question already holds the fact"),
+        (lambda d: d["cases"][0].update(answers=[]), "'answers' must be a list of 1 to"),
+        (lambda d: d["cases"][0].update(kind="rumour"), "'kind' must be one of chat, preference, session"),
+        (lambda d: d["cases"][0].update(fact_turn=9), "'fact_turn' must be a turn of its script"),
+        (lambda d: d["cases"][1].update(id=d["cases"][0]["id"]), "every id must be unique"),
+        (lambda d: d["cases"][0]["turns"][2].update(user="Biscuit ate my homework."), "also contains the needle"),
+        (lambda d: d["cases"][-1].pop("fact"), "needs a 'fact' with 'key' and 'value'"),
+        (lambda d: d["settings"].update(window_turns=-1), "'window_turns' must be a whole number"),
+    ],
+)
 def test_a_malformed_set_is_refused_with_a_sentence(mutate, sentence):
     with pytest.raises(InvalidInput) as refused:
         parse_recall_set(broken(mutate))
@@ -93,11 +113,13 @@ def test_a_file_that_is_not_json_is_refused_with_a_sentence():
 
 # -- running the real code path with scripted models -------------------------------------------
 
+
 def test_a_window_at_small_k_does_not_reach_a_chat_fact_from_turn_1_while_buffer_does(recall_set):
     dog = case(recall_set, "dog_name")
     assert dog.fact_turn == 1
-    results = {t: run_case(dog, t, FakeClient(), recall_set=recall_set) for t in ("buffer", "window", "token_window",
-                                                                                  "none")}
+    results = {
+        t: run_case(dog, t, FakeClient(), recall_set=recall_set) for t in ("buffer", "window", "token_window", "none")
+    }
     assert results["buffer"].reached
     assert not results["window"].reached and not results["token_window"].reached and not results["none"].reached
 
@@ -147,10 +169,20 @@ def test_an_unknown_memory_type_is_refused(recall_set):
 def test_the_bench_prints_both_marks_per_type_against_a_local_server(fake_server, tmp_path):
     out = tmp_path / "recall.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEMORYLAB_"))}
-    env |= {"OPENAI_BASE_URL": fake_server.base_url, "OPENAI_MODEL": "test-model", "OPENAI_MAX_RETRIES": "0",
-            "OPENAI_EMBEDDINGS_MODEL": "test-embeddings", "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.db'}"}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "recall.py"), "--smoke", "--json", str(out)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    env |= {
+        "OPENAI_BASE_URL": fake_server.base_url,
+        "OPENAI_MODEL": "test-model",
+        "OPENAI_MAX_RETRIES": "0",
+        "OPENAI_EMBEDDINGS_MODEL": "test-embeddings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.db'}",
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "recall.py"), "--smoke", "--json", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "| memory type | fact reached the model | answer contained it |" in done.stdout
     rows = {line.split(" | ")[0].strip("| "): line for line in done.stdout.splitlines() if line.startswith("| ")}

@@ -1,4 +1,5 @@
 """Load, crashes and faults: nothing lost or duplicated, order kept, clear messages, retries work."""
+
 from __future__ import annotations
 
 import signal
@@ -47,8 +48,7 @@ def check_conversation(store: SqlStore, conversation_id: int, labels: dict[str, 
 
 def test_threads_write_turns_at_once_without_loss_or_duplicates(sql_store):
     shared = sql_store.create_conversation("local", "shared", MemorySettings("window", 2))
-    own = [sql_store.create_conversation("local", f"own {i}", MemorySettings("token_window", 0, 200))
-           for i in range(4)]
+    own = [sql_store.create_conversation("local", f"own {i}", MemorySettings("token_window", 0, 200)) for i in range(4)]
     errors = []
 
     def work(label: str, conversation_id: int, turns: int) -> None:
@@ -74,8 +74,14 @@ def test_threads_write_turns_at_once_without_loss_or_duplicates(sql_store):
 
 def test_processes_write_turns_at_once_without_loss_or_duplicates(sql_store):
     shared = sql_store.create_conversation("local", "shared", MemorySettings("buffer"))
-    procs = [subprocess.Popen([sys.executable, str(WRITER), url_of(sql_store), str(shared.id), f"p{i}", "20"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WRITER), url_of(sql_store), str(shared.id), f"p{i}", "20"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(3)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()
@@ -86,8 +92,12 @@ def test_a_writer_killed_mid_turn_loses_nothing_it_committed(tmp_path):
     path = tmp_path / "crash.db"
     store = SqlStore.open(f"sqlite:///{path}")
     conv = store.create_conversation("local", "crash", MemorySettings("window", 3))
-    proc = subprocess.Popen([sys.executable, str(WRITER), f"sqlite:///{path}", str(conv.id), "k", "100000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(WRITER), f"sqlite:///{path}", str(conv.id), "k", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     committed = -1
     for line in proc.stdout:
         committed = int(line.split()[1])
@@ -109,16 +119,19 @@ def test_a_writer_killed_mid_turn_loses_nothing_it_committed(tmp_path):
 
 
 FAULTS = [
-    (("status", 401), "auth"), (("status", 429), "rate_limit"), (("status", 500), "server_error"),
-    (("sleep", 2.0), "timeout"), (("drop", "half a reply"), "truncated"), (("garbage",), "bad_response"),
+    (("status", 401), "auth"),
+    (("status", 429), "rate_limit"),
+    (("status", 500), "server_error"),
+    (("sleep", 2.0), "timeout"),
+    (("drop", "half a reply"), "truncated"),
+    (("garbage",), "bad_response"),
 ]
 
 
 @pytest.mark.parametrize("fault,kind", FAULTS, ids=[k for _, k in FAULTS])
 def test_each_model_fault_is_readable_keeps_the_message_and_retries(sql_store, fault, kind):
     with FakeOpenAIServer() as server:
-        client = OpenAIClient(model="gpt-4o-mini", api_key="k", base_url=server.base_url, timeout_s=0.8,
-                              max_retries=0)
+        client = OpenAIClient(model="gpt-4o-mini", api_key="k", base_url=server.base_url, timeout_s=0.8, max_retries=0)
         chat = Chat(sql_store, client, user_id="local")
         conv = chat.new_conversation()
         server.expect(fault)
@@ -132,8 +145,11 @@ def test_each_model_fault_is_readable_keeps_the_message_and_retries(sql_store, f
 
 
 def test_a_refused_connection_keeps_the_message_and_retries_once_the_server_is_up(sql_store):
-    chat = Chat(sql_store, OpenAIClient(model="m", api_key=None, base_url="http://127.0.0.1:9/v1", timeout_s=2,
-                                        max_retries=0), user_id="local")
+    chat = Chat(
+        sql_store,
+        OpenAIClient(model="m", api_key=None, base_url="http://127.0.0.1:9/v1", timeout_s=2, max_retries=0),
+        user_id="local",
+    )
     conv = chat.new_conversation()
     run = chat.send(conv.id, "Anyone there?", FactSet())
     run.run()

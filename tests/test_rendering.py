@@ -4,6 +4,7 @@ A scan of every UI file: any value put into a sink that renders Markdown (st.mar
 errors, labels, help texts, progress texts, tabs, toasts) must be a constant, a number with a
 format spec, or a call to `literal(...)` / `model_markdown(...)`. Forgetting is a failing test.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,11 +17,43 @@ from ui_text import capped, literal, model_markdown
 ROOT = Path(__file__).resolve().parent.parent
 UI_FILES = sorted([ROOT / "app.py", *ROOT.glob("ui*.py"), *(ROOT / "pages").glob("*.py")])
 # Element and widget calls whose first argument, and these keywords, are rendered as Markdown.
-MARKDOWN_SINKS = {"markdown", "caption", "error", "warning", "info", "success", "toast", "title", "header",
-                  "subheader", "progress", "expander", "tabs", "button", "checkbox", "toggle", "selectbox",
-                  "text_input", "text_area", "number_input", "radio", "multiselect", "slider", "download_button",
-                  "metric", "form_submit_button", "popover", "select_slider", "file_uploader", "spinner",
-                  "date_input", "color_picker", "page_link", "status", "write"}
+MARKDOWN_SINKS = {
+    "markdown",
+    "caption",
+    "error",
+    "warning",
+    "info",
+    "success",
+    "toast",
+    "title",
+    "header",
+    "subheader",
+    "progress",
+    "expander",
+    "tabs",
+    "button",
+    "checkbox",
+    "toggle",
+    "selectbox",
+    "text_input",
+    "text_area",
+    "number_input",
+    "radio",
+    "multiselect",
+    "slider",
+    "download_button",
+    "metric",
+    "form_submit_button",
+    "popover",
+    "select_slider",
+    "file_uploader",
+    "spinner",
+    "date_input",
+    "color_picker",
+    "page_link",
+    "status",
+    "write",
+}
 MARKDOWN_KEYWORDS = {"body", "label", "text", "help"}
 SAFE_CALLS = {"literal", "model_markdown"}
 ONLY_ON_ST = {"status", "spinner", "write"}
@@ -37,9 +70,12 @@ class Scope:
                 for target in node.targets:
                     if isinstance(target, ast.Name):
                         self.assigned.setdefault(target.id, []).append(node.value)
-            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name) and node.value:
-                self.assigned.setdefault(node.target.id, []).append(node.value)
-            elif isinstance(node, ast.NamedExpr):
+            elif (
+                isinstance(node, (ast.AnnAssign, ast.AugAssign))
+                and isinstance(node.target, ast.Name)
+                and node.value
+                or isinstance(node, ast.NamedExpr)
+            ):
                 self.assigned.setdefault(node.target.id, []).append(node.value)
         self._checking: set[str] = set()
 
@@ -56,8 +92,9 @@ class Scope:
             finally:
                 self._checking.discard(node.id)
         if isinstance(node, ast.JoinedStr):
-            return all(isinstance(v, ast.Constant) or v.format_spec is not None or self.safe(v.value)
-                       for v in node.values)  # {n:,} is a number
+            return all(
+                isinstance(v, ast.Constant) or v.format_spec is not None or self.safe(v.value) for v in node.values
+            )  # {n:,} is a number
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             return self.safe(node.left) and self.safe(node.right)
         if isinstance(node, ast.BoolOp):
@@ -80,6 +117,7 @@ class Scope:
 
 def _scopes(tree: ast.Module):
     """(scope, node) for every call, each in its innermost function's scope."""
+
     def visit(node: ast.AST, scope: Scope):
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -87,6 +125,7 @@ def _scopes(tree: ast.Module):
             else:
                 yield scope, child
                 yield from visit(child, scope)
+
     yield from visit(tree, Scope(tree))
 
 
@@ -95,8 +134,14 @@ def violations(path: Path) -> list[str]:
     found = []
     for scope, node in _scopes(tree):
         if isinstance(node, ast.Return) and node.value is not None:
-            function = next((f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and node in ast.walk(f)
-                             and f.name.endswith("_md")), None)
+            function = next(
+                (
+                    f
+                    for f in ast.walk(tree)
+                    if isinstance(f, ast.FunctionDef) and node in ast.walk(f) and f.name.endswith("_md")
+                ),
+                None,
+            )
             if function is not None and not scope.safe(node.value):
                 found.append(f"{path.name}:{node.lineno}: return in {function.name} ({ast.unparse(node.value)[:80]})")
             continue
@@ -121,21 +166,38 @@ def test_every_markdown_sink_in_the_ui_shows_stored_text_literally():
 
 def test_the_scan_catches_an_unescaped_title(tmp_path):
     page = tmp_path / "page.py"
-    page.write_text('import streamlit as st\nst.markdown(f"### {title}")\nst.caption(literal(title))\n'
-                    'st.error(f"{n:,} rows")\nst.button(f"Delete {name}")\n')
-    assert [v.split(": ", 1)[1] for v in violations(page)] == ["markdown(f'### {title}')",
-                                                               "button(f'Delete {name}')"]
+    page.write_text(
+        'import streamlit as st\nst.markdown(f"### {title}")\nst.caption(literal(title))\n'
+        'st.error(f"{n:,} rows")\nst.button(f"Delete {name}")\n'
+    )
+    assert [v.split(": ", 1)[1] for v in violations(page)] == ["markdown(f'### {title}')", "button(f'Delete {name}')"]
 
 
-@pytest.mark.parametrize("text", [
-    "![pixel](http://127.0.0.1:9/p.png)", "<img src=x>", "$\\rule{500em}{500em}$", ":red[alert] :material/home:",
-    "https://example.com/foo-bar_baz.html", "# heading\n* item", "back\\slash `code`", "a\n\nb  c",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "![pixel](http://127.0.0.1:9/p.png)",
+        "<img src=x>",
+        "$\\rule{500em}{500em}$",
+        ":red[alert] :material/home:",
+        "https://example.com/foo-bar_baz.html",
+        "# heading\n* item",
+        "back\\slash `code`",
+        "a\n\nb  c",
+    ],
+)
 def test_literal_escapes_every_markdown_character(text):
     rendered = literal(text)
-    unescaped = "".join(c for i, c in enumerate(rendered) if not (c == "\\" and i + 1 < len(rendered)
-                                                                and rendered[i + 1] in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-                                                                and (i == 0 or rendered[i - 1] != "\\")))
+    unescaped = "".join(
+        c
+        for i, c in enumerate(rendered)
+        if not (
+            c == "\\"
+            and i + 1 < len(rendered)
+            and rendered[i + 1] in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+            and (i == 0 or rendered[i - 1] != "\\")
+        )
+    )
     assert "![" not in rendered and "$" not in rendered.replace("\\$", "")
     assert unescaped.replace("  \n", "\n").replace("\\\\", "\\") == text or "\\" in text
 

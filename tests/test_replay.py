@@ -1,4 +1,5 @@
 """Replay, fact survival and per-turn diffs over every memory type, at the edges."""
+
 from __future__ import annotations
 
 import pytest
@@ -55,7 +56,10 @@ def test_fact_survival_per_type():
     by_name = {name: s for (name, i), s in got.items() if i < len(ALL)}
     assert by_name["buffer"].status == "kept" and by_name["buffer"].last_verbatim_turn == 6
     assert (by_name["window"].status, by_name["window"].last_verbatim_turn, by_name["window"].lost_at_turn) == (
-        "evicted", 3, 4)  # k=2: turn 1 is sent at turns 2 and 3, gone from turn 4
+        "evicted",
+        3,
+        4,
+    )  # k=2: turn 1 is sent at turns 2 and 3, gone from turn 4
     assert by_name["none"].status == "never_sent" and by_name["none"].lost_at_turn == 2
     assert by_name["summary"].status == "folded" and by_name["summary"].summary_mentions is True
     assert by_name["summary_buffer"].status == "folded"
@@ -132,8 +136,11 @@ def test_a_replay_exports_as_json_and_markdown_and_imports_back():
     assert (title, script, settings) == ("Names", SCRIPT, [r.settings for r in results])
     again = replay(script, settings, FakeClient(), user_id="u")
     assert [f.payload.messages for f in again[2].frames] == [f.payload.messages for f in results[2].frames]
-    for bad in (b"not json", json.dumps({"format": "other"}).encode(),
-                json.dumps({**exported, "types": [{"settings": {"memory_type": "telepathy"}}]}).encode()):
+    for bad in (
+        b"not json",
+        json.dumps({"format": "other"}).encode(),
+        json.dumps({**exported, "types": [{"settings": {"memory_type": "telepathy"}}]}).encode(),
+    ):
         with pytest.raises(InvalidInput):
             parse_replay_file(bad)
 
@@ -180,7 +187,7 @@ def test_pinned_preferences_reach_every_type_and_costs_accumulate():
 
 def test_replay_reuses_entity_notes_from_the_ledger(tmp_path):
     cache = SqlStore.open(f"sqlite:///{tmp_path / 'cache.db'}")
-    notes = ['{"Alice": "The user."}', '{}', '{"Oslo": "Where the user lives."}', '{}', '{"Miso": "The cat."}', '{}']
+    notes = ['{"Alice": "The user."}', "{}", '{"Oslo": "Where the user lives."}', "{}", '{"Miso": "The cat."}', "{}"]
     client = FakeClient(notes)
     settings = [MemorySettings("entity", window_turns=1)]
     first = replay(SCRIPT, settings, client, user_id="u", cache=cache)

@@ -1,4 +1,5 @@
 """The storage contract, run against every store: SQLite, temporary (and PostgreSQL when configured)."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,9 @@ ME, OTHER = "alice", "bob"
 
 def add_turn(store, conv_id, user_text, reply_text, *, status="complete", user=ME):
     msg = store.add_user_message(user, conv_id, user_text, tokens=len(user_text) // 4, tokenizer="t")
-    reply, _ = store.add_reply(user, conv_id, msg.turn, reply_text, status=status, tokens=len(reply_text) // 4,
-                               tokenizer="t")
+    reply, _ = store.add_reply(
+        user, conv_id, msg.turn, reply_text, status=status, tokens=len(reply_text) // 4, tokenizer="t"
+    )
     return msg, reply
 
 
@@ -44,8 +46,9 @@ def test_messages_round_trip_unchanged_and_ordered(store):
 
 def test_pages_walk_backwards_without_gaps(store):
     conv = store.create_conversation(ME, "long", MemorySettings())
-    store.import_messages(ME, conv.id, [NewMessage("user" if i % 2 == 0 else "assistant", f"m{i}", 1, "t")
-                                        for i in range(120)])
+    store.import_messages(
+        ME, conv.id, [NewMessage("user" if i % 2 == 0 else "assistant", f"m{i}", 1, "t") for i in range(120)]
+    )
     newest = store.page(ME, conv.id, limit=50)
     assert [m.content for m in newest] == [f"m{i}" for i in range(70, 120)]
     older = store.page(ME, conv.id, limit=50, before_seq=newest[0].seq)
@@ -75,7 +78,9 @@ def test_failed_and_partial_attempts_are_kept_not_rewritten(store):
     store.add_reply(ME, conv.id, msg.turn, "full answer", status="complete", tokens=2, tokenizer="t")
     rows = store.turns_between(ME, conv.id, 1, 1)
     assert [(m.role, m.status, m.content) for m in rows] == [
-        ("user", "complete", "question"), ("assistant", "failed", ""), ("assistant", "partial", "half an ans"),
+        ("user", "complete", "question"),
+        ("assistant", "failed", ""),
+        ("assistant", "partial", "half an ans"),
         ("assistant", "complete", "full answer"),
     ]
     assert rows[1].error == "server down"
@@ -87,9 +92,19 @@ def test_summaries_are_versioned_and_latest_wins(store):
     conv = store.create_conversation(ME, "s", MemorySettings("summary"))
     assert store.latest_summary(ME, conv.id, "summary") is None
     s1, _ = store.add_summary(ME, conv.id, "summary", "first", from_turn=1, through_turn=1, tokens=1, call=None)
-    draft = CallDraft(purpose="summary", conversation_id=conv.id, turn=2, memory_type="summary", model="m",
-                      provider="p", host="h", params={}, request=(ChatMessage("user", "fold"),), reply="second",
-                      usage=Usage(5, 1, 6))
+    draft = CallDraft(
+        purpose="summary",
+        conversation_id=conv.id,
+        turn=2,
+        memory_type="summary",
+        model="m",
+        provider="p",
+        host="h",
+        params={},
+        request=(ChatMessage("user", "fold"),),
+        reply="second",
+        usage=Usage(5, 1, 6),
+    )
     s2, call = store.add_summary(ME, conv.id, "summary", "second", from_turn=1, through_turn=2, tokens=1, call=draft)
     assert store.latest_summary(ME, conv.id, "summary") == s2
     assert store.latest_summary(ME, conv.id, "summary_buffer") is None
@@ -101,10 +116,23 @@ def test_ledger_records_exact_request_and_filters(store):
     conv = store.create_conversation(ME, "l", MemorySettings())
     msg = store.add_user_message(ME, conv.id, "hi", tokens=1, tokenizer="t")
     request = (ChatMessage("system", "sys"), ChatMessage("user", "hi ✓"))
-    draft = CallDraft(purpose="chat", conversation_id=conv.id, turn=msg.turn, memory_type="window", model="m",
-                      provider="openai", host="127.0.0.1:1", params={"temperature": 0.5}, request=request,
-                      reply="hello", finish_reason="stop", usage=Usage(9, 2, 11), counted_prompt_tokens=10,
-                      sections={"system": 5, "new_message": 5}, latency_ms=12.5)
+    draft = CallDraft(
+        purpose="chat",
+        conversation_id=conv.id,
+        turn=msg.turn,
+        memory_type="window",
+        model="m",
+        provider="openai",
+        host="127.0.0.1:1",
+        params={"temperature": 0.5},
+        request=request,
+        reply="hello",
+        finish_reason="stop",
+        usage=Usage(9, 2, 11),
+        counted_prompt_tokens=10,
+        sections={"system": 5, "new_message": 5},
+        latency_ms=12.5,
+    )
     _, call = store.add_reply(ME, conv.id, msg.turn, "hello", status="complete", tokens=1, tokenizer="t", call=draft)
     assert call.request == request and call.params == {"temperature": 0.5}
     listed = store.list_calls(ME, conversation_id=conv.id)
@@ -120,8 +148,20 @@ def test_delete_cascades_to_messages_summaries_and_calls(store):
     add_turn(store, conv.id, "a", "b")
     add_turn(store, keep.id, "c", "d")
     store.add_summary(ME, conv.id, "summary", "x", from_turn=1, through_turn=1, tokens=1, call=None)
-    store.record_call(ME, CallDraft(purpose="chat", conversation_id=conv.id, turn=1, memory_type="buffer", model="m",
-                                    provider="p", host="h", params={}, request=()))
+    store.record_call(
+        ME,
+        CallDraft(
+            purpose="chat",
+            conversation_id=conv.id,
+            turn=1,
+            memory_type="buffer",
+            model="m",
+            provider="p",
+            host="h",
+            params={},
+            request=(),
+        ),
+    )
     store.delete_conversation(ME, conv.id)
     with pytest.raises(NotFound):
         store.get_conversation(ME, conv.id)
@@ -200,11 +240,33 @@ def test_unknown_conversation_is_not_found(store):
 def test_calls_for_a_turn_are_an_indexed_owned_read(store):
     conv = store.create_conversation(ME, "t", MemorySettings())
     msg = store.add_user_message(ME, conv.id, "q", tokens=1, tokenizer="t")
-    draft = CallDraft(purpose="chat", conversation_id=conv.id, turn=msg.turn, memory_type="window", model="m",
-                      provider="p", host="h", params={}, request=(ChatMessage("user", "q"),), reply="a")
+    draft = CallDraft(
+        purpose="chat",
+        conversation_id=conv.id,
+        turn=msg.turn,
+        memory_type="window",
+        model="m",
+        provider="p",
+        host="h",
+        params={},
+        request=(ChatMessage("user", "q"),),
+        reply="a",
+    )
     store.add_reply(ME, conv.id, msg.turn, "a", status="complete", tokens=1, tokenizer="t", call=draft)
-    store.record_call(ME, CallDraft(purpose="summary", conversation_id=conv.id, turn=msg.turn, memory_type="summary",
-                                    model="m", provider="p", host="h", params={}, request=()))
+    store.record_call(
+        ME,
+        CallDraft(
+            purpose="summary",
+            conversation_id=conv.id,
+            turn=msg.turn,
+            memory_type="summary",
+            model="m",
+            provider="p",
+            host="h",
+            params={},
+            request=(),
+        ),
+    )
     assert [c.purpose for c in store.calls_for_turn(ME, conv.id, 1)] == ["chat", "summary"]
     assert store.calls_for_turn(ME, conv.id, 2) == []
     with pytest.raises(NotFound):
@@ -213,7 +275,9 @@ def test_calls_for_a_turn_are_an_indexed_owned_read(store):
 
     assert store.find_call(ME, request_hash("m", (), {})).purpose == "summary"
     assert store.find_call(OTHER, request_hash("m", (), {})) is None
-    assert store.find_call(ME, request_hash("m", (ChatMessage("user", "q"),), {})) is None, "chat calls are never reused"
+    assert store.find_call(ME, request_hash("m", (ChatMessage("user", "q"),), {})) is None, (
+        "chat calls are never reused"
+    )
 
 
 def test_every_public_store_function_scopes_to_its_user(store):
@@ -223,18 +287,30 @@ def test_every_public_store_function_scopes_to_its_user(store):
     conv = store.create_conversation(ME, "mine", MemorySettings("summary"))
     add_turn(store, conv.id, "private question", "private answer")
     store.add_summary(ME, conv.id, "summary", "private summary", from_turn=1, through_turn=1, tokens=1, call=None)
-    draft = CallDraft(purpose="chat", conversation_id=conv.id, turn=1, memory_type="summary", model="m",
-                      provider="p", host="h", params={}, request=(ChatMessage("user", "private question"),))
+    draft = CallDraft(
+        purpose="chat",
+        conversation_id=conv.id,
+        turn=1,
+        memory_type="summary",
+        model="m",
+        provider="p",
+        host="h",
+        params={},
+        request=(ChatMessage("user", "private question"),),
+    )
     store.record_call(ME, draft)
     store.add_turn_vectors(ME, conv.id, "e", [(1, b"\x00" * 8)])
     store.add_entity_versions(ME, conv.id, [("Oslo", "where the user lives")], turn=1, call=None)
     change_id = None
     if hasattr(store, "set_preference"):
         store.set_preference(ME, "secret", "value")
-        change_id = store.apply_fact_changes(ME, [("city", "Oslo")], conversation_id=conv.id, turn=1, call_id=None)[0].id
+        change_id = store.apply_fact_changes(ME, [("city", "Oslo")], conversation_id=conv.id, turn=1, call_id=None)[
+            0
+        ].id
     c = conv.id
     nothing = {  # method name: call with OTHER, and what "nothing" looks like (None means NotFound is raised)
-        "create_conversation": None, "import_messages": lambda: store.import_messages(OTHER, c, []),
+        "create_conversation": None,
+        "import_messages": lambda: store.import_messages(OTHER, c, []),
         "get_conversation": lambda: store.get_conversation(OTHER, c),
         "list_conversations": (lambda: store.list_conversations(OTHER), []),
         "rename_conversation": lambda: store.rename_conversation(OTHER, c, "x"),
@@ -249,28 +325,35 @@ def test_every_public_store_function_scopes_to_its_user(store):
         "turns_between": lambda: store.turns_between(OTHER, c, 1, 1),
         "page": lambda: store.page(OTHER, c),
         "latest_summary": lambda: store.latest_summary(OTHER, c, "summary"),
-        "add_summary": lambda: store.add_summary(OTHER, c, "summary", "x", from_turn=1, through_turn=1, tokens=1,
-                                                 call=None),
+        "add_summary": lambda: store.add_summary(
+            OTHER, c, "summary", "x", from_turn=1, through_turn=1, tokens=1, call=None
+        ),
         "record_call": lambda: store.record_call(OTHER, draft),
         "find_call": (lambda: store.find_call(OTHER, request_hash("m", draft.request, {})), None),
         "calls_for_turn": lambda: store.calls_for_turn(OTHER, c, 1),
         "list_calls": (lambda: store.list_calls(OTHER, conversation_id=c), []),
         "list_preferences": (lambda: store.list_preferences(OTHER), []),
-        "set_preference": None, "replace_preferences": None,  # they write only the caller's own rows
+        "set_preference": None,
+        "replace_preferences": None,  # they write only the caller's own rows
         "delete_preference": lambda: store.delete_preference(OTHER, "secret"),
-        "close": None, "write_problem": None,  # about the database, not any user's data
+        "close": None,
+        "write_problem": None,  # about the database, not any user's data
         "add_turn_vectors": lambda: store.add_turn_vectors(OTHER, c, "e", [(1, b"\x01" * 8)]),
         "vector_watermark": lambda: store.vector_watermark(OTHER, c, "e"),
-        "recent_vectors": lambda: store.recent_vectors(OTHER, "e", conversation_id=c, before_turn=9,
-                                                       all_conversations=True, limit=10),
+        "recent_vectors": lambda: store.recent_vectors(
+            OTHER, "e", conversation_id=c, before_turn=9, all_conversations=True, limit=10
+        ),
         "add_entity_versions": lambda: store.add_entity_versions(OTHER, c, [("Oslo", "x")], turn=1, call=None),
         "list_entities": lambda: store.list_entities(OTHER, c),
         "apply_fact_changes": None,  # writes only the caller's own rows
         "undo_preference_change": lambda: store.undo_preference_change(OTHER, change_id),
         "preference_history": (lambda: store.preference_history(OTHER), []),
     }
-    public = {name for name in dir(store) if not name.startswith("_") and callable(getattr(store, name))
-              and name not in ("open",)}
+    public = {
+        name
+        for name in dir(store)
+        if not name.startswith("_") and callable(getattr(store, name)) and name not in ("open",)
+    }
     assert public <= set(nothing), f"add these to the isolation test: {public - set(nothing)}"
     for name in sorted(public):
         check = nothing[name]

@@ -1,4 +1,5 @@
 """Summaries that do not invent: replies that echo the summary request are cleaned, or refused and not stored."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,13 +28,20 @@ def test_a_reply_that_only_echoes_the_request_is_refused(reply):
     assert clean_summary(reply) == ""
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ("New summary: The user is Alice and loves green tea.", "The user is Alice and loves green tea."),
-    ("**Summary:** The user is Alice.\nThe user is Alice.\nThe user is Alice.", "The user is Alice."),
-    ("Current summary:\nThe user is Alice.\n\nNew lines of conversation:\nUser: I live in Oslo.\nAssistant: Nice.\n\n"
-     "New summary:\nThe user is Alice and lives in Oslo.", "The user is Alice and lives in Oslo."),
-    ("(empty)\nThe user, Alice, loves green tea.\nUser: What tea?", "The user, Alice, loves green tea."),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("New summary: The user is Alice and loves green tea.", "The user is Alice and loves green tea."),
+        ("**Summary:** The user is Alice.\nThe user is Alice.\nThe user is Alice.", "The user is Alice."),
+        (
+            "Current summary:\nThe user is Alice.\n\nNew lines of conversation:\nUser: I live in Oslo.\n"
+            "Assistant: Nice.\n\n"
+            "New summary:\nThe user is Alice and lives in Oslo.",
+            "The user is Alice and lives in Oslo.",
+        ),
+        ("(empty)\nThe user, Alice, loves green tea.\nUser: What tea?", "The user, Alice, loves green tea."),
+    ],
+)
 def test_echoed_scaffolding_is_stripped_and_the_summary_kept(reply, expected):
     cleaned = clean_summary(reply)
     assert cleaned == expected

@@ -1,4 +1,5 @@
 """Lessons, prices and hints in memstore; the Compare and Lessons pages with AppTest."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import plain, run_page
 from fakes import FakeClient
 from memstore import MEMORY_TYPES, Chat, FactSet, InvalidInput, MemorySettings, TemporaryStore
 from memstore.costs import Price, price_for, prices_from_rows, shipped_prices
 from memstore.hints import hints
 from memstore.lessons import grade, load_lessons, mark_answer, parse_lesson, sends_fact_at
 from memstore.replay import fact_survival, replay
-from conftest import plain, run_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,8 +25,10 @@ def test_every_bundled_lesson_loads_and_its_answer_differs_by_type():
     for lesson in lessons:
         settings = [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in MEMORY_TYPES]
         results = replay(lesson.turns[: lesson.question.at_turn], settings, FakeClient(), user_id="u")
-        answers = {s.memory_type: sends_fact_at(s, lesson.question.at_turn)
-                   for s in fact_survival(results, lesson.question.fact_turn, lesson.question.needle)}
+        answers = {
+            s.memory_type: sends_fact_at(s, lesson.question.at_turn)
+            for s in fact_survival(results, lesson.question.fact_turn, lesson.question.needle)
+        }
         assert answers["buffer"] is True and answers["none"] is False, lesson.slug
         assert answers["window"] is False, lesson.slug  # every lesson's window is too small on purpose
 
@@ -78,8 +81,12 @@ def test_an_answer_is_marked_on_the_exact_request_and_the_reply():
 
 def test_grading_a_prediction():
     lesson = next(lesson for lesson in load_lessons() if lesson.slug == "recall_a_name")
-    results = replay(lesson.turns, [MemorySettings(t, lesson.window_turns, lesson.max_tokens)
-                                    for t in ("buffer", "window", "none")], FakeClient(), user_id="u")
+    results = replay(
+        lesson.turns,
+        [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in ("buffer", "window", "none")],
+        FakeClient(),
+        user_id="u",
+    )
     survival = fact_survival(results, 1, "Alice")
     grades = {g.memory_type: g for g in grade(["buffer", "window"], survival, 7)}
     assert grades["buffer"].correct and not grades["window"].correct and grades["none"].correct
@@ -91,8 +98,11 @@ def test_prices_are_shipped_matched_by_prefix_and_validated():
     assert price_for("SmolLM2-135M-Instruct", table) == Price(0, 0)
     assert Price(1.0, 2.0).cost(1_000_000, 500_000) == pytest.approx(2.0)
     assert prices_from_rows([{"model": "m", "input": 1, "output": 2}, {"model": "", "input": 5}]) == {"m": Price(1, 2)}
-    for bad in ({"model": "m", "input": -1, "output": 1}, {"model": "m", "input": "cheap", "output": 1},
-                {"model": "m", "input": float("nan"), "output": 1}):
+    for bad in (
+        {"model": "m", "input": -1, "output": 1},
+        {"model": "m", "input": "cheap", "output": 1},
+        {"model": "m", "input": float("nan"), "output": 1},
+    ):
         with pytest.raises(InvalidInput):
             prices_from_rows([bad])
 
@@ -103,8 +113,9 @@ def test_hints_follow_the_settings():
     for text in ("My name is Alice", "two", "three"):
         chat.send(conv.id, text, FactSet()).run()
     payload = chat.preview(conv.id, FactSet())
-    assert any("With k=1, turns 1–2 are no longer sent" in h for h in hints(MemorySettings("window", 1), payload,
-                                                                                last_turn=3))
+    assert any(
+        "With k=1, turns 1–2 are no longer sent" in h for h in hints(MemorySettings("window", 1), payload, last_turn=3)
+    )
     summary = chat.preview(conv.id, FactSet(), settings=MemorySettings("summary"))
     assert any("one model call per turn" in h for h in hints(MemorySettings("summary"), summary, last_turn=3))
     chat.client.context_tokens = 60
@@ -133,12 +144,18 @@ def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
     by_type = dict(zip(totals["memory type"], totals["prompt tokens sent"]))
     assert by_type["Buffer (every turn)"] > by_type["Window (last k turns)"] > by_type["No memory"]
     assert dict(zip(totals["memory type"], totals["summary calls"]))["Summary"] >= 1
-    assert all(r["messages"][0]["content"].startswith(("You keep a running summary", "You keep short notes"))
-               for r in env.requests), "only memory calls (summaries, entity notes), never the chat model"
+    assert all(
+        r["messages"][0]["content"].startswith(("You keep a running summary", "You keep short notes"))
+        for r in env.requests
+    ), "only memory calls (summaries, entity notes), never the chat model"
     survival = frames[("memory type", "what happened")]
     sections = frames[("memory type", "system prompt")]
-    assert (sections["total"] == sections[["system prompt", "facts", "summary", "entities", "recalled turns",
-                                           "history", "new message"]].sum(axis=1)).all()
+    assert (
+        sections["total"]
+        == sections[["system prompt", "facts", "summary", "entities", "recalled turns", "history", "new message"]].sum(
+            axis=1
+        )
+    ).all()
     assert dict(zip(survival["memory type"], survival["what happened"]))["Window (last k turns)"].startswith("evicted")
     assert any("Hi! My name is Alice." in c.value for c in at.code)  # the buffer's payload at the last turn
     calls_before = len(env.requests)
@@ -171,9 +188,14 @@ def test_lessons_page_marks_each_answer_and_names_a_fact_the_model_had_but_did_n
     by_type = {row["memory type"]: row for row in at.dataframe[-1].value.to_dict("records")}
     buffer = by_type["Buffer (every turn)"]
     assert (buffer["fact reached the model"], buffer["answer contained it"], buffer["so"]) == (
-        "yes", "no", "Had the fact but did not use it")
+        "yes",
+        "no",
+        "Had the fact but did not use it",
+    )
     assert (by_type["No memory"]["fact reached the model"], by_type["No memory"]["so"]) == (
-        "no", "Never had the fact, and did not answer it")
+        "no",
+        "Never had the fact, and did not answer it",
+    )
     assert any(plain(w.value).startswith("Had the fact but did not use it: Buffer (every turn)") for w in at.warning)
     env.expect(*[("reply", "Your name is Alice.")] * len(MEMORY_TYPES))
     at.main.button[1].click().run()

@@ -3,6 +3,7 @@
     python tests/writer.py DATABASE_URL CONVERSATION_ID LABEL TURNS
 Prints "committed N" after each turn is stored, so a test can kill it between or during turns.
 """
+
 from __future__ import annotations
 
 import sys

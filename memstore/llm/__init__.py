@@ -1,4 +1,5 @@
 """Model clients: the contract, and the factory that makes a client for any model the picker offers."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,7 @@ from .local_server import LocalServers, ServerSpec, local_client
 from .openai_client import OpenAIClient
 from .unconfigured import UnconfiguredClient
 
+
 def client_for(choice: ModelChoice, settings: Settings, servers: LocalServers) -> ChatClient:
     """A client for one picked model; a local file that cannot be served gives a client that explains why."""
     if choice.path is not None:
@@ -21,9 +23,14 @@ def client_for(choice: ModelChoice, settings: Settings, servers: LocalServers) -
             return UnconfiguredClient(reason=str(exc))
     if choice.base_url is not None and not choice.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"OPENAI_BASE_URL must start with http:// or https://, not {choice.base_url!r}.")
-    return OpenAIClient(model=choice.model, api_key=settings.api_key if choice.uses_key else None,
-                        base_url=choice.base_url, timeout_s=settings.timeout_s, max_retries=settings.max_retries,
-                        context_tokens=choice.context_tokens)
+    return OpenAIClient(
+        model=choice.model,
+        api_key=settings.api_key if choice.uses_key else None,
+        base_url=choice.base_url,
+        timeout_s=settings.timeout_s,
+        max_retries=settings.max_retries,
+        context_tokens=choice.context_tokens,
+    )
 
 
 def client_from_settings(settings: Settings, servers: LocalServers | None = None) -> ChatClient:
@@ -37,5 +44,17 @@ def client_from_settings(settings: Settings, servers: LocalServers | None = None
     return client_for(bundled, settings, servers or LocalServers(max_running=1))
 
 
-__all__ = ["ChatClient", "Completion", "LocalServers", "ModelChoice", "OpenAIClient", "ReplyStream",
-           "UnconfiguredClient", "client_for", "client_from_settings", "complete", "default_key", "local_client"]
+__all__ = [
+    "ChatClient",
+    "Completion",
+    "LocalServers",
+    "ModelChoice",
+    "OpenAIClient",
+    "ReplyStream",
+    "UnconfiguredClient",
+    "client_for",
+    "client_from_settings",
+    "complete",
+    "default_key",
+    "local_client",
+]

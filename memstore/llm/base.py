@@ -1,9 +1,11 @@
 """The model-client contract: stream a chat, report usage, fail with one domain error."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from ..records import ChatMessage, Usage
 from ..tokens import TokenCounter
@@ -27,10 +29,11 @@ class ReplyStream(Protocol):
     A stream that ends without a finish reason raises LLMError(kind="truncated").
     """
 
-    text: str
     completion: Completion | None
-    stopwatch: "Stopwatch"
+    stopwatch: Stopwatch
 
+    @property
+    def text(self) -> str: ...
     def __iter__(self) -> Iterator[str]: ...
     def close(self) -> None: ...
 
@@ -98,8 +101,9 @@ class StreamState:
         return ready
 
     def _finish(self, finish_reason: str, usage: Usage) -> None:
-        self.completion = Completion(self.text, finish_reason, usage, self.stopwatch.elapsed_ms(),
-                                     self.stopwatch.first_token_ms)
+        self.completion = Completion(
+            self.text, finish_reason, usage, self.stopwatch.elapsed_ms(), self.stopwatch.first_token_ms
+        )
 
     def close(self) -> None:
         """Stop reading; the underlying HTTP response or generation ends with it."""

@@ -3,6 +3,7 @@
 Servers are probed in the background, in parallel, with short timeouts; a page waits at most a
 fraction of a second for them and shows what is known so far.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import urlparse
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from ..config import Settings
 from ..errors import ConfigError
@@ -31,8 +33,18 @@ REPROBE_AFTER_S = 60.0
 MAX_MODELS_PER_SERVER = 50
 # OpenAI lists embeddings, audio and image models too; these prefixes are its chat models.
 OPENAI_CHAT_PREFIXES = ("gpt-", "o1", "o3", "o4", "chatgpt-")
-NOT_CHAT_WORDS = ("embed", "whisper", "tts", "audio", "realtime", "image", "dall-e", "transcribe", "search",
-                  "moderation")
+NOT_CHAT_WORDS = (
+    "embed",
+    "whisper",
+    "tts",
+    "audio",
+    "realtime",
+    "image",
+    "dall-e",
+    "transcribe",
+    "search",
+    "moderation",
+)
 
 GROUP_BUNDLED = "Bundled"
 GROUP_DOWNLOADED = "Downloaded"
@@ -132,8 +144,15 @@ def configured_choice(settings: Settings) -> ModelChoice | None:
     if not (settings.api_key or settings.base_url):
         return None
     group = GROUP_OPENAI if settings.base_url is None else f"Server {urlparse(settings.base_url).netloc}"
-    return ModelChoice(f"configured:{settings.model}", settings.model, group, settings.model,
-                       base_url=settings.base_url, uses_key=True, context_tokens=settings.context_tokens)
+    return ModelChoice(
+        f"configured:{settings.model}",
+        settings.model,
+        group,
+        settings.model,
+        base_url=settings.base_url,
+        uses_key=True,
+        context_tokens=settings.context_tokens,
+    )
 
 
 def downloaded_choices(entries: Sequence[DownloadEntry], cache_dir: str | Path | None = None) -> list[ModelChoice]:
@@ -144,8 +163,16 @@ def downloaded_choices(entries: Sequence[DownloadEntry], cache_dir: str | Path |
     for entry in entries:
         path = downloaded_path(entry, cache_dir=cache_dir)
         if path is not None:
-            out.append(ModelChoice(f"download:{entry.key}", entry.label, GROUP_DOWNLOADED, entry.label, path=str(path),
-                                   context_tokens=entry.context_tokens))
+            out.append(
+                ModelChoice(
+                    f"download:{entry.key}",
+                    entry.label,
+                    GROUP_DOWNLOADED,
+                    entry.label,
+                    path=str(path),
+                    context_tokens=entry.context_tokens,
+                )
+            )
     return out
 
 
@@ -158,9 +185,16 @@ def default_key(settings: Settings) -> str:
 class ModelDirectory:
     """What the app can reach, probed in the background and kept until `refresh` or a minute passes."""
 
-    def __init__(self, settings: Settings, *, entries: Sequence[DownloadEntry] = (),
-                 local_servers: Sequence[tuple[str, int]] = LOCAL_SERVERS, cache_dir: str | Path | None = None,
-                 local_timeout_s: float = LOCAL_PROBE_TIMEOUT_S, remote_timeout_s: float = REMOTE_PROBE_TIMEOUT_S):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        entries: Sequence[DownloadEntry] = (),
+        local_servers: Sequence[tuple[str, int]] = LOCAL_SERVERS,
+        cache_dir: str | Path | None = None,
+        local_timeout_s: float = LOCAL_PROBE_TIMEOUT_S,
+        remote_timeout_s: float = REMOTE_PROBE_TIMEOUT_S,
+    ):
         self.settings = settings
         self.entries = tuple(entries)
         self.local_servers = tuple(local_servers)
@@ -180,12 +214,14 @@ class ModelDirectory:
             configured = self.settings.base_url or (None if not self.settings.api_key else "https://api.openai.com/v1")
             if configured:
                 self._probes[configured] = self._pool.submit(
-                    probe_models, configured, api_key=self.settings.api_key, timeout_s=self.remote_timeout_s)
+                    probe_models, configured, api_key=self.settings.api_key, timeout_s=self.remote_timeout_s
+                )
             for _, port in self.local_servers:
                 url = f"http://127.0.0.1:{port}/v1"
                 if not _same_server(url, configured):
-                    self._probes[url] = self._pool.submit(probe_models, url, api_key=None,
-                                                          timeout_s=self.local_timeout_s)
+                    self._probes[url] = self._pool.submit(
+                        probe_models, url, api_key=None, timeout_s=self.local_timeout_s
+                    )
 
     def snapshot(self, *, wait_s: float = PAGE_WAIT_S) -> Directory:
         """Every choice known now; waits at most `wait_s` for servers still being probed."""
@@ -226,9 +262,19 @@ class ModelDirectory:
             notes.append(f"The server at {url} {probe.error}; its model list is not shown.")
         elif probe is not None:
             listed = openai_chat_models(probe.models) if self.settings.base_url is None else probe.models
-        others = [ModelChoice(f"configured:{m}", m, configured.group, m, base_url=configured.base_url, uses_key=True,
-                              context_tokens=self.settings.context_tokens)
-                  for m in listed if m != configured.model]
+        others = [
+            ModelChoice(
+                f"configured:{m}",
+                m,
+                configured.group,
+                m,
+                base_url=configured.base_url,
+                uses_key=True,
+                context_tokens=self.settings.context_tokens,
+            )
+            for m in listed
+            if m != configured.model
+        ]
         return [configured, *others]
 
     def close(self) -> None:
@@ -239,6 +285,8 @@ def _same_server(url: str, other: str | None) -> bool:
     """Whether two base URLs name one server (localhost and 127.0.0.1 alike)."""
     if other is None:
         return False
+
     def norm(u: str) -> str:
         return u.rstrip("/").replace("://localhost:", "://127.0.0.1:").removesuffix("/v1")
+
     return norm(url) == norm(other)

@@ -12,6 +12,7 @@ Notes on huggingface_hub 2.4.0 (it talks HTTP through `httpx2`, a fork of httpx)
   first: an unreachable Hub, a missing file or a gated repo is reported at once, and nothing is written;
 - it reads HF_ENDPOINT and HF_HUB_CACHE only at import, so both are read here at call time.
 """
+
 from __future__ import annotations
 
 import errno
@@ -61,8 +62,7 @@ HEAD_TIMEOUT_S = 10.0
 HASH_BLOCK_BYTES = 1 << 20
 RATE_AFTER_S = 1.0  # no time estimate before this much of the transfer has been seen
 
-_REQUIRED = {"key": str, "label": str, "repo_id": str, "filename": str, "size_bytes": int, "license": str,
-             "note": str}
+_REQUIRED = {"key": str, "label": str, "repo_id": str, "filename": str, "size_bytes": int, "license": str, "note": str}
 _OPTIONAL = {"sha256": str, "context_tokens": int, "revision": str}
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -150,10 +150,13 @@ def format_duration(seconds: float) -> str:
 
 # -- the list of models ------------------------------------------------------------------------
 
+
 def load_download_list(path: Path | None = None) -> tuple[DownloadEntry, ...]:
     """The models offered for download, checked field by field so a bad list is refused with a sentence."""
     if path is None:
-        path = Path(os.environ[MODELS_FILE_ENV]).expanduser() if os.environ.get(MODELS_FILE_ENV) else DEFAULT_MODELS_FILE
+        path = (
+            Path(os.environ[MODELS_FILE_ENV]).expanduser() if os.environ.get(MODELS_FILE_ENV) else DEFAULT_MODELS_FILE
+        )
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -164,23 +167,26 @@ def load_download_list(path: Path | None = None) -> tuple[DownloadEntry, ...]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"The model list {path} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                           f"column {exc.colno}.") from None
+        raise InvalidInput(
+            f"The model list {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from None
     if not isinstance(document, dict):
-        raise InvalidInput(f"The model list {path} must be a JSON object with \"format\" and \"models\".")
+        raise InvalidInput(f'The model list {path} must be a JSON object with "format" and "models".')
     if document.get("format") != MODELS_FORMAT:
-        raise InvalidInput(f"The model list {path} must have \"format\": \"{MODELS_FORMAT}\", "
-                           f"not {json.dumps(document.get('format'))}.")
+        raise InvalidInput(
+            f'The model list {path} must have "format": "{MODELS_FORMAT}", not {json.dumps(document.get("format"))}.'
+        )
     models = document.get("models")
     if not isinstance(models, list) or not models:
-        raise InvalidInput(f"The model list {path} must have \"models\": a list of at least one model.")
+        raise InvalidInput(f'The model list {path} must have "models": a list of at least one model.')
     entries: list[DownloadEntry] = []
     seen: dict[str, int] = {}
     for number, raw in enumerate(models, start=1):
         entry = _entry_from_json(raw, f"The model list {path}, entry {number}")
         if entry.key in seen:
-            raise InvalidInput(f"The model list {path}, entry {number}, repeats the key {entry.key!r} "
-                               f"of entry {seen[entry.key]}.")
+            raise InvalidInput(
+                f"The model list {path}, entry {number}, repeats the key {entry.key!r} of entry {seen[entry.key]}."
+            )
         seen[entry.key] = number
         entries.append(entry)
     return tuple(entries)
@@ -193,8 +199,10 @@ def _entry_from_json(raw: Any, where: str) -> DownloadEntry:
         where = f"{where} ({raw['key']!r})"
     unknown = sorted(set(raw) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
-        raise InvalidInput(f"{where} has unknown field(s) {', '.join(unknown)}; "
-                           f"the known ones are {', '.join([*_REQUIRED, *_OPTIONAL])}.")
+        raise InvalidInput(
+            f"{where} has unknown field(s) {', '.join(unknown)}; "
+            f"the known ones are {', '.join([*_REQUIRED, *_OPTIONAL])}."
+        )
     fields: dict[str, Any] = {}
     for name, kind in _REQUIRED.items():
         if name not in raw:
@@ -207,7 +215,7 @@ def _entry_from_json(raw: Any, where: str) -> DownloadEntry:
         raise InvalidInput(f"{where} has the key {fields['key']!r}; use letters, digits, '.', '_' and '-' only.")
     owner, _, name = fields["repo_id"].partition("/")
     if not owner or not name or "/" in name:
-        raise InvalidInput(f"{where} has repo_id {fields['repo_id']!r}; it must look like \"owner/name\".")
+        raise InvalidInput(f'{where} has repo_id {fields["repo_id"]!r}; it must look like "owner/name".')
     filename = fields["filename"]
     if not filename.lower().endswith(".gguf"):
         raise InvalidInput(f"{where} has filename {filename!r}; only .gguf files can be downloaded.")
@@ -235,6 +243,7 @@ def _checked(value: Any, name: str, kind: type, where: str) -> Any:
 
 
 # -- where files are -----------------------------------------------------------------------------
+
 
 def cache_folder(cache_dir: str | Path | None = None) -> Path:
     """The Hugging Face cache this process uses now (huggingface_hub fixed its own choice at import)."""
@@ -319,12 +328,15 @@ def _space_shortfall(entry: DownloadEntry, size_bytes: int, folder: Path) -> str
     needed = space_needed_bytes(size_bytes)
     if free is None or free >= needed:
         return None
-    return (f"{entry.label} needs {format_bytes(needed)} of free disk space in {folder} "
-            f"(the file is {format_bytes(size_bytes)}), but only {format_bytes(free)} is free; "
-            f"free some space and press Download again.")
+    return (
+        f"{entry.label} needs {format_bytes(needed)} of free disk space in {folder} "
+        f"(the file is {format_bytes(size_bytes)}), but only {format_bytes(free)} is free; "
+        f"free some space and press Download again."
+    )
 
 
 # -- downloads -----------------------------------------------------------------------------------
+
 
 def _progress_class(report: Callable[[int, int | None], None]) -> type[tqdm]:
     """A silent tqdm that hands byte counts to `report`; huggingface_hub builds it with total= and initial=."""
@@ -374,8 +386,9 @@ class ModelDownloads:
                 return status
             status = DownloadStatus("downloading", total_bytes=entry.size_bytes, started_at=time.monotonic())
             self._statuses[entry] = status
-            thread = threading.Thread(target=self._run, args=(entry, folder, hub_endpoint()),
-                                      name=f"download {entry.key}", daemon=True)
+            thread = threading.Thread(
+                target=self._run, args=(entry, folder, hub_endpoint()), name=f"download {entry.key}", daemon=True
+            )
             self._threads[entry] = thread
             thread.start()
         return status
@@ -442,8 +455,10 @@ class ModelDownloads:
             with self._lock:
                 current = self._statuses[entry]
                 if current.state == "downloading":
-                    self._statuses[entry] = replace(current, done_bytes=max(done_bytes, 0),
-                                                    total_bytes=total_bytes or current.total_bytes)
+                    self._statuses[entry] = replace(
+                        current, done_bytes=max(done_bytes, 0), total_bytes=total_bytes or current.total_bytes
+                    )
+
         return report
 
     def _run(self, entry: DownloadEntry, folder: Path, endpoint: str) -> None:
@@ -459,8 +474,11 @@ class ModelDownloads:
             self._fail(entry, explain_failure(exc, entry, endpoint=endpoint, folder=folder, done_bytes=done_bytes))
         except Exception as exc:  # last resort: a dead thread would leave "downloading" forever
             logger.exception("Unexpected failure downloading %s", entry.key)
-            self._fail(entry, f"The download of {entry.label} failed unexpectedly ({type(exc).__name__}); "
-                              f"press Download again to retry.")
+            self._fail(
+                entry,
+                f"The download of {entry.label} failed unexpectedly ({type(exc).__name__}); "
+                f"press Download again to retry.",
+            )
         else:
             status = self._done(entry, path)
             with self._lock:
@@ -476,14 +494,22 @@ class ModelDownloads:
         url = hf_hub_url(entry.repo_id, entry.filename, revision=entry.revision, endpoint=endpoint)
         metadata = get_hf_file_metadata(url, timeout=self.head_timeout_s, endpoint=endpoint)
         if metadata.commit_hash is None or metadata.etag is None:
-            raise ConfigError(f"The server at {endpoint} does not answer like the Hugging Face Hub "
-                              f"(no X-Repo-Commit or ETag header); check HF_ENDPOINT.")
+            raise ConfigError(
+                f"The server at {endpoint} does not answer like the Hugging Face Hub "
+                f"(no X-Repo-Commit or ETag header); check HF_ENDPOINT."
+            )
         if metadata.size is not None and metadata.size > entry.size_bytes:
             shortfall = _space_shortfall(entry, metadata.size, folder)
             if shortfall is not None:
                 raise MemoryLabError(shortfall)
-        found = hf_hub_download(entry.repo_id, entry.filename, revision=entry.revision, cache_dir=str(folder),
-                                endpoint=endpoint, tqdm_class=_progress_class(self._report(entry)))
+        found = hf_hub_download(
+            entry.repo_id,
+            entry.filename,
+            revision=entry.revision,
+            cache_dir=str(folder),
+            endpoint=endpoint,
+            tqdm_class=_progress_class(self._report(entry)),
+        )
         return Path(found)
 
     def _verify(self, entry: DownloadEntry, path: Path) -> None:
@@ -500,29 +526,42 @@ class ModelDownloads:
             return
         _remove_cached(path)
         if actual is None:
-            raise MemoryLabError(f"The downloaded {entry.filename} could not be read back to check it, "
-                                 f"so it was deleted; press Download again.")
-        raise MemoryLabError(f"The downloaded {entry.filename} does not match the sha256 in the model list "
-                             f"(got {actual[:12]}…, expected {entry.sha256[:12]}…), so it was deleted; "
-                             f"the file on the Hub has probably changed.")
+            raise MemoryLabError(
+                f"The downloaded {entry.filename} could not be read back to check it, "
+                f"so it was deleted; press Download again."
+            )
+        raise MemoryLabError(
+            f"The downloaded {entry.filename} does not match the sha256 in the model list "
+            f"(got {actual[:12]}…, expected {entry.sha256[:12]}…), so it was deleted; "
+            f"the file on the Hub has probably changed."
+        )
 
 
-def explain_failure(exc: BaseException, entry: DownloadEntry, *, endpoint: str, folder: Path,
-                    done_bytes: int = 0) -> str:
+def explain_failure(
+    exc: BaseException, entry: DownloadEntry, *, endpoint: str, folder: Path, done_bytes: int = 0
+) -> str:
     """One sentence a person can act on, for an error huggingface_hub, httpx2 or the disk raised."""
     hub = f"the Hugging Face Hub at {endpoint}"
     Hub = f"The Hugging Face Hub at {endpoint}"  # the same words, opening a sentence
     file = f"{entry.repo_id}/{entry.filename}"
     while isinstance(exc, LocalEntryNotFoundError) and exc.__cause__ is not None:
         exc = exc.__cause__  # "not in the cache either": the reason is the HEAD's own error
-    arrived = (f"after {format_bytes(done_bytes)} of {format_bytes(entry.size_bytes)} of {entry.label}"
-               if done_bytes > 0 else f"while downloading {entry.label}")
+    arrived = (
+        f"after {format_bytes(done_bytes)} of {format_bytes(entry.size_bytes)} of {entry.label}"
+        if done_bytes > 0
+        else f"while downloading {entry.label}"
+    )
     broke = f"The connection to {hub} broke {arrived}; nothing was kept, press Download again to retry."
     if isinstance(exc, GatedRepoError):
-        return (f"The repository {entry.repo_id} on {hub} is gated: accept its terms on the model page, log in with "
-                f"`hf auth login` (or set HF_TOKEN) and press Download again.")
+        return (
+            f"The repository {entry.repo_id} on {hub} is gated: accept its terms on the model page, log in with "
+            f"`hf auth login` (or set HF_TOKEN) and press Download again."
+        )
     if isinstance(exc, RepositoryNotFoundError):
-        return f"There is no repository {entry.repo_id} on {hub} (or it is private), so {entry.filename} cannot be downloaded."
+        return (
+            f"There is no repository {entry.repo_id} on {hub} (or it is private), so {entry.filename} "
+            "cannot be downloaded."
+        )
     if isinstance(exc, RevisionNotFoundError):
         return f"The repository {entry.repo_id} on {hub} has no revision {entry.revision or 'main'}."
     if isinstance(exc, RemoteEntryNotFoundError):
@@ -530,8 +569,10 @@ def explain_failure(exc: BaseException, entry: DownloadEntry, *, endpoint: str, 
     if isinstance(exc, HfHubHTTPError):
         code = exc.response.status_code if exc.response is not None else 0
         if code in (401, 403):
-            return (f"{Hub} refused access to {file} (HTTP {code}); log in with "
-                    f"`hf auth login` or set HF_TOKEN, then press Download again.")
+            return (
+                f"{Hub} refused access to {file} (HTTP {code}); log in with "
+                f"`hf auth login` or set HF_TOKEN, then press Download again."
+            )
         if code == 404:
             return f"{Hub} has no file {file}; the model list is out of date."
         if code == 429:
@@ -543,8 +584,10 @@ def explain_failure(exc: BaseException, entry: DownloadEntry, *, endpoint: str, 
         return f"The proxy refused the connection to {hub}; check HTTPS_PROXY and press Download again."
     if isinstance(exc, httpx2.TimeoutException):
         if done_bytes > 0:
-            return (f"{Hub} stopped sending {entry.label} after {format_bytes(done_bytes)}; "
-                    f"nothing was kept, press Download again to retry.")
+            return (
+                f"{Hub} stopped sending {entry.label} after {format_bytes(done_bytes)}; "
+                f"nothing was kept, press Download again to retry."
+            )
         return f"{Hub} did not answer in time; check the connection and press Download again."
     if isinstance(exc, httpx2.ConnectError) and done_bytes <= 0:
         return f"Cannot reach {hub}; check the internet connection (or HF_ENDPOINT) and press Download again."
@@ -554,17 +597,31 @@ def explain_failure(exc: BaseException, entry: DownloadEntry, *, endpoint: str, 
         return f"The download of {entry.label} from {hub} failed ({type(exc).__name__}); press Download again to retry."
     if isinstance(exc, OSError):
         if exc.errno in _DISK_FULL:
-            return (f"The disk holding {folder} filled up while downloading {entry.label}; free at least "
-                    f"{format_bytes(space_needed_bytes(entry.size_bytes))} and press Download again.")
+            return (
+                f"The disk holding {folder} filled up while downloading {entry.label}; free at least "
+                f"{format_bytes(space_needed_bytes(entry.size_bytes))} and press Download again."
+            )
         if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
             return f"Cannot write to {folder} ({exc.strerror}); point HF_HUB_CACHE at a writable folder."
         if "Consistency check failed" in str(exc):
-            return (f"{Hub} sent less of {entry.label} than it announced; nothing was kept, "
-                    f"press Download again to retry.")
+            return (
+                f"{Hub} sent less of {entry.label} than it announced; nothing was kept, press Download again to retry."
+            )
         return f"Cannot save {entry.label} in {folder}: {exc.strerror or str(exc).splitlines()[0]}."
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return f"{entry.label} cannot be downloaded: {first_line.rstrip('.')}."
 
 
-__all__ = ["DEFAULT_MODELS_FILE", "MODELS_FORMAT", "DownloadEntry", "DownloadStatus", "ModelDownloads", "cache_folder",
-           "downloaded_path", "explain_failure", "format_bytes", "hub_endpoint", "load_download_list"]
+__all__ = [
+    "DEFAULT_MODELS_FILE",
+    "MODELS_FORMAT",
+    "DownloadEntry",
+    "DownloadStatus",
+    "ModelDownloads",
+    "cache_folder",
+    "downloaded_path",
+    "explain_failure",
+    "format_bytes",
+    "hub_endpoint",
+    "load_download_list",
+]

@@ -4,12 +4,13 @@ The server runs inside this process: it listens on a free loopback port, answers
 that carry a key made up at start, and stops when its object is closed or the process ends.
 Chat goes through the same openai client as every other server; counts use its /tokenize.
 """
+
 from __future__ import annotations
 
 import gc
 import http.client
-import json
 import importlib.util
+import json
 import secrets
 import threading
 import time
@@ -84,8 +85,9 @@ class LocalModelServer:
         try:
             self._server: Any = xllamacpp.Server(params)
         except (RuntimeError, ValueError, OSError) as exc:
-            raise ConfigError(f"The model file {spec.path.name} could not be loaded ({exc}); it may be damaged or "
-                              "not a GGUF model.") from None
+            raise ConfigError(
+                f"The model file {spec.path.name} could not be loaded ({exc}); it may be damaged or not a GGUF model."
+            ) from None
         self.load_seconds = time.perf_counter() - started
         self.base_url = self._server.listening_address.rstrip("/")
         host = self.base_url.split("://", 1)[-1].split(":", 1)[0]
@@ -124,7 +126,7 @@ class ServerTokenCounter:
 
     def _tokenize(self, text: str) -> int:
         body = json.dumps({"content": text, "add_special": False})
-        for attempt in range(2):  # a kept-alive connection the server closed is opened again once
+        for _attempt in range(2):  # a kept-alive connection the server closed is opened again once
             connection = getattr(self._connections, "http", None)
             if connection is None:
                 connection = self._connections.http = http.client.HTTPConnection(self._host, self._port, timeout=10)
@@ -143,10 +145,19 @@ class ServerTokenCounter:
 
 def local_client(server: LocalModelServer) -> OpenAIClient:
     """The openai client for a local llama.cpp server; it keeps the server alive while it is used."""
-    return OpenAIClient(model=server.spec.model, api_key=server.api_key, base_url=f"{server.base_url}/v1",
-                        timeout_s=LOCAL_TIMEOUT_S, max_retries=0, context_tokens=server.spec.context_tokens,
-                        provider="local", host=LOCAL_HOST, default_params=DEFAULT_PARAMS,
-                        counter=ServerTokenCounter(server, f"{server.spec.model} tokenizer"), keep_alive=server)
+    return OpenAIClient(
+        model=server.spec.model,
+        api_key=server.api_key,
+        base_url=f"{server.base_url}/v1",
+        timeout_s=LOCAL_TIMEOUT_S,
+        max_retries=0,
+        context_tokens=server.spec.context_tokens,
+        provider="local",
+        host=LOCAL_HOST,
+        default_params=DEFAULT_PARAMS,
+        counter=ServerTokenCounter(server, f"{server.spec.model} tokenizer"),
+        keep_alive=server,
+    )
 
 
 class LocalServers:

@@ -1,7 +1,9 @@
 """The chat client over the openai package: OpenAI or any OpenAI-compatible server, streamed."""
+
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
@@ -13,13 +15,34 @@ from .base import StreamState
 
 # Context windows of OpenAI models by name prefix, longest prefix first; others use the default.
 CONTEXT_TOKENS = (
-    ("gpt-4.1", 1_047_576), ("gpt-5", 400_000), ("gpt-4o", 128_000), ("o4", 200_000), ("o3", 200_000),
-    ("o1", 200_000), ("gpt-4-turbo", 128_000), ("gpt-3.5-turbo", 16_385), ("gpt-4", 8_192),
+    ("gpt-4.1", 1_047_576),
+    ("gpt-5", 400_000),
+    ("gpt-4o", 128_000),
+    ("o4", 200_000),
+    ("o3", 200_000),
+    ("o1", 200_000),
+    ("gpt-4-turbo", 128_000),
+    ("gpt-3.5-turbo", 16_385),
+    ("gpt-4", 8_192),
 )
 DEFAULT_CONTEXT_TOKENS = 8_192
 # Parameters of the Chat Completions API itself; any other (llama.cpp's repeat_penalty) goes in the body as is.
-CHAT_PARAMS = frozenset({"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
-                         "presence_penalty", "frequency_penalty", "logit_bias", "n", "response_format", "user"})
+CHAT_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "n",
+        "response_format",
+        "user",
+    }
+)
 
 
 def context_tokens_for(model: str) -> int:
@@ -40,20 +63,28 @@ def translate_error(exc: Exception, *, model: str, host: str, secret: str | None
 
 def _translate(exc: Exception, *, model: str, host: str, secret: str | None) -> LLMError:
     if isinstance(exc, openai.AuthenticationError):
-        return LLMError("auth", f"The server at {host} refused the API key (401). Check OPENAI_API_KEY.", retryable=False)
+        return LLMError(
+            "auth", f"The server at {host} refused the API key (401). Check OPENAI_API_KEY.", retryable=False
+        )
     if isinstance(exc, openai.PermissionDeniedError):
         return LLMError("forbidden", f"The key is not allowed to use {model} at {host} (403).", retryable=False)
     if isinstance(exc, openai.NotFoundError):
-        return LLMError("unknown_model", f"The server at {host} does not know the model {model!r} (404). "
-                        "Check OPENAI_MODEL.", retryable=False)
+        return LLMError(
+            "unknown_model",
+            f"The server at {host} does not know the model {model!r} (404). Check OPENAI_MODEL.",
+            retryable=False,
+        )
     if isinstance(exc, openai.RateLimitError):
-        return LLMError("rate_limit", f"The server at {host} is rate-limiting requests or the quota is used up (429). "
-                        "Wait a moment and retry.")
+        return LLMError(
+            "rate_limit",
+            f"The server at {host} is rate-limiting requests or the quota is used up (429). Wait a moment and retry.",
+        )
     if isinstance(exc, openai.APITimeoutError):
         return LLMError("timeout", f"The model at {host} took too long to answer. Retry, or raise OPENAI_TIMEOUT_S.")
     if isinstance(exc, openai.APIConnectionError):
-        return LLMError("unreachable", f"Cannot reach the model server at {host}. Is it running? "
-                        "Check OPENAI_BASE_URL.")
+        return LLMError(
+            "unreachable", f"Cannot reach the model server at {host}. Is it running? Check OPENAI_BASE_URL."
+        )
     if isinstance(exc, openai.BadRequestError):
         detail = _detail(exc, secret)
         return LLMError("bad_request", f"The server at {host} refused the request (400): {detail}", retryable=False)
@@ -82,7 +113,7 @@ def _detail(exc: Exception, secret: str | None) -> str:
 class OpenAIStream(StreamState):
     """One streamed chat completion; keeps what arrived if the stream breaks."""
 
-    def __init__(self, client: "OpenAIClient", messages: Sequence[ChatMessage], params: Mapping[str, Any]):
+    def __init__(self, client: OpenAIClient, messages: Sequence[ChatMessage], params: Mapping[str, Any]):
         super().__init__(messages, params)
         self._client = client
 
@@ -93,9 +124,13 @@ class OpenAIStream(StreamState):
         try:
             known = {k: v for k, v in self._params.items() if k in CHAT_PARAMS}
             extra = {k: v for k, v in self._params.items() if k not in CHAT_PARAMS}
-            self._raw = client.sdk.chat.completions.create(
-                model=client.model, messages=self._messages, stream=True,
-                stream_options={"include_usage": True}, **known, **({"extra_body": extra} if extra else {}),
+            self._raw = client.sdk.chat.completions.create(  # type: ignore[call-overload]
+                model=client.model,
+                messages=self._messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **known,
+                **({"extra_body": extra} if extra else {}),
             )
             for chunk in self._raw:
                 if getattr(chunk, "usage", None) is not None:
@@ -112,8 +147,10 @@ class OpenAIStream(StreamState):
         except Exception as exc:  # every failure of the SDK or the wire becomes one domain error
             raise translate_error(exc, model=client.model, host=client.host, secret=client.sdk.api_key) from exc
         if finish_reason is None:
-            raise LLMError("truncated", f"The connection to {client.host} ended before the reply was finished; "
-                           "what arrived is kept.")
+            raise LLMError(
+                "truncated",
+                f"The connection to {client.host} ended before the reply was finished; what arrived is kept.",
+            )
         if self._held:  # the stream ended on half an emoji
             self._pieces.append("\ufffd")
             self._held = ""
@@ -123,10 +160,21 @@ class OpenAIStream(StreamState):
 class OpenAIClient:
     """Chat Completions over the openai package; the key stays inside the SDK object."""
 
-    def __init__(self, *, model: str, api_key: str | None, base_url: str | None, timeout_s: float = 60.0,
-                 max_retries: int = 1, context_tokens: int | None = None, provider: str | None = None,
-                 host: str | None = None, default_params: Mapping[str, Any] | None = None,
-                 counter: TokenCounter | None = None, keep_alive: object | None = None):
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | None,
+        base_url: str | None,
+        timeout_s: float = 60.0,
+        max_retries: int = 1,
+        context_tokens: int | None = None,
+        provider: str | None = None,
+        host: str | None = None,
+        default_params: Mapping[str, Any] | None = None,
+        counter: TokenCounter | None = None,
+        keep_alive: object | None = None,
+    ):
         self.model = model
         self.timeout_s = timeout_s
         self.provider = provider or ("openai" if base_url is None else "openai-compatible")
@@ -135,8 +183,9 @@ class OpenAIClient:
         self.context_tokens = context_tokens or context_tokens_for(model)
         self.default_params: dict[str, Any] = dict(default_params or {})
         # Local servers accept any key; the SDK refuses to start without one.
-        self.sdk = openai.OpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s,
-                                 max_retries=max_retries)
+        self.sdk = openai.OpenAI(
+            api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s, max_retries=max_retries
+        )
         self._counter: TokenCounter | None = counter
         self.keep_alive = keep_alive  # what the client needs running while it lives (a local model server)
 

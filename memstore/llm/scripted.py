@@ -1,8 +1,10 @@
 """A scripted chat client for tests and benchmarks: each call takes the next scripted outcome."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from ..errors import LLMError
 from ..records import ChatMessage, Usage
@@ -21,8 +23,9 @@ class Cut:
 class ScriptedStream(StreamState):
     """Streams a scripted outcome word by word: a reply, an error, or a reply cut by an error."""
 
-    def __init__(self, outcome: Any, messages: Sequence[ChatMessage], params: Mapping[str, Any], *,
-                 whole: bool = False):
+    def __init__(
+        self, outcome: Any, messages: Sequence[ChatMessage], params: Mapping[str, Any], *, whole: bool = False
+    ):
         super().__init__(messages, params)
         self.outcome = outcome
         self.whole = whole
@@ -50,8 +53,15 @@ class ScriptedClient:
     provider = "scripted"
     host = "in-process"
 
-    def __init__(self, script: Sequence[Any] = (), *, model: str = "scripted", context_tokens: int = 8_192,
-                 counter: TokenCounter | None = None, whole_replies: bool = False):
+    def __init__(
+        self,
+        script: Sequence[Any] = (),
+        *,
+        model: str = "scripted",
+        context_tokens: int = 8_192,
+        counter: TokenCounter | None = None,
+        whole_replies: bool = False,
+    ):
         self.script = list(script)
         self.model = model
         self.context_tokens = context_tokens

@@ -1,16 +1,20 @@
 """The client used when no model is configured: the app still works, and sending explains what to set."""
+
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from ..errors import LLMError
 from ..records import ChatMessage
 from ..tokens import CharEstimateCounter, TokenCounter
 from .base import Completion, Stopwatch
 
-NOT_CONFIGURED = ("No model is available. Set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL (and OPENAI_MODEL) "
-                  "for a local OpenAI-compatible server such as Ollama, LM Studio, vLLM or llama.cpp; "
-                  "your message is saved and can be retried.")
+NOT_CONFIGURED = (
+    "No model is available. Set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL (and OPENAI_MODEL) "
+    "for a local OpenAI-compatible server such as Ollama, LM Studio, vLLM or llama.cpp; "
+    "your message is saved and can be retried."
+)
 
 
 class _NoStream:

@@ -1,17 +1,34 @@
 """Memory types and their registry; add a type by adding one entry to MEMORY_TYPES."""
+
 from __future__ import annotations
 
 from ..errors import InvalidInput
 from .base import DroppedTurn, MemoryType, MemoryView
 from .history import HistoryReader, TurnView, group_turns
 from .longterm import EntityReport, LongTerm, RecalledTurn, RecallReport
-from .types import (BufferMemory, EntityMemory, NoMemory, RetrievalMemory, SummaryBufferMemory, SummaryMemory,
-                    TokenWindowMemory, WindowMemory)
+from .types import (
+    BufferMemory,
+    EntityMemory,
+    NoMemory,
+    RetrievalMemory,
+    SummaryBufferMemory,
+    SummaryMemory,
+    TokenWindowMemory,
+    WindowMemory,
+)
 
 MEMORY_TYPES: dict[str, MemoryType] = {
     t.name: t
-    for t in (NoMemory(), BufferMemory(), WindowMemory(), TokenWindowMemory(), SummaryMemory(), SummaryBufferMemory(),
-              RetrievalMemory(), EntityMemory())
+    for t in (
+        NoMemory(),
+        BufferMemory(),
+        WindowMemory(),
+        TokenWindowMemory(),
+        SummaryMemory(),
+        SummaryBufferMemory(),
+        RetrievalMemory(),
+        EntityMemory(),
+    )
 }
 
 
@@ -24,6 +41,16 @@ def get_memory_type(name: str) -> MemoryType:
 
 
 __all__ = [
-    "MEMORY_TYPES", "DroppedTurn", "EntityReport", "HistoryReader", "LongTerm", "MemoryType", "MemoryView",
-    "RecallReport", "RecalledTurn", "TurnView", "get_memory_type", "group_turns",
+    "MEMORY_TYPES",
+    "DroppedTurn",
+    "EntityReport",
+    "HistoryReader",
+    "LongTerm",
+    "MemoryType",
+    "MemoryView",
+    "RecallReport",
+    "RecalledTurn",
+    "TurnView",
+    "get_memory_type",
+    "group_turns",
 ]

@@ -1,4 +1,5 @@
 """The memory-type contract: what a type keeps, and the exact history it sends."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -42,9 +43,13 @@ class MemoryView:
 class MemoryType(Protocol):
     """One memory type: a name, a one-line explanation, and a view of the past."""
 
-    name: str
-    label: str
-    explanation: str
-    uses_summary: bool
+    @property
+    def name(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def explanation(self) -> str: ...
+    @property
+    def uses_summary(self) -> bool: ...
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView: ...

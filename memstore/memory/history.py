@@ -1,8 +1,10 @@
 """Bounded reads of a conversation's past turns, as memory types see them."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from ..records import ChatMessage, Message, Summary
 from ..store_api import TranscriptStore
@@ -61,8 +63,17 @@ def stored_message_tokens(message: Message, counter: TokenCounter) -> int:
 class HistoryReader:
     """Past turns of one conversation up to `through_turn`, read in bounded, indexed slices."""
 
-    def __init__(self, store: TranscriptStore, user_id: str, conversation_id: int, through_turn: int,
-                 counter: TokenCounter, *, explain: bool = True, long_term: "LongTerm | None" = None):
+    def __init__(
+        self,
+        store: TranscriptStore,
+        user_id: str,
+        conversation_id: int,
+        through_turn: int,
+        counter: TokenCounter,
+        *,
+        explain: bool = True,
+        long_term: LongTerm | None = None,
+    ):
         self.explain = explain  # False on a turn's own path: read only what the request needs, not the panel's extras
         self.long_term = long_term  # recall and entities, when the chat has them
         self.store = store
@@ -97,12 +108,13 @@ class HistoryReader:
         while end >= 1 and len(kept) < count and len(self.unanswered) <= MAX_UNANSWERED_SKIPPED:
             start = max(1, end - span + 1)
             batch = self._answered(self.turns(start, end))
-            kept = batch[len(batch) - (count - len(kept)):] + kept if len(batch) > count - len(kept) else batch + kept
+            kept = batch[len(batch) - (count - len(kept)) :] + kept if len(batch) > count - len(kept) else batch + kept
             end, span = start - 1, min(max(count - len(kept), FIRST_BATCH_TURNS), MAX_BATCH_TURNS)
         return kept
 
-    def newest_within(self, max_tokens: int, *, end_turn: int | None = None,
-                      start_turn: int = 1) -> tuple[list[TurnView], TurnView | None]:
+    def newest_within(
+        self, max_tokens: int, *, end_turn: int | None = None, start_turn: int = 1
+    ) -> tuple[list[TurnView], TurnView | None]:
         """The newest whole turns whose tokens fit `max_tokens`, and the first turn that did not fit.
 
         Reads backwards in growing batches of turns, so the cost depends on the limit,

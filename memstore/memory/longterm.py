@@ -1,4 +1,5 @@
 """What long-term memory reports to a memory type: recalled turns with their scores, entities with their summaries."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ class RecalledTurn:
     same_conversation: bool
 
     def why(self, min_score: float) -> str:
-        where = (f"turn {self.turn.number} of this conversation" if self.same_conversation
-                 else f"turn {self.turn.number} of “{self.conversation_title}”")
+        where = (
+            f"turn {self.turn.number} of this conversation"
+            if self.same_conversation
+            else f"turn {self.turn.number} of “{self.conversation_title}”"
+        )
         return f"#{self.rank} most similar ({self.score:.2f} ≥ {min_score:.2f}), {where}"
 
 
@@ -40,13 +44,26 @@ class RecallReport:
 
     def details(self) -> dict:
         """The report as plain data for the ledger, so any past turn's recall can be shown again."""
-        return {"query_chars": len(self.query), "scope": self.scope, "top_k": self.top_k,
-                "min_score": self.min_score, "searched": self.searched,
-                "recalled": [{"conversation_id": r.conversation_id, "conversation_title": r.conversation_title,
-                              "turn": r.turn.number, "score": round(r.score, 4), "rank": r.rank,
-                              "same_conversation": r.same_conversation} for r in self.recalled],
-                "missed": [{"conversation_id": c, "turn": t, "score": round(s, 4)} for c, t, s in self.missed],
-                "notes": list(self.notes)}
+        return {
+            "query_chars": len(self.query),
+            "scope": self.scope,
+            "top_k": self.top_k,
+            "min_score": self.min_score,
+            "searched": self.searched,
+            "recalled": [
+                {
+                    "conversation_id": r.conversation_id,
+                    "conversation_title": r.conversation_title,
+                    "turn": r.turn.number,
+                    "score": round(r.score, 4),
+                    "rank": r.rank,
+                    "same_conversation": r.same_conversation,
+                }
+                for r in self.recalled
+            ],
+            "missed": [{"conversation_id": c, "turn": t, "score": round(s, 4)} for c, t, s in self.missed],
+            "notes": list(self.notes),
+        }
 
 
 @dataclass(frozen=True)
@@ -58,9 +75,11 @@ class EntityReport:
     notes: tuple[str, ...] = ()
 
     def details(self) -> dict:
-        return {"known": len(self.known), "injected": [{"name": e.name, "summary": e.summary, "turn": e.turn}
-                                                       for e in self.injected],
-                "notes": list(self.notes)}
+        return {
+            "known": len(self.known),
+            "injected": [{"name": e.name, "summary": e.summary, "turn": e.turn} for e in self.injected],
+            "notes": list(self.notes),
+        }
 
 
 class LongTerm(Protocol):

@@ -1,4 +1,5 @@
 """The memory types, after LangChain's classic memory module, each a small read-only view."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,9 +57,13 @@ class BufferMemory:
                 f"The whole conversation is over the model's {context_tokens:,}-token context window; "
                 f"turns 1–{first_over.number} are left out.",
             )
-        return MemoryView(self.name, turns=tuple(kept), dropped_count=dropped, notes=notes,
-                          dropped_recent=_dropped_before(history, kept[0].number, window_turns=None)
-                          if kept and dropped else ())
+        return MemoryView(
+            self.name,
+            turns=tuple(kept),
+            dropped_count=dropped,
+            notes=notes,
+            dropped_recent=_dropped_before(history, kept[0].number, window_turns=None) if kept and dropped else (),
+        )
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,10 @@ def _token_tail(history: HistoryReader, max_tokens: int) -> tuple[list[TurnView]
     first_kept = kept[0].number if kept else history.through_turn + 1
     notes: tuple[str, ...] = ()
     if first_over is not None and first_over.number == history.through_turn:
-        notes = (f"The last turn alone is {first_over.tokens:,} tokens, over the {max_tokens:,}-token limit,"
-                 " so no turn fits.",)
+        notes = (
+            f"The last turn alone is {first_over.tokens:,} tokens, over the {max_tokens:,}-token limit,"
+            " so no turn fits.",
+        )
     return kept, first_kept, notes
 
 
@@ -102,8 +109,9 @@ class TokenWindowMemory:
         )
 
 
-def _summary_state(summary: Summary | None, needed_through: int,
-                   starts: str) -> tuple[tuple[int, int] | None, int, tuple[str, ...]]:
+def _summary_state(
+    summary: Summary | None, needed_through: int, starts: str
+) -> tuple[tuple[int, int] | None, int, tuple[str, ...]]:
     """What the summary still has to fold, how many turns it never covered, and notes."""
     covered = summary.through_turn if summary else 0
     pending = (covered + 1, needed_through) if needed_through > covered else None
@@ -137,17 +145,23 @@ class SummaryMemory:
 class SummaryBufferMemory:
     name: str = "summary_buffer"
     label: str = "Summary + buffer"
-    explanation: str = ("Sends the newest turns that fit the token limit word for word, and a summary of the turns "
-                        "that fell out.")
+    explanation: str = (
+        "Sends the newest turns that fit the token limit word for word, and a summary of the turns that fell out."
+    )
     uses_summary: bool = True
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
         kept, first_kept, tail_notes = _token_tail(history, settings.max_tokens)
         summary = history.summary(self.name)
-        pending, never, notes = _summary_state(summary, first_kept - 1,
-                                               "turns are summarized once they fall out of the token limit")
+        pending, never, notes = _summary_state(
+            summary, first_kept - 1, "turns are summarized once they fall out of the token limit"
+        )
         return MemoryView(
-            self.name, turns=tuple(kept), summary=summary, summary_pending=pending, dropped_count=never,
+            self.name,
+            turns=tuple(kept),
+            summary=summary,
+            summary_pending=pending,
+            dropped_count=never,
             notes=tail_notes + notes,
         )
 
@@ -158,8 +172,9 @@ def _first_kept(history: HistoryReader, k: int) -> int:
     return kept[0].number if kept else history.through_turn + 1
 
 
-def _window_view(name: str, history: HistoryReader, settings: MemorySettings, notes: tuple[str, ...],
-                 **long_term: Any) -> MemoryView:
+def _window_view(
+    name: str, history: HistoryReader, settings: MemorySettings, notes: tuple[str, ...], **long_term: Any
+) -> MemoryView:
     """The last k answered turns, the newest turns that fell out (with the turn each left at), and notes."""
     k = settings.window_turns
     kept = tuple(history.last_turns(k))
@@ -168,17 +183,28 @@ def _window_view(name: str, history: HistoryReader, settings: MemorySettings, no
     if history.explain and first_kept > 1:
         fell = [t for t in history.turns(first_kept - DROPPED_SHOWN, first_kept - 1) if t.reply is not None]
         older = tuple(DroppedTurn(t, t.number + k + 1) for t in reversed(fell))
-    return MemoryView(name, turns=kept, dropped_count=max(0, first_kept - 1), dropped_recent=older,
-                      notes=(f"{'Window' if name == 'window' else 'Short-term'}: the last {k} "
-                             f"turn{'s' if k != 1 else ''} ({2 * k} messages).",) + notes, **long_term)
+    return MemoryView(
+        name,
+        turns=kept,
+        dropped_count=max(0, first_kept - 1),
+        dropped_recent=older,
+        notes=(
+            f"{'Window' if name == 'window' else 'Short-term'}: the last {k} "
+            f"turn{'s' if k != 1 else ''} ({2 * k} messages).",
+        )
+        + notes,
+        **long_term,
+    )
 
 
 @dataclass(frozen=True)
 class RetrievalMemory:
     name: str = "retrieval"
     label: str = "Retrieval (window + recalled turns)"
-    explanation: str = ("Sends the last k turns, plus the older turns most similar in meaning to your new message "
-                        "(top k above a minimum score), from this conversation or all of yours.")
+    explanation: str = (
+        "Sends the last k turns, plus the older turns most similar in meaning to your new message "
+        "(top k above a minimum score), from this conversation or all of yours."
+    )
     uses_summary: bool = False
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
@@ -193,8 +219,10 @@ class RetrievalMemory:
 class EntityMemory:
     name: str = "entity"
     label: str = "Entity (window + what is known about names)"
-    explanation: str = ("Sends the last k turns, plus a running summary of each person, place or thing your new "
-                        "message mentions; the summaries are updated by a model call after each turn.")
+    explanation: str = (
+        "Sends the last k turns, plus a running summary of each person, place or thing your new "
+        "message mentions; the summaries are updated by a model call after each turn."
+    )
     uses_summary: bool = False
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:

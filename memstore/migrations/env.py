@@ -1,4 +1,5 @@
 """Alembic environment: runs on the connection memstore hands it, never on a URL of its own."""
+
 from __future__ import annotations
 
 from alembic import context
