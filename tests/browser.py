@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
 
 sync_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed (./install.sh --dev installs it)", allow_module_level=True)
+    pytest.skip("Debian's chromium is not installed, so the browser tests did not run", allow_module_level=True)
 
 
 def free_port() -> int:

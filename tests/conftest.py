@@ -15,9 +15,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memstore import SqlStore, TemporaryStore  # noqa: E402
 from memstore.database import create_db_engine  # noqa: E402
 
-POSTGRES_URL = os.environ.get("MEMORYLAB_TEST_POSTGRES_URL")
-STORE_KINDS = ["sqlite", "temporary"] + (["postgresql"] if POSTGRES_URL else [])
-SQL_KINDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+import postgres  # noqa: E402
+
+# PostgreSQL runs whenever it is installed (a throw-away cluster) or MEMORYLAB_TEST_POSTGRES_URL names one.
+POSTGRES = postgres.ThrowawayPostgres()
+STORE_KINDS = ["sqlite", "temporary", "postgresql"]
+SQL_KINDS = ["sqlite", "postgresql"]
+
+
+NOT_RUN = {
+    "postgresql": "PostgreSQL is not installed, so the storage tests ran on SQLite only",
+    "chromium": "Debian's chromium is not installed, so the browser tests did not run",
+}
+ENABLE = "./install.sh --dev   (as root or with sudo: it installs Debian's chromium and postgresql)"
 
 
 def _reset_postgres(url: str) -> None:
@@ -31,9 +41,11 @@ def _reset_postgres(url: str) -> None:
 def make_sql_store(kind: str, tmp_path: Path) -> SqlStore:
     if kind == "sqlite":
         return SqlStore.open(f"sqlite:///{tmp_path / 'memorylab.db'}")
-    assert POSTGRES_URL
-    _reset_postgres(POSTGRES_URL)
-    return SqlStore.open(POSTGRES_URL)
+    if not postgres.available():
+        pytest.skip(NOT_RUN["postgresql"])
+    url = POSTGRES.start()
+    _reset_postgres(url)
+    return SqlStore.open(url)
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -91,3 +103,48 @@ def plain(markdown: str) -> str:
     import re
 
     return re.sub(r"\\(.)", r"\1", markdown).replace("  \n", "\n")
+
+
+# -- the run's report: time per file, and what did not run ------------------------------------------
+
+def pytest_collection_modifyitems(items):
+    """Browser tests are marked `browser`; tests that run a real model or processes are marked `slow`."""
+    slow_files = {"test_local_model.py", "test_reliability.py"}
+    for item in items:
+        name = item.path.name
+        if name.startswith("test_browser"):
+            item.add_marker(pytest.mark.browser)
+        if name in slow_files:
+            item.add_marker(pytest.mark.slow)
+
+
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    file = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[file] = _FILE_SECONDS.get(file, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    POSTGRES.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FILE_SECONDS:
+        terminalreporter.section("run time per file")
+        for file, seconds in sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{seconds:7.1f} s  {file}")
+        terminalreporter.write_line(f"{sum(_FILE_SECONDS.values()):7.1f} s  in all")
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        text = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
+        for key, sentence in NOT_RUN.items():
+            if sentence in text:
+                reasons[key] = reasons.get(key, 0) + 1
+    if reasons:
+        terminalreporter.section("NOT EVERY TEST RAN", sep="!", red=True, bold=True)
+        for key, count in reasons.items():
+            terminalreporter.write_line(f"{count} skipped: {NOT_RUN[key]}.", red=True, bold=True)
+        terminalreporter.write_line(f"To run them all: {ENABLE}", red=True, bold=True)

@@ -183,7 +183,7 @@ def test_long_conversations_draw_only_the_newest_page(env, db_url):
 
 
 def test_preferences_page_adds_edits_switches_off_and_deletes(env, db_url):
-    at = page("1_Preferences.py")
+    at = page("preferences.py")
     at.session_state["preferences_editor"] = {
         "edited_rows": {},
         "deleted_rows": [],
@@ -196,7 +196,7 @@ def test_preferences_page_adds_edits_switches_off_and_deletes(env, db_url):
         ("drink", "tea", False),
         ("name", "Alice", True),
     ]
-    at = page("1_Preferences.py")
+    at = page("preferences.py")
     assert "- name: Alice" in code_blocks(at)[0] and "tea" not in code_blocks(at)[0]
     at.session_state["preferences_editor"] = {
         "edited_rows": {1: {"value": "Alice B."}},
@@ -206,7 +206,7 @@ def test_preferences_page_adds_edits_switches_off_and_deletes(env, db_url):
     at.run()
     at.main.button[0].click().run()
     assert [(p.key, p.value) for p in store.list_preferences("local")] == [("name", "Alice B.")]
-    at = page("1_Preferences.py")
+    at = page("preferences.py")
     at.session_state["preferences_editor"] = {
         "edited_rows": {},
         "deleted_rows": [],
@@ -232,7 +232,7 @@ def test_enabled_preferences_reach_the_model(env, db_url):
 def test_conversations_page_lists_exports_and_deletes(env, db_url):
     first = seed_conversation(db_url, "Trip to Rome", ["Where should I eat?"])
     seed_conversation(db_url, "Other chat", ["Hello"])
-    at = page("2_Conversations.py")
+    at = page("conversations.py")
     frame = at.dataframe[0].value
     assert list(frame["title"]) == ["Other chat", "Trip to Rome"] and list(frame["messages"]) == [2, 2]
     at.main.text_input[0].set_value("rome").run()
@@ -289,7 +289,7 @@ def test_export_and_import_round_trip(env, db_url):
 def test_model_calls_page_shows_the_ledger(env, db_url):
     at = app()
     send(at, "first question")
-    calls = page("3_Model_calls.py")
+    calls = page("model_calls.py")
     frame = calls.dataframe[0].value
     assert list(frame["kind"]) == ["facts", "chat"] and set(frame["model"]) == {"gpt-4o-mini"}  # newest first
     assert any("first question" in block for block in code_blocks(calls))
@@ -342,7 +342,7 @@ def test_conversations_page_forks_and_compares_branches(env, db_url):
     at = app()
     for text in ["My name is Alice", "I like tea", "I live in Oslo"]:
         at = send(at, text)
-    conv = at.switch_page("pages/2_Conversations.py").run()  # from app.py, so the page can switch back
+    conv = at.switch_page("pages/conversations.py").run()  # from app.py, so the page can switch back
     conv.number_input(key="fork_turn_1").set_value(2)
     conv.selectbox(key="fork_type_1").set_value("none")
     conv.button(key="fork_1").click().run()
@@ -353,7 +353,7 @@ def test_conversations_page_forks_and_compares_branches(env, db_url):
     assert fork.title == "My name is Alice (fork at turn 2, none)" and fork.last_turn == 2
     assert fork.settings.memory_type == "none"
     store.close()
-    conv = page("2_Conversations.py")
+    conv = page("conversations.py")
     conv.main.selectbox[0].set_value(1).run()
     assert not conv.exception
     rows = conv.dataframe[1].value
@@ -411,7 +411,7 @@ def test_the_api_key_never_reaches_the_page_the_database_or_exports(env, db_url,
     assert env.headers[-1]["authorization"] == f"Bearer {secret}"  # it was used...
     texts = [str(getattr(e, "value", "")) for e in at.main] + [str(getattr(e, "value", "")) for e in at.sidebar]
     assert not any(secret in t for t in texts)  # ...but never shown
-    for name in ("3_Model_calls.py", "2_Conversations.py"):
+    for name in ("model_calls.py", "conversations.py"):
         p = page(name)
         assert not any(secret in str(getattr(e, "value", "")) for e in p.main)
     store = SqlStore.open(db_url)
@@ -488,8 +488,8 @@ def test_facts_saved_after_a_turn_are_announced_and_can_be_undone(env, db_url):
 def test_automatic_facts_can_be_switched_off(env, db_url):
     at = app()
     at.sidebar.toggle(key="auto_facts_widget").set_value(False).run()
-    at.switch_page("pages/1_Preferences.py").run()
-    at.switch_page("app.py").run()  # the choice outlives a visit to another page
+    at.switch_page("pages/preferences.py").run()
+    at.switch_page("pages/chat.py").run()  # the choice outlives a visit to another page
     assert at.sidebar.toggle(key="auto_facts_widget").value is False
     send(at, "I'm Ada.")
     assert len(env.requests) == len(env.chat_requests) == 1  # the chat call only: no facts call

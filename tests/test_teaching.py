@@ -133,7 +133,7 @@ def page(name: str) -> AppTest:
 
 
 def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
-    at = page("4_Compare.py")
+    at = page("compare.py")
     at.main.selectbox[0].set_value("recall_a_name").run()
     at.main.button[0].click().run()
     assert not at.exception
@@ -165,7 +165,7 @@ def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
 
 
 def test_lessons_page_predict_reveal_and_ask(env):
-    at = page("5_Lessons.py")
+    at = page("lessons.py")
     at.main.multiselect[0].set_value(["buffer", "window"]).run()
     at.main.button[0].click().run()
     assert not at.exception
@@ -180,7 +180,7 @@ def test_lessons_page_predict_reveal_and_ask(env):
 
 
 def test_lessons_page_marks_each_answer_and_names_a_fact_the_model_had_but_did_not_use(env):
-    at = page("5_Lessons.py")
+    at = page("lessons.py")
     at.main.selectbox[0].set_value("recall_a_name").run()
     at.main.button[0].click().run()
     at.main.button[1].click().run()  # the echo server repeats the question: it never says the name
@@ -206,7 +206,7 @@ def test_lessons_page_marks_each_answer_and_names_a_fact_the_model_had_but_did_n
 
 
 def test_compare_page_shows_the_hand_written_summary_beside_the_models(env):
-    at = page("4_Compare.py")
+    at = page("compare.py")
     at.main.selectbox[0].set_value("recall_a_name").run()
     at.main.button[0].click().run()
     assert not at.exception
