@@ -57,7 +57,8 @@ def create_db_engine(url: str) -> Engine:
     except ArgumentError:
         raise ConfigError(f"DATABASE_URL is not a database URL: {url!r}.") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
-    if is_sqlite and parsed.database and parsed.database != ":memory:":
+    is_uri = parsed.query.get("uri") == "true" or (parsed.database or "").startswith("file:")
+    if is_sqlite and parsed.database and parsed.database != ":memory:" and not is_uri:
         folder = Path(parsed.database).expanduser().resolve().parent
         try:
             folder.mkdir(parents=True, exist_ok=True)

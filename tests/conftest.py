@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -12,10 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import postgres  # noqa: E402
+
 from memstore import SqlStore, TemporaryStore  # noqa: E402
 from memstore.database import create_db_engine  # noqa: E402
-
-import postgres  # noqa: E402
 
 # PostgreSQL runs whenever it is installed (a throw-away cluster) or MEMORYLAB_TEST_POSTGRES_URL names one.
 POSTGRES = postgres.ThrowawayPostgres()
@@ -106,6 +105,7 @@ def plain(markdown: str) -> str:
 
 
 # -- the run's report: time per file, and what did not run ------------------------------------------
+
 
 def pytest_collection_modifyitems(items):
     """Browser tests are marked `browser`; tests that run a real model or processes are marked `slow`."""

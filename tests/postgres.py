@@ -50,8 +50,17 @@ class ThrowawayPostgres:
             as_postgres = ["runuser", "-u", "postgres", "--"]
         run = lambda *cmd: subprocess.run([*as_postgres, *cmd], check=True, capture_output=True)  # noqa: E731
         run(str(programs / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-        run(str(programs / "pg_ctl"), "-D", str(data), "-l", str(self._dir / "server.log"), "-w", "-o",
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {self._dir} -c fsync=off", "start")
+        run(
+            str(programs / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(self._dir / "server.log"),
+            "-w",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {self._dir} -c fsync=off",
+            "start",
+        )
         run(str(programs / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "memorylab_test")
         self._as_postgres, self._programs, self._data = as_postgres, programs, data
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/memorylab_test"
@@ -60,7 +69,9 @@ class ThrowawayPostgres:
     def stop(self) -> None:
         if self._dir is None:
             return
-        subprocess.run([*self._as_postgres, str(self._programs / "pg_ctl"), "-D", str(self._data), "-m", "fast",
-                        "stop"], capture_output=True)
+        subprocess.run(
+            [*self._as_postgres, str(self._programs / "pg_ctl"), "-D", str(self._data), "-m", "fast", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None

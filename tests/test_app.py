@@ -35,7 +35,7 @@ def app() -> AppTest:
 
 
 def page(name: str) -> AppTest:
-    return run_page(f"pages/{name}", timeout=30)
+    return run_page(f"app_pages/{name}", timeout=30)
 
 
 def send(at: AppTest, text: str) -> AppTest:
@@ -342,7 +342,7 @@ def test_conversations_page_forks_and_compares_branches(env, db_url):
     at = app()
     for text in ["My name is Alice", "I like tea", "I live in Oslo"]:
         at = send(at, text)
-    conv = at.switch_page("pages/conversations.py").run()  # from app.py, so the page can switch back
+    conv = at.switch_page("app_pages/conversations.py").run()  # from app.py, so the page can switch back
     conv.number_input(key="fork_turn_1").set_value(2)
     conv.selectbox(key="fork_type_1").set_value("none")
     conv.button(key="fork_1").click().run()
@@ -488,8 +488,8 @@ def test_facts_saved_after_a_turn_are_announced_and_can_be_undone(env, db_url):
 def test_automatic_facts_can_be_switched_off(env, db_url):
     at = app()
     at.sidebar.toggle(key="auto_facts_widget").set_value(False).run()
-    at.switch_page("pages/preferences.py").run()
-    at.switch_page("pages/chat.py").run()  # the choice outlives a visit to another page
+    at.switch_page("app_pages/preferences.py").run()
+    at.switch_page("app_pages/chat.py").run()  # the choice outlives a visit to another page
     assert at.sidebar.toggle(key="auto_facts_widget").value is False
     send(at, "I'm Ada.")
     assert len(env.requests) == len(env.chat_requests) == 1  # the chat call only: no facts call

@@ -78,7 +78,7 @@ def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
 def test_compare_page_draws_the_chart_and_every_types_payload(running_app):
     url, server = running_app
     with browser_page(height=1400) as page:
-        page.goto(f"{url}/Compare")
+        page.goto(f"{url}/compare")
         page.get_by_role("button", name="Replay").click()
         page.get_by_text("Tokens sent per turn").wait_for(timeout=60_000)
         chart = page.get_by_test_id("stVegaLiteChart").first

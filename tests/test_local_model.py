@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from memstore import Chat, ConfigError, FactSet, MemorySettings, Settings, client_from_settings
+from memstore import Chat, ConfigError, FactSet, MemorySettings, Settings, SqlStore, client_from_settings
 from memstore.llm import LocalServers
 from memstore.llm.local_server import BUNDLED_NAME, LocalModelServer, ServerSpec, bundled_model_path
 
@@ -53,8 +53,20 @@ def test_the_default_client_is_the_bundled_model_behind_a_loopback_server():
     assert not _port_open(server.base_url)  # stopped means the port is closed
 
 
-def test_two_turns_with_the_real_model_and_a_usable_summary(local_client, sql_store):
-    chat = Chat(sql_store, local_client, user_id="local")
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """The real model is the subject here, not the database: SQLite only (the store contract covers PostgreSQL)."""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'local.db'}")
+    yield store
+    store.close()
+
+
+SHORT = {"max_tokens": 48}  # the model's speed is measured in bench/local_model.py, not here
+
+
+def test_two_turns_with_the_real_model_and_a_usable_summary(local_client, sqlite_store):
+    sql_store = sqlite_store
+    chat = Chat(sql_store, local_client, user_id="local", params=SHORT)
     conv = chat.new_conversation(settings=MemorySettings("summary"))
     first = chat.send(conv.id, "Hi! My name is Alice and I love green tea.", FactSet())
     deltas = list(first.stream())
@@ -76,11 +88,11 @@ def test_two_turns_with_the_real_model_and_a_usable_summary(local_client, sql_st
     assert abs(call.usage.prompt_tokens - call.counted_prompt_tokens) <= 3 * len(call.request) + 3
     assert call.usage.total_tokens == call.usage.prompt_tokens + call.usage.completion_tokens
     assert call.latency_ms > 0 and call.first_token_ms is not None
-    assert call.params["max_tokens"] == 512 and call.params["repeat_penalty"] == 1.1  # llama.cpp's own sampler knob
+    assert call.params["max_tokens"] == 48 and call.params["repeat_penalty"] == 1.1  # llama.cpp's own sampler knob
 
 
-def test_stopping_the_stream_keeps_the_partial_reply(local_client, sql_store):
-    chat = Chat(sql_store, local_client, user_id="local")
+def test_stopping_the_stream_keeps_the_partial_reply(local_client, sqlite_store):
+    chat = Chat(sqlite_store, local_client, user_id="local", params=SHORT)
     conv = chat.new_conversation()
     run = chat.send(conv.id, "Write a long story about a lighthouse keeper.", FactSet())
     stream = run.stream()

@@ -15,7 +15,7 @@ import pytest
 from ui_text import capped, literal, model_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
-UI_FILES = sorted([ROOT / "app.py", *ROOT.glob("ui*.py"), *(ROOT / "pages").glob("*.py")])
+UI_FILES = sorted([ROOT / "app.py", *ROOT.glob("ui*.py"), *(ROOT / "app_pages").glob("*.py")])
 # Element and widget calls whose first argument, and these keywords, are rendered as Markdown.
 MARKDOWN_SINKS = {
     "markdown",

@@ -129,7 +129,7 @@ def env(app_env):
 
 
 def page(name: str) -> AppTest:
-    return run_page(f"pages/{name}")
+    return run_page(f"app_pages/{name}")
 
 
 def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):

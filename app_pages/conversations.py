@@ -54,7 +54,7 @@ else:
     open_col, export_json_col, export_md_col = st.columns(3)
     if open_col.button("Open in chat", type="primary", width="stretch"):
         ui.open_conversation(ConversationRef(chosen, temporary=False))
-        st.switch_page("pages/chat.py")
+        st.switch_page("app_pages/chat.py")
     one = export_conversations(store, USER, [chosen])
     name = f"memorylab-conversation-{chosen}"
     export_json_col.download_button(
@@ -88,7 +88,7 @@ else:
                     ui.show_error(exc, what="Not forked: ")
                 else:
                     ui.open_conversation(ConversationRef(fork.id, temporary=False))
-                    st.switch_page("pages/chat.py")
+                    st.switch_page("app_pages/chat.py")
     others = [c for c in conversations if c.id != chosen]
     if others:
         with st.expander("Compare with another conversation (for example its fork)"):
