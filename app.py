@@ -1,10 +1,9 @@
 """Memory Lab: chat with a model beside a live view of what its memory holds and sends (the entry: navigation)."""
 
-from pathlib import Path
-
 import streamlit as st
 
-ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
+from ui.page import ICON
+
 # Set before the navigation: otherwise the page's Material icon becomes the favicon, fetched from a font host.
 st.set_page_config(page_title="Memory Lab", page_icon=str(ICON), layout="wide")
 

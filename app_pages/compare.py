@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-import ui
 from memstore import MEMORY_TYPES, MemoryLabError, MemorySettings
 from memstore.costs import price_for, prices_from_rows, shipped_prices
 from memstore.facts import select_facts
@@ -22,9 +21,12 @@ from memstore.replay import (
     script_from_conversation,
 )
 from memstore.transfer import to_json
-from ui_text import literal
+from ui import compare_views, session, words
+from ui.page import start_page
+from ui.render import literal, show_error
 
-settings, store, client, USER = ui.start_page("Compare · Memory Lab")
+page = start_page("Compare · Memory Lab")
+settings, store, client, USER = page.settings, page.store, page.client, page.user
 
 st.title("Compare memory types")
 st.caption(
@@ -45,9 +47,9 @@ if source == "An exported replay file":
     try:
         title, script, imported_settings = parse_replay_file(upload.getvalue(), settings.limits)
     except MemoryLabError as exc:
-        ui.show_error(exc, what="Cannot read the file: ")
+        show_error(exc, what="Cannot read the file: ")
         st.stop()
-    source_key = ("file", upload.file_id)
+    source_key: tuple[object, ...] = ("file", upload.file_id)
     default_k, default_tokens = imported_settings[0].window_turns, imported_settings[0].max_tokens
     chosen_types = [s.memory_type for s in imported_settings]
 elif source == "A bundled lesson":
@@ -77,23 +79,25 @@ k = left.number_input(
 )
 max_tokens = mid.number_input("Token limit", min_value=1, max_value=100_000, value=default_tokens, step=50)
 chosen = right.multiselect(
-    "Memory types", list(MEMORY_TYPES), default=chosen_types or list(MEMORY_TYPES), format_func=ui.memory_label
+    "Memory types", list(MEMORY_TYPES), default=chosen_types or list(MEMORY_TYPES), format_func=words.memory_label
 )
 use_preferences = st.checkbox("Inject my stored preferences and session facts", value=True)
 
 if not script:
     st.info("This conversation has no turns to replay.")
     st.stop()
-facts = ui.current_facts(store, client) if use_preferences else select_facts({}, [])
+facts = session.current_facts(page, client) if use_preferences else select_facts({}, [])
 run_key = (source_key, int(k), int(max_tokens), tuple(chosen), facts, client.model)
 if st.button("Replay", type="primary", disabled=not chosen):
     try:
         st.session_state.compare = (
             run_key,
-            ui.run_replay(script, [MemorySettings(t, int(k), int(max_tokens)) for t in chosen], facts, store, client),
+            compare_views.run_replay(
+                page, script, [MemorySettings(t, int(k), int(max_tokens)) for t in chosen], facts, client
+            ),
         )
     except MemoryLabError as exc:
-        ui.show_error(exc, what="Replay failed: ")
+        show_error(exc, what="Replay failed: ")
 
 cached = st.session_state.get("compare")
 if cached is None or cached[0] != run_key:
@@ -102,7 +106,7 @@ if cached is None or cached[0] != run_key:
 results = cached[1]
 
 st.subheader("Tokens sent per turn")
-st.line_chart(ui.tokens_chart_frame(results), x_label="turn", y_label="prompt tokens")
+st.line_chart(compare_views.tokens_chart_frame(results), x_label="turn", y_label="prompt tokens")
 
 with st.expander("Prices (USD per million tokens; edits last for this session)"):
     shipped = st.session_state.get("prices") or shipped_prices()
@@ -118,19 +122,19 @@ with st.expander("Prices (USD per million tokens; edits last for this session)")
     try:
         st.session_state.prices = prices_from_rows(edited.to_dict("records"))
     except MemoryLabError as exc:
-        ui.show_error(exc, what="Prices not changed: ")
+        show_error(exc, what="Prices not changed: ")
 prices = st.session_state.get("prices") or shipped_prices()
 st.caption("Running cost per type (the request, the reply and any summary calls):")
 model_price = price_for(client.model, prices)
 cost_chart = pd.DataFrame(
-    {ui.memory_label(r.memory_type): running_cost(r, model_price) for r in results}, index=range(1, len(script) + 1)
+    {words.memory_label(r.memory_type): running_cost(r, model_price) for r in results}, index=range(1, len(script) + 1)
 )
 cost_chart.index.name = "turn"
 st.line_chart(cost_chart, x_label="turn", y_label="USD so far")
 st.subheader("Totals")
 st.caption(f"Cost at {literal(client.model)}'s price (models not in the table count as free).")
 st.dataframe(
-    ui.totals_frame(results, prices, client.model),
+    compare_views.totals_frame(results, prices, client.model),
     hide_index=True,
     width="stretch",
     column_config={"cost (USD)": st.column_config.NumberColumn(format="$%.6f")},
@@ -158,14 +162,14 @@ right.download_button(
 
 st.subheader("Each turn, side by side")
 turn = st.slider("Turn", 1, len(script), len(script)) if len(script) > 1 else 1
-st.caption(f"Turn {turn:d}: “{literal(ui.turn_preview(script[turn - 1].user, 120))}”")
+st.caption(f"Turn {turn:d}: “{literal(words.turn_preview(script[turn - 1].user, 120))}”")
 st.dataframe(
     pd.DataFrame(
         [
             {
-                "memory type": ui.memory_label(r.memory_type),
+                "memory type": words.memory_label(r.memory_type),
                 **{
-                    ui.SECTION_NAMES[name]: tokens
+                    words.SECTION_NAMES[name]: tokens
                     for name, tokens in r.frames[turn - 1].payload.tokens_by_section().items()
                 },
                 "total": r.frames[turn - 1].payload.total_tokens,
@@ -178,14 +182,14 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
-ui.render_frames_side_by_side(results, turn)
+compare_views.render_frames_side_by_side(results, turn)
 with st.expander(f"What changed at turn {turn:d}"):
     for result in results:
         before = result.frames[turn - 2] if turn > 1 else None
-        st.markdown(f"**{literal(ui.memory_label(result.memory_type))}**")
-        st.code(ui.diff_text(diff_frames(before, result.frames[turn - 1])), language="diff")
+        st.markdown(f"**{literal(words.memory_label(result.memory_type))}**")
+        st.code(compare_views.diff_text(diff_frames(before, result.frames[turn - 1])), language="diff")
 
-reference = lessons[source_key[1]].reference_summary if source_key[0] == "lesson" else None
+reference = lessons[str(source_key[1])].reference_summary if source_key[0] == "lesson" else None
 summary_results = [r for r in results if MEMORY_TYPES[r.memory_type].uses_summary]
 if reference is not None and summary_results:
     sent_at = reference.through_turn + 1
@@ -204,7 +208,7 @@ if reference is not None and summary_results:
     for column, result in zip(columns[1:], summary_results):
         summary = result.frames[sent_at - 1].payload.view.summary
         with column, st.container(border=True):
-            st.markdown(f"**{literal(ui.memory_label(result.memory_type))}** · written by {literal(client.model)}")
+            st.markdown(f"**{literal(words.memory_label(result.memory_type))}** · written by {literal(client.model)}")
             st.caption(
                 f"Sent at turn {sent_at:d} · covers turns {summary.from_turn:d}–{summary.through_turn:d}"
                 + (
@@ -225,13 +229,15 @@ if pin == "A preference or session fact":
         st.caption("No preference or session fact is injected (add one, and tick the box above).")
     else:
         key = st.selectbox("Fact", keys)
-        st.dataframe(ui.survival_frame(preference_survival(results, key)), hide_index=True, width="stretch")
+        st.dataframe(compare_views.survival_frame(preference_survival(results, key)), hide_index=True, width="stretch")
     st.stop()
 fact_turn = st.number_input("Pin the message of turn", min_value=1, max_value=len(script), value=1, step=1)
 needle = st.text_input(
     "Words that must still be there",
-    value=ui.turn_preview(script[fact_turn - 1].user, 80),
+    value=words.turn_preview(script[fact_turn - 1].user, 80),
     key=f"needle_{fact_turn}",
     help="A summary 'still mentions' the fact when it contains every distinctive word here.",
 )
-st.dataframe(ui.survival_frame(fact_survival(results, int(fact_turn), needle)), hide_index=True, width="stretch")
+st.dataframe(
+    compare_views.survival_frame(fact_survival(results, int(fact_turn), needle)), hide_index=True, width="stretch"
+)

@@ -7,7 +7,6 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-import ui
 from memstore import MEMORY_TYPES, MemoryLabError
 from memstore.transfer import (
     compare_branches,
@@ -17,10 +16,13 @@ from memstore.transfer import (
     to_json,
     to_markdown,
 )
-from ui import ConversationRef
-from ui_text import literal
+from ui import session, words
+from ui.page import start_page
+from ui.render import literal, show_error
+from ui.session import ConversationRef
 
-settings, store, client, USER = ui.start_page("Conversations · Memory Lab")
+page = start_page("Conversations · Memory Lab")
+settings, store, client, USER = page.settings, page.store, page.client, page.user
 
 st.title("Conversations")
 search = st.text_input("Search titles", placeholder="Type part of a title")
@@ -37,7 +39,7 @@ else:
             [
                 {
                     "title": c.title,
-                    "memory type": ui.memory_label(c.settings.memory_type),
+                    "memory type": words.memory_label(c.settings.memory_type),
                     "messages": c.message_count,
                     "tokens": c.token_total,
                     "last activity": c.updated_at,
@@ -53,7 +55,7 @@ else:
     chosen = st.selectbox("Conversation", list(by_id), format_func=lambda i: f"{by_id[i].title} (#{i})")
     open_col, export_json_col, export_md_col = st.columns(3)
     if open_col.button("Open in chat", type="primary", width="stretch"):
-        ui.open_conversation(ConversationRef(chosen, temporary=False))
+        session.open_conversation(ConversationRef(chosen, temporary=False))
         st.switch_page("app_pages/chat.py")
     one = export_conversations(store, USER, [chosen])
     name = f"memorylab-conversation-{chosen}"
@@ -77,7 +79,10 @@ else:
                 key=f"fork_turn_{chosen}",
             )
             fork_type = st.selectbox(
-                "Memory type of the branch", list(MEMORY_TYPES), format_func=ui.memory_label, key=f"fork_type_{chosen}"
+                "Memory type of the branch",
+                list(MEMORY_TYPES),
+                format_func=words.memory_label,
+                key=f"fork_type_{chosen}",
             )
             if st.button("Fork and open", key=f"fork_{chosen}"):
                 try:
@@ -85,9 +90,9 @@ else:
                         store, USER, chosen, int(fork_turn), replace(current.settings, memory_type=fork_type)
                     )
                 except MemoryLabError as exc:
-                    ui.show_error(exc, what="Not forked: ")
+                    show_error(exc, what="Not forked: ")
                 else:
-                    ui.open_conversation(ConversationRef(fork.id, temporary=False))
+                    session.open_conversation(ConversationRef(fork.id, temporary=False))
                     st.switch_page("app_pages/chat.py")
     others = [c for c in conversations if c.id != chosen]
     if others:
@@ -165,7 +170,7 @@ if upload is not None and st.button("Import", key="do_import"):
     try:
         created = import_export(store, USER, upload.getvalue(), client.counter())
     except MemoryLabError as exc:
-        ui.show_error(exc, what="Nothing was imported: ")
+        show_error(exc, what="Nothing was imported: ")
     else:
         st.success(
             f"Imported {len(created):d} conversation{'s' if len(created) != 1 else ''}: "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-import ui
 from memstore import MEMORY_TYPES, Chat, MemoryLabError, MemorySettings
 from memstore.facts import select_facts
 from memstore.lessons import grade, load_lessons, mark_answer
@@ -13,9 +12,12 @@ from memstore.recall_check import outcome
 from memstore.records import Preference
 from memstore.replay import fact_survival
 from memstore.schema import utcnow
-from ui_text import literal
+from ui import compare_views, words
+from ui.page import start_page
+from ui.render import literal, show_error
 
-settings, store, client, USER = ui.start_page("Lessons · Memory Lab")
+page = start_page("Lessons · Memory Lab")
+settings, store, client, USER = page.settings, page.store, page.client, page.user
 VERDICTS = {
     "used": "Had the fact and used it",
     "unused": "Had the fact but did not use it",
@@ -45,23 +47,23 @@ question = lesson.question
 st.subheader("Predict")
 st.markdown(literal(question.text))
 prediction = st.multiselect(
-    "Memory types that still send it", list(MEMORY_TYPES), format_func=ui.memory_label, key=f"prediction_{slug}"
+    "Memory types that still send it", list(MEMORY_TYPES), format_func=words.memory_label, key=f"prediction_{slug}"
 )
 
 facts = select_facts({}, [Preference(k, v, True, utcnow()) for k, v in lesson.preferences])
 state_key = f"lesson_{slug}"
 if st.button("Reveal", type="primary"):
     try:
-        results = ui.run_replay(
+        results = compare_views.run_replay(
+            page,
             lesson.turns[: question.at_turn],
             [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in MEMORY_TYPES],
             facts,
-            store,
             client,
         )
         st.session_state[state_key] = results
     except MemoryLabError as exc:
-        ui.show_error(exc, what="Could not replay the lesson: ")
+        show_error(exc, what="Could not replay the lesson: ")
 
 results = st.session_state.get(state_key)
 if results is None:
@@ -76,7 +78,7 @@ st.dataframe(
     pd.DataFrame(
         [
             {
-                "memory type": ui.memory_label(g.memory_type),
+                "memory type": words.memory_label(g.memory_type),
                 "you said": "sends it" if g.predicted else "forgets it",
                 "replay shows": "sends it" if g.actual else "forgets it",
                 "": "✓" if g.correct else "✗",
@@ -88,10 +90,10 @@ st.dataframe(
     width="stretch",
 )
 st.info(literal(lesson.explanation))
-st.dataframe(ui.survival_frame(survival, question.at_turn), hide_index=True, width="stretch")
+st.dataframe(compare_views.survival_frame(survival, question.at_turn), hide_index=True, width="stretch")
 
 st.subheader(f"What each type sends at turn {question.at_turn:d}")
-ui.render_frames_side_by_side(results, question.at_turn)
+compare_views.render_frames_side_by_side(results, question.at_turn)
 
 st.subheader("Ask the model")
 st.caption(
@@ -115,27 +117,29 @@ if st.button("Ask the configured model"):
         progress.progress(i / len(results))
     progress.empty()
     st.session_state[f"answers_{slug}"] = marks
-marks = st.session_state.get(f"answers_{slug}")
-if marks:
+shown_marks = st.session_state.get(f"answers_{slug}")
+if shown_marks:
     st.dataframe(
         pd.DataFrame(
             [
                 {
-                    "memory type": ui.memory_label(m.memory_type),
+                    "memory type": words.memory_label(m.memory_type),
                     "fact reached the model": "yes" if m.reached else "no",
                     "answer contained it": "yes" if m.answered else "no",
                     "so": VERDICTS[outcome(m.reached, m.answered)]
                     if m.error is None
                     else f"The call failed: {m.error}",
                 }
-                for m in marks
+                for m in shown_marks
             ]
         ),
         hide_index=True,
         width="stretch",
     )
     unused = [
-        ui.memory_label(m.memory_type) for m in marks if m.error is None and outcome(m.reached, m.answered) == "unused"
+        words.memory_label(m.memory_type)
+        for m in shown_marks
+        if m.error is None and outcome(m.reached, m.answered) == "unused"
     ]
     if unused:
         st.warning(
@@ -145,9 +149,9 @@ if marks:
             icon=":material/lightbulb:",
         )
     columns = st.columns(3)
-    for i, m in enumerate(marks):
+    for i, m in enumerate(shown_marks):
         with columns[i % 3], st.container(border=True):
-            st.markdown(f"**{literal(ui.memory_label(m.memory_type))}**")
+            st.markdown(f"**{literal(words.memory_label(m.memory_type))}**")
             st.caption(
                 f"Fact reached the model: {'yes' if m.reached else 'no'} · answer contained it: "
                 f"{'yes' if m.answered else 'no'}"

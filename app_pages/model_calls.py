@@ -5,11 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-import ui
 from memstore import Chat
-from ui_text import literal
+from ui import panel, words
+from ui.page import start_page
+from ui.render import literal
 
-settings, store, client, USER = ui.start_page("Model calls · Memory Lab")
+page = start_page("Model calls · Memory Lab")
+settings, store, client, USER = page.settings, page.store, page.client, page.user
 PAGE = 50
 
 st.title("Model calls")
@@ -24,10 +26,10 @@ chosen = left.selectbox(
     "Conversation", [None, *titles], format_func=lambda i: "All conversations" if i is None else f"{titles[i]} (#{i})"
 )
 purpose = mid.selectbox("Kind", [None, "chat", "summary", "facts", "entities"], format_func=lambda p: p or "All")
-page = right.number_input("Page", min_value=1, value=1, step=1)
-calls = store.list_calls(USER, conversation_id=chosen, purpose=purpose, limit=PAGE, offset=(page - 1) * PAGE)
+page_number = int(right.number_input("Page", min_value=1, value=1, step=1))
+calls = store.list_calls(USER, conversation_id=chosen, purpose=purpose, limit=PAGE, offset=(page_number - 1) * PAGE)
 if not calls:
-    st.info("No model calls here yet." if page == 1 else "No more calls.")
+    st.info("No model calls here yet." if page_number == 1 else "No more calls.")
     st.stop()
 
 st.dataframe(
@@ -36,7 +38,7 @@ st.dataframe(
             {
                 "id": c.id,
                 "when": c.created_at,
-                "conversation": titles.get(c.conversation_id, c.conversation_id),
+                "conversation": titles.get(c.conversation_id, "") if c.conversation_id is not None else "",
                 "turn": c.turn,
                 "kind": c.purpose,
                 "memory": c.memory_type,
@@ -63,11 +65,11 @@ selected = st.selectbox(
     format_func=lambda i: f"#{i} · {by_id[i].purpose} · turn {by_id[i].turn} · {by_id[i].model}",
 )
 call = by_id[selected]
-st.caption(literal(f"{ui.call_summary(call)} · params {call.params} · finish reason {call.finish_reason}"))
+st.caption(literal(f"{words.call_summary(call)} · params {call.params} · finish reason {call.finish_reason}"))
 if call.sections:
     st.caption("Sections: " + literal(", ".join(f"{k} {v:,}" for k, v in call.sections.items())))
 st.markdown("**Request**")
-ui.render_request(call.request, Chat(store, client, user_id=USER).count_request(call.request), key=f"call_{call.id}")
+panel.render_request(call.request, Chat(store, client, user_id=USER).count_request(call.request), key=f"call_{call.id}")
 st.markdown("**Reply**")
 st.code(call.reply or "(none)", language=None, wrap_lines=True)
 if call.error:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-import ui
 from memstore import MemoryLabError
 from memstore.facts import preference_rows
-from ui_text import literal
+from ui import words
+from ui.page import start_page
+from ui.render import literal, show_error
 
-settings, store, client, USER = ui.start_page("Preferences · Memory Lab")
+page = start_page("Preferences · Memory Lab")
+settings, store, client, USER = page.settings, page.store, page.client, page.user
 
 st.title("Preferences")
 st.caption(
@@ -44,7 +46,7 @@ if left.button("Save preferences", type="primary", disabled=not unsaved):
     try:
         saved = store.replace_preferences(USER, rows)
     except MemoryLabError as exc:
-        ui.show_error(exc, what="Not saved: ")
+        show_error(exc, what="Not saved: ")
     else:
         st.session_state.pop("preferences_editor", None)
         st.toast(f"Saved {len(saved):d} preference{'s' if len(saved) != 1 else ''}.")
@@ -79,12 +81,12 @@ def undo(change_id: int) -> None:
 
 if error := st.session_state.pop("undo_error", None):
     st.error("Not undone: " + literal(error), icon=":material/error:")
-newest = {}
+newest: dict[str, int] = {}
 for change in history:  # newest first: the first change seen for a key is its newest
     newest.setdefault(change.key, change.id)
 for change in history:
     text, when, action = st.columns([5, 2, 1], vertical_alignment="center")
-    text.markdown(ui.change_sentence_md(change))
+    text.markdown(words.change_sentence_md(change))
     when.caption(
         f"{change.created_at:%Y-%m-%d %H:%M}"
         + (f" · conversation {change.conversation_id:d}" if change.conversation_id else "")

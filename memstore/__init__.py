@@ -13,7 +13,6 @@ from .records import ChatMessage, Conversation, MemorySettings, Message, ModelCa
 from .sql_store import SqlStore
 from .store_api import NewMessage, PreferenceStore, TranscriptStore
 from .summarizer import SummaryUpdate
-from .temporary_store import TemporaryStore
 
 
 def open_store(settings: Settings) -> SqlStore:
@@ -50,7 +49,6 @@ __all__ = [
     "StorageError",
     "Summary",
     "SummaryUpdate",
-    "TemporaryStore",
     "TranscriptStore",
     "TurnResult",
     "TurnRun",

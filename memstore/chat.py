@@ -60,6 +60,13 @@ class TurnResult:
         return self.save_error is None
 
 
+def needs_retry(messages: Sequence[Message]) -> bool:
+    """The newest turn of these messages has no complete reply (it failed, was cut short, or never ran)."""
+    last_turn = messages[-1].turn
+    replies = [m for m in messages if m.turn == last_turn and m.role == "assistant"]
+    return not replies or replies[-1].status != "complete"
+
+
 @dataclass(frozen=True)
 class AfterTurn:
     """What memory did after a turn: the summary fold, facts saved about the user, entity notes written."""
@@ -67,6 +74,23 @@ class AfterTurn:
     summary: SummaryUpdate | None = None
     facts: FactsUpdate | None = None
     entities: EntitiesUpdate | None = None
+
+    def problems(self) -> list[str]:
+        """A sentence for each part that did not work (or found nothing), to show under the transcript."""
+        problems = []
+        if self.summary is not None and self.summary.error is not None:
+            problems.append(
+                f"The summary could not be updated: {self.summary.error.message} It will catch up next turn."
+            )
+        if self.entities is not None and self.entities.error:
+            problems.append(f"Entity notes were not updated this turn: {self.entities.error}.")
+        elif self.entities is not None and not self.entities.entities:
+            problems.append(
+                "Entity notes: the model named no new facts about any entity this turn (its reply is in the Timeline)."
+            )
+        if self.facts is not None and self.facts.error:
+            problems.append(f"No facts were saved this turn: {self.facts.error}.")
+        return problems
 
 
 class TurnRun:

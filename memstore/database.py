@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
 
 from .errors import ConfigError, StorageError
 
@@ -57,6 +60,8 @@ def create_db_engine(url: str) -> Engine:
     except ArgumentError:
         raise ConfigError(f"DATABASE_URL is not a database URL: {url!r}.") from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and parsed.database in (None, "", ":memory:"):
+        return create_memory_engine()  # SQLAlchemy's default pool would give each thread its own empty database
     is_uri = parsed.query.get("uri") == "true" or (parsed.database or "").startswith("file:")
     if is_sqlite and parsed.database and parsed.database != ":memory:" and not is_uri:
         folder = Path(parsed.database).expanduser().resolve().parent
@@ -70,10 +75,65 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(parsed, pool_pre_ping=not is_sqlite)
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"No driver for {parsed.drivername}: {exc}.") from None
-    if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+    return _listen_sqlite(engine) if is_sqlite else engine
+
+
+def _listen_sqlite(engine: Engine) -> Engine:
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+@cache
+def _migrated_image() -> bytes:
+    """An empty database at the newest schema, serialized once per process (bytes, so nothing can change it)."""
+    connection = sqlite3.connect(":memory:", check_same_thread=False)
+    engine = _listen_sqlite(create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool))
+    try:
+        migrate(engine)
+        return connection.serialize()
+    finally:
+        engine.dispose()
+        connection.close()
+
+
+def _fresh_copy() -> sqlite3.Connection:
+    """A new in-memory database holding the migrated template."""
+    connection = sqlite3.connect(":memory:", check_same_thread=False)
+    connection.deserialize(_migrated_image())
+    return connection
+
+
+@cache
+def _memory_prototype() -> Engine:
+    """The engine every in-memory database copies: one dialect, initialized once, and one statement cache."""
+    prototype = _listen_sqlite(create_engine("sqlite://", creator=_fresh_copy, poolclass=StaticPool))
+    with prototype.connect():
+        pass  # the first connection initializes the dialect
+    return prototype
+
+
+def create_memory_engine() -> Engine:
+    """A private SQLite database in this process's memory, already migrated (copied from a template).
+
+    It lives on one connection (StaticPool) that every thread shares, so the store that owns it
+    serializes its transactions; it is gone when the engine is disposed. It shares the prototype's
+    dialect and compiled statements, so opening one costs a copy of the template, not a new engine's
+    first compiles (most of what the first turns of a fresh engine cost).
+    """
+    prototype = _memory_prototype()
+    engine = Engine(
+        prototype.pool.recreate(),  # same creator and connect listeners (pragmas), a connection of its own
+        prototype.dialect,
+        prototype.url,
+        execution_options={"compiled_cache": prototype._compiled_cache},
+    )
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def is_memory_engine(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
 
 
 def migrate(engine: Engine) -> str:

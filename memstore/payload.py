@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .facts import FactSet, facts_block
 from .memory import MemoryView
-from .memory.history import stored_message_tokens
+from .memory.turns import stored_message_tokens
 from .records import ChatMessage, MemorySettings
 from .tokens import TOKENS_PER_REPLY, TokenCounter, message_tokens
 

@@ -27,7 +27,7 @@ from .memory import MEMORY_TYPES
 from .records import ChatMessage, MemorySettings, Preference
 from .replay import ScriptTurn
 from .schema import utcnow
-from .temporary_store import TemporaryStore
+from .sql_store import SqlStore
 
 RECALL_SET_FORMAT = "memorylab.recall_set/1"
 FactKind = Literal["chat", "preference", "session"]
@@ -259,13 +259,14 @@ def run_case(
     """Replay the case's turns under one type in a throw-away store, then ask its question for real."""
     started = time.perf_counter()
     facts = case.facts()
-    chat = Chat(TemporaryStore(), client, user_id=RECALL_USER, params=ANSWER_PARAMS, embedder=embedder)
-    conv = chat.new_conversation(f"recall: {case.case_id}", recall_set.settings(memory_type))
-    for turn in case.turns:
-        chat.replay_turn(conv.id, turn.user, turn.assistant, facts)
-        chat.after_turn(conv.id)
-    result = chat.send(conv.id, case.question, facts).run()
-    call = result.call if result.call is not None else chat.last_chat_call(conv.id)
+    with SqlStore.in_memory() as scratch:
+        chat = Chat(scratch, client, user_id=RECALL_USER, params=ANSWER_PARAMS, embedder=embedder)
+        conv = chat.new_conversation(f"recall: {case.case_id}", recall_set.settings(memory_type))
+        for turn in case.turns:
+            chat.replay_turn(conv.id, turn.user, turn.assistant, facts)
+            chat.after_turn(conv.id)
+        result = chat.send(conv.id, case.question, facts).run()
+        call = result.call if result.call is not None else chat.last_chat_call(conv.id)
     sent = call.request if call is not None else ()
     reply = result.reply.content
     return CaseResult(

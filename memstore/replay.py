@@ -23,9 +23,9 @@ from .llm import ChatClient
 from .memory import group_turns
 from .payload import Payload
 from .records import MemorySettings, ModelCall
+from .sql_store import SqlStore
 from .store_api import TranscriptStore
 from .summarizer import CallCache
-from .temporary_store import TemporaryStore
 from .tokens import CharEstimateCounter
 from .transfer import iter_messages, read_json_file, settings_from_dict
 from .validation import is_unicode, message_text, reply_text
@@ -115,26 +115,27 @@ def replay(
     done = 0
     results = []
     for setting in settings:
-        chat = Chat(TemporaryStore(limits=limits), client, user_id=user_id, summary_cache=cache, embedder=embedder)
-        conv = chat.new_conversation("replay", setting)
-        frames = []
-        for number, turn in enumerate(script, 1):
-            run = chat.replay_turn(conv.id, turn.user, turn.assistant, facts)
-            after = chat.after_turn(conv.id)
-            updates = [u for u in (*run.summary_updates, after.summary) if u is not None]
-            entity_calls = (after.entities.call,) if after.entities is not None and after.entities.call else ()
-            frames.append(
-                Frame(
-                    turn=number,
-                    payload=run.payload,
-                    summary_calls=tuple(u.call for u in updates if u.call is not None) + entity_calls,
-                    cached_summaries=sum(1 for u in updates if u.cached),
-                    reply_tokens=chat.counter.count(turn.assistant),
+        with SqlStore.in_memory(limits=limits) as scratch:  # each type starts from an empty store of its own
+            chat = Chat(scratch, client, user_id=user_id, summary_cache=cache, embedder=embedder)
+            conv = chat.new_conversation("replay", setting)
+            frames = []
+            for number, turn in enumerate(script, 1):
+                run = chat.replay_turn(conv.id, turn.user, turn.assistant, facts)
+                after = chat.after_turn(conv.id)
+                updates = [u for u in (*run.summary_updates, after.summary) if u is not None]
+                entity_calls = (after.entities.call,) if after.entities is not None and after.entities.call else ()
+                frames.append(
+                    Frame(
+                        turn=number,
+                        payload=run.payload,
+                        summary_calls=tuple(u.call for u in updates if u.call is not None) + entity_calls,
+                        cached_summaries=sum(1 for u in updates if u.cached),
+                        reply_tokens=chat.counter.count(turn.assistant),
+                    )
                 )
-            )
-            done += 1
-            if on_progress is not None:
-                on_progress(done, total)
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, total)
         results.append(TypeReplay(setting, tuple(frames)))
     return results
 

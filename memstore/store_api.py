@@ -1,4 +1,4 @@
-"""The storage contract every store implements (SQL and temporary), tested by one suite."""
+"""The storage contract Chat needs; SqlStore implements it over a SQLite file, SQLite in memory or PostgreSQL."""
 
 from __future__ import annotations
 

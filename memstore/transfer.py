@@ -13,7 +13,7 @@ from .errors import InvalidInput, MemoryLabError
 from .markdown import fenced, literal
 from .memory import MEMORY_TYPES
 from .records import Conversation, MemorySettings, Message
-from .sql_store import MAX_PAGE
+from .sql.rows import MAX_PAGE
 from .store_api import NewMessage, TranscriptStore
 from .tokens import TokenCounter
 

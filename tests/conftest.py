@@ -13,12 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import postgres  # noqa: E402
 
-from memstore import SqlStore, TemporaryStore  # noqa: E402
+from memstore import SqlStore  # noqa: E402
 from memstore.database import create_db_engine  # noqa: E402
 
 # PostgreSQL runs whenever it is installed (a throw-away cluster) or MEMORYLAB_TEST_POSTGRES_URL names one.
 POSTGRES = postgres.ThrowawayPostgres()
-STORE_KINDS = ["sqlite", "temporary", "postgresql"]
+STORE_KINDS = ["sqlite", "memory", "postgresql"]  # one SqlStore over three databases
 SQL_KINDS = ["sqlite", "postgresql"]
 
 
@@ -40,6 +40,8 @@ def _reset_postgres(url: str) -> None:
 def make_sql_store(kind: str, tmp_path: Path) -> SqlStore:
     if kind == "sqlite":
         return SqlStore.open(f"sqlite:///{tmp_path / 'memorylab.db'}")
+    if kind == "memory":
+        return SqlStore.in_memory()  # what a temporary chat uses
     if not postgres.available():
         pytest.skip(NOT_RUN["postgresql"])
     url = POSTGRES.start()
@@ -50,9 +52,6 @@ def make_sql_store(kind: str, tmp_path: Path) -> SqlStore:
 @pytest.fixture(params=STORE_KINDS)
 def store(request, tmp_path):
     """Every TranscriptStore implementation, fresh for each test."""
-    if request.param == "temporary":
-        yield TemporaryStore()
-        return
     sql = make_sql_store(request.param, tmp_path)
     yield sql
     sql.close()
@@ -98,7 +97,7 @@ def run_page(path: str, *, timeout: float = 60):
 
 
 def plain(markdown: str) -> str:
-    """Markdown as the reader sees it: backslash escapes (from ui_text.literal) removed, line breaks kept."""
+    """Markdown as the reader sees it: backslash escapes (from ui.render.literal) removed, line breaks kept."""
     import re
 
     return re.sub(r"\\(.)", r"\1", markdown).replace("  \n", "\n")

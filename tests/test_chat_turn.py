@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from fakes import Cut, FakeClient
@@ -13,7 +15,6 @@ from memstore import (
     MemorySettings,
     Preference,
     SqlStore,
-    TemporaryStore,
     select_facts,
     with_session_fact,
 )
@@ -201,13 +202,40 @@ def test_summaries_survive_a_restart(tmp_path):
 
 def test_temporary_chat_writes_nothing_to_the_database(tmp_path):
     sql = SqlStore.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    temp = TemporaryStore()
+    temp = SqlStore.in_memory()
     chat, conv = new_chat(temp, ["temporary reply"])
     chat.send(conv.id, "forget me", FactSet(select_facts({}, sql.list_preferences(ME)).injected)).run()
     assert [m.content for m in temp.page(ME, conv.id)] == ["forget me", "temporary reply"]
     assert temp.get_conversation(ME, conv.id).temporary
     assert sql.list_conversations(ME) == [] and sql.list_calls(ME) == []
     sql.close()
+
+
+def test_temporary_stores_are_private_to_their_session_and_safe_across_threads():
+    """Each browser session gets its own in-memory database; Streamlit runs a session's reruns on any thread."""
+    mine, theirs = SqlStore.in_memory(), SqlStore.in_memory()
+    conv = mine.create_conversation(ME, "mine", MemorySettings())
+    assert theirs.list_conversations(ME) == []
+    errors: list[BaseException] = []
+
+    def send(worker: int) -> None:
+        try:
+            for n in range(25):
+                mine.add_user_message(ME, conv.id, f"worker {worker} message {n}", tokens=1, tokenizer="t")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    stored = mine.page(ME, conv.id, limit=500)
+    assert len(stored) == 100 and [m.seq for m in stored] == list(range(1, 101))
+    assert mine.get_conversation(ME, conv.id).message_count == 100
+    mine.close()
+    theirs.close()
 
 
 def test_exact_token_counts_with_the_real_tokenizer(store):

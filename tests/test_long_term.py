@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fakes import FakeClient
-from memstore import Chat, FactSet, MemorySettings, TemporaryStore
+from memstore import Chat, FactSet, MemorySettings, SqlStore
 from memstore.embeddings import WordLlamaEmbedder, dequantize, to_bytes, unit_rows
 from memstore.errors import InvalidInput, NotFound
 from memstore.extraction import parse_json_object
@@ -224,7 +224,7 @@ def test_facts_are_not_extracted_when_switched_off_or_in_a_temporary_chat(sql_st
     conv = chat.new_conversation()
     chat.send(conv.id, "I'm Ada", FactSet()).run()
     assert chat.after_turn(conv.id, extract=False).facts is None
-    temporary = Chat(TemporaryStore(), FakeClient(["Hi", '{"name": "Ada"}']), user_id=ME, preferences=sql_store)
+    temporary = Chat(SqlStore.in_memory(), FakeClient(["Hi", '{"name": "Ada"}']), user_id=ME, preferences=sql_store)
     tconv = temporary.new_conversation()
     temporary.send(tconv.id, "I'm Ada", FactSet()).run()
     assert temporary.after_turn(tconv.id, extract=True).facts is None and sql_store.list_preferences(ME) == []

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes import FakeClient
-from memstore import MEMORY_TYPES, Chat, FactSet, InvalidInput, MemorySettings, SqlStore, TemporaryStore
+from memstore import MEMORY_TYPES, Chat, FactSet, InvalidInput, MemorySettings, SqlStore
 from memstore.validation import INVISIBLE_CATEGORIES
 
 VALID_TEXT = st.text(min_size=1, max_size=3_000).filter(
@@ -37,9 +37,9 @@ def sqlite_store():
     store.close()
 
 
-@pytest.fixture(params=["sqlite", "temporary"])
+@pytest.fixture(params=["sqlite", "memory"])
 def any_store(request, sqlite_store):
-    return sqlite_store if request.param == "sqlite" else TemporaryStore()
+    return sqlite_store if request.param == "sqlite" else SqlStore.in_memory()
 
 
 @settings(**SETTINGS)
@@ -93,7 +93,7 @@ def test_bad_messages_are_refused_and_nothing_is_stored(any_store, text):
     max_tokens=st.integers(1, 400),
 )
 def test_every_memory_type_keeps_its_contract_on_any_conversation(turns, memory_type, window_turns, max_tokens):
-    store = TemporaryStore()
+    store = SqlStore.in_memory()
     chat = Chat(store, FakeClient(), user_id="u")
     conv = chat.new_conversation("p", MemorySettings(memory_type, window_turns, max_tokens))
     for user, reply in turns:

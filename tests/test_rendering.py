@@ -1,4 +1,4 @@
-"""Stored, model-made and file-supplied text reaches the page only through ui_text: literal or model Markdown.
+"""Stored, model-made and file-supplied text reaches the page only through ui/render.py: literal or model Markdown.
 
 A scan of every UI file: any value put into a sink that renders Markdown (st.markdown, captions,
 errors, labels, help texts, progress texts, tabs, toasts) must be a constant, a number with a
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ui_text import capped, literal, model_markdown
+from ui.render import capped, literal, model_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
-UI_FILES = sorted([ROOT / "app.py", *ROOT.glob("ui*.py"), *(ROOT / "app_pages").glob("*.py")])
+UI_FILES = sorted([ROOT / "app.py", *(ROOT / "ui").glob("*.py"), *(ROOT / "app_pages").glob("*.py")])
 # Element and widget calls whose first argument, and these keywords, are rendered as Markdown.
 MARKDOWN_SINKS = {
     "markdown",

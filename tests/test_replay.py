@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fakes import FakeClient
-from memstore import MEMORY_TYPES, Chat, FactSet, MemorySettings, SqlStore, TemporaryStore
+from memstore import MEMORY_TYPES, Chat, FactSet, MemorySettings, SqlStore
 from memstore.replay import ScriptTurn, diff_frames, fact_survival, mentions, replay, word_diff
 
 SCRIPT = [
@@ -27,7 +27,7 @@ def by_type(results):
 def test_replay_sends_exactly_what_a_live_chat_would(settings):
     echo_script = [ScriptTurn(t.user, f"echo: {t.user}") for t in SCRIPT]  # what the live fake model answers
     results = replay(echo_script, [settings], FakeClient(), user_id="u")
-    live = Chat(TemporaryStore(), FakeClient(), user_id="u")
+    live = Chat(SqlStore.in_memory(), FakeClient(), user_id="u")
     conv = live.new_conversation("live", settings)
     for frame, turn in zip(results[0].frames, echo_script):
         run = live.send(conv.id, turn.user, FactSet())

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import plain, run_page
 from fakes import FakeClient
-from memstore import MEMORY_TYPES, Chat, FactSet, InvalidInput, MemorySettings, TemporaryStore
+from memstore import MEMORY_TYPES, Chat, FactSet, InvalidInput, MemorySettings, SqlStore
 from memstore.costs import Price, price_for, prices_from_rows, shipped_prices
 from memstore.hints import hints
 from memstore.lessons import grade, load_lessons, mark_answer, parse_lesson, sends_fact_at
@@ -108,7 +108,7 @@ def test_prices_are_shipped_matched_by_prefix_and_validated():
 
 
 def test_hints_follow_the_settings():
-    chat = Chat(TemporaryStore(), FakeClient(), user_id="u")
+    chat = Chat(SqlStore.in_memory(), FakeClient(), user_id="u")
     conv = chat.new_conversation(settings=MemorySettings("window", window_turns=1))
     for text in ("My name is Alice", "two", "three"):
         chat.send(conv.id, text, FactSet()).run()

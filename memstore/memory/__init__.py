@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ..errors import InvalidInput
 from .base import DroppedTurn, MemoryType, MemoryView
-from .history import HistoryReader, TurnView, group_turns
+from .history import HistoryReader
 from .longterm import EntityReport, LongTerm, RecalledTurn, RecallReport
+from .turns import TurnView, group_turns
 from .types import (
     BufferMemory,
     EntityMemory,

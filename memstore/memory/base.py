@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..records import MemorySettings, Summary
-from .history import HistoryReader, TurnView
+from .history import HistoryReader
 from .longterm import EntityReport, RecallReport
+from .turns import TurnView
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..records import Entity, MemorySettings
-from .history import TurnView
+from .turns import TurnView
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..records import MemorySettings, Summary
 from .base import DroppedTurn, MemoryView
-from .history import HistoryReader, TurnView
+from .history import HistoryReader
+from .turns import TurnView
 
 DROPPED_SHOWN = 3
 

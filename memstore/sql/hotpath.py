@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.pool import QueuePool
 
-from .database import describe_driver_error
-from .errors import NotFound, StorageError
-from .records import Message
+from ..database import describe_driver_error
+from ..errors import NotFound, StorageError
+from ..records import Message
 
 MESSAGE_COLUMNS = (
     "id",
@@ -121,8 +121,9 @@ class _FileConnections:
 class HotPath:
     """Plain SQL on raw pooled connections for the statements every turn runs."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, serial: AbstractContextManager[Any] | None = None):
         self._engine = engine
+        self._serial = serial if serial is not None else nullcontext()
         self.sqlite = engine.dialect.name == "sqlite"
         self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
@@ -157,6 +158,10 @@ class HotPath:
         A SQLite read that is one statement (or one plus a NotFound check) runs without BEGIN; a read
         of several statements that must agree asks for a `snapshot`.
         """
+        with self._serial:
+            yield from self._transaction(write=write, snapshot=snapshot)
+
+    def _transaction(self, *, write: bool, snapshot: bool) -> Iterator[Any]:
         files = self._files
         raw = files.get() if files is not None else self._engine.raw_connection()
         clean = False

@@ -148,3 +148,8 @@ def stream_reply(deltas: Iterable[str]) -> str:
         if rest:
             st.caption(f"…and {len(rest):,} more characters (shown on demand once the page redraws).")
     return text
+
+
+def show_error(exc: BaseException, *, what: str = "") -> None:
+    """One readable sentence for any memstore error (its text may quote a server or a file: shown literally)."""
+    st.error(literal(what) + literal(exc), icon=":material/error:")

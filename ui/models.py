@@ -8,7 +8,7 @@ from memstore import ChatClient, MemoryLabError, Settings
 from memstore.llm import LocalServers, ModelChoice, UnconfiguredClient, client_for, default_key
 from memstore.llm.catalog import GROUP_BUNDLED, Directory, ModelDirectory
 from memstore.llm.downloads import DownloadEntry, ModelDownloads, load_download_list
-from ui_text import literal
+from ui.render import literal
 
 CHOICE_KEY = "model_choice"  # the session's pick (a ModelChoice), kept across pages
 POLL_S = 1.0

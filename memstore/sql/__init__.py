@@ -1,0 +1,1 @@
+"""The SQL store, one file per concern, joined into SqlStore (memstore/sql_store.py)."""

@@ -1,0 +1,339 @@
+"""Conversations, their append-only messages and summary versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import func, insert, select, update
+
+from .. import validation
+from ..errors import InvalidInput
+from ..records import (
+    CallDraft,
+    Conversation,
+    MemorySettings,
+    Message,
+    MessageStatus,
+    ModelCall,
+    Summary,
+)
+from ..schema import (
+    ConversationRow,
+    MessageRow,
+    SummaryRow,
+    utcnow,
+)
+from ..store_api import NewMessage
+from .base import SqlBase
+from .rows import (
+    STATUSES,
+    add_call,
+    aware,
+    call_record,
+    call_values,
+    check_page,
+    conversation_record,
+    draft_fields,
+    hot_row,
+    summary_record,
+)
+
+
+class TranscriptSql(SqlBase):
+    """Conversations, messages and summaries; every method sees only the calling user's rows."""
+
+    # -- conversations --------------------------------------------------------------------
+
+    def create_conversation(self, user_id: str, title: str, settings: MemorySettings) -> Conversation:
+        validation.user_id(user_id)
+        title = validation.title(title, self.limits)
+        settings = self._settings(settings)
+        now = utcnow()
+        with self._tx(write=True) as session:
+            row = ConversationRow(
+                user_id=user_id,
+                title=title,
+                memory_type=settings.memory_type,
+                window_turns=settings.window_turns,
+                max_tokens=settings.max_tokens,
+                system_prompt=settings.system_prompt,
+                recall_turns=settings.recall_turns,
+                recall_min_score=float(settings.recall_min_score),
+                recall_scope=settings.recall_scope,
+                created_at=now,
+                updated_at=now,
+                last_seq=0,
+                last_turn=0,
+                message_count=0,
+                token_total=0,
+            )
+            session.add(row)
+            session.flush()
+            return conversation_record(row, self.temporary)
+
+    def get_conversation(self, user_id: str, conversation_id: int) -> Conversation:
+        with self._hot.transaction(write=False) as cursor:
+            row = self._hot.conversation(cursor, user_id, conversation_id)
+        return conversation_record(hot_row(row), self.temporary)
+
+    def list_conversations(
+        self, user_id: str, *, search: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Conversation]:
+        check_page(limit, offset)
+        query = select(ConversationRow).where(ConversationRow.user_id == user_id)
+        if search and search.strip():
+            query = query.where(func.lower(ConversationRow.title).contains(search.strip().lower(), autoescape=True))
+        query = query.order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc()).limit(limit).offset(offset)
+        with self._tx(write=False) as session:
+            return [conversation_record(row, self.temporary) for row in session.scalars(query)]
+
+    def rename_conversation(self, user_id: str, conversation_id: int, title: str) -> Conversation:
+        title = validation.title(title, self.limits)
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            row.title = title
+            row.updated_at = utcnow()
+            session.flush()
+            return conversation_record(row, self.temporary)
+
+    def update_settings(self, user_id: str, conversation_id: int, settings: MemorySettings) -> Conversation:
+        settings = self._settings(settings)
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            row.memory_type = settings.memory_type
+            row.window_turns = settings.window_turns
+            row.max_tokens = settings.max_tokens
+            row.system_prompt = settings.system_prompt
+            row.recall_turns = settings.recall_turns
+            row.recall_min_score = float(settings.recall_min_score)
+            row.recall_scope = settings.recall_scope
+            session.flush()
+            return conversation_record(row, self.temporary)
+
+    def claim_retry(self, user_id: str, conversation_id: int, turn: int, *, hold_s: float) -> bool:
+        """Claim a turn for one retry; False when another retry of it is still running (or holds its claim)."""
+        now = utcnow()
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            until = aware(row.retry_until) if row.retry_until is not None else None
+            if row.retry_turn == turn and until is not None and until > now:
+                return False
+            row.retry_turn, row.retry_until = turn, now + timedelta(seconds=hold_s)
+            return True
+
+    def release_retry(self, user_id: str, conversation_id: int, turn: int) -> None:
+        """End a retry's claim on its turn (a deleted conversation has nothing to release)."""
+        with self._tx(write=True) as session:
+            session.execute(
+                update(ConversationRow)
+                .where(
+                    ConversationRow.id == conversation_id,
+                    ConversationRow.user_id == user_id,
+                    ConversationRow.retry_turn == turn,
+                )
+                .values(retry_turn=None, retry_until=None)
+            )
+
+    def delete_conversation(self, user_id: str, conversation_id: int) -> None:
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            session.delete(row)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def add_user_message(
+        self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
+    ) -> Message:
+        content = validation.message_text(content, self.limits)
+        with self._hot.transaction(write=True) as cursor:
+            return self._append(
+                cursor,
+                user_id,
+                conversation_id,
+                new_turn=True,
+                turn=None,
+                role="user",
+                content=content,
+                status="complete",
+                tokens=tokens,
+                tokenizer=tokenizer,
+                error=None,
+                now=utcnow(),
+            )[0]
+
+    def begin_turn(
+        self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
+    ) -> tuple[Message, Conversation]:
+        """Save the user's message as a new turn and return it with the conversation as it now stands."""
+        content = validation.message_text(content, self.limits)
+        with self._hot.transaction(write=True) as cursor:
+            return self._append(
+                cursor,
+                user_id,
+                conversation_id,
+                new_turn=True,
+                turn=None,
+                role="user",
+                content=content,
+                status="complete",
+                tokens=tokens,
+                tokenizer=tokenizer,
+                error=None,
+                now=utcnow(),
+                with_conversation=True,
+            )  # type: ignore[return-value]
+
+    def add_reply(
+        self,
+        user_id: str,
+        conversation_id: int,
+        turn: int,
+        content: str,
+        *,
+        status: MessageStatus,
+        tokens: int,
+        tokenizer: str,
+        error: str | None = None,
+        call: CallDraft | None = None,
+    ) -> tuple[Message, ModelCall | None]:
+        if status not in STATUSES:
+            raise InvalidInput(f"Unknown message status {status!r}.")
+        if "\x00" in content:
+            content = content.replace("\x00", "\ufffd")
+        now = utcnow()
+        with self._hot.transaction(write=True) as cursor:
+            message, _ = self._append(
+                cursor,
+                user_id,
+                conversation_id,
+                new_turn=False,
+                turn=turn,
+                role="assistant",
+                content=content,
+                status=status,
+                tokens=tokens,
+                tokenizer=tokenizer,
+                error=error,
+                now=now,
+            )
+            if call is None:
+                return message, None
+            call_id = self._hot.insert(cursor, "model_calls", call_values(user_id, call, now))
+            return message, ModelCall(**draft_fields(call), id=call_id, user_id=user_id, created_at=aware(now))
+
+    def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int:
+        """Append many messages in one transaction; a user message starts each new turn."""
+        for m in messages:
+            if m.role not in ("user", "assistant"):
+                raise InvalidInput(f"Cannot import a message with role {m.role!r}.")
+            if m.status not in STATUSES:
+                raise InvalidInput(f"Cannot import a message with status {m.status!r}.")
+            if m.role == "user":
+                validation.message_text(m.content, self.limits)
+            elif "\x00" in m.content:
+                raise InvalidInput("An imported message contains a NUL byte.")
+        now = utcnow()
+        with self._tx(write=True) as session:
+            conv = self._owned(session, user_id, conversation_id, lock=True)
+            rows = []
+            for m in messages:
+                if m.role == "user" or conv.last_turn == 0:
+                    conv.last_turn += 1
+                conv.last_seq += 1
+                conv.message_count += 1
+                conv.token_total += m.tokens
+                rows.append(
+                    dict(
+                        conversation_id=conv.id,
+                        user_id=user_id,
+                        seq=conv.last_seq,
+                        turn=conv.last_turn,
+                        role=m.role,
+                        content=m.content,
+                        status=m.status,
+                        error=None,
+                        tokens=m.tokens,
+                        tokenizer=m.tokenizer,
+                        created_at=now,
+                    )
+                )
+            conv.updated_at = now
+            if rows:
+                session.execute(insert(MessageRow), rows)
+            return len(rows)
+
+    def last_turns(self, user_id: str, conversation_id: int, turns: int, *, through_turn: int) -> list[Message]:
+        """Messages of the `turns` turns ending at `through_turn`: one indexed range read."""
+        if turns <= 0 or through_turn <= 0:
+            self.get_conversation(user_id, conversation_id)
+            return []
+        return self.turns_between(user_id, conversation_id, max(1, through_turn - turns + 1), through_turn)
+
+    def turns_between(self, user_id: str, conversation_id: int, from_turn: int, to_turn: int) -> list[Message]:
+        """Messages of turns [from_turn, to_turn], in order: one indexed range read."""
+        with self._hot.transaction(write=False) as cursor:
+            rows = self._hot.messages(
+                cursor,
+                "conversation_id = ? AND user_id = ? AND turn >= ? AND turn <= ?",
+                (conversation_id, user_id, from_turn, to_turn),
+                order="seq",
+            )
+            if not rows:
+                self._hot.owned(cursor, user_id, conversation_id)
+        return rows
+
+    def page(
+        self, user_id: str, conversation_id: int, *, limit: int = 50, before_seq: int | None = None
+    ) -> list[Message]:
+        """The newest `limit` messages before `before_seq`, oldest first."""
+        check_page(limit)
+        where, params = "conversation_id = ? AND user_id = ?", [conversation_id, user_id]
+        if before_seq is not None:
+            where, params = where + " AND seq < ?", params + [before_seq]
+        with self._hot.transaction(write=False) as cursor:
+            rows = self._hot.messages(cursor, where, params, order="seq DESC", limit=limit)
+            if not rows:
+                self._hot.owned(cursor, user_id, conversation_id)
+        rows.reverse()
+        return rows
+
+    # -- summaries ------------------------------------------------------------------------------
+
+    def latest_summary(self, user_id: str, conversation_id: int, memory_type: str) -> Summary | None:
+        with self._hot.transaction(write=False) as cursor:
+            row = self._hot.latest_summary(cursor, user_id, conversation_id, memory_type)
+            if row is None:
+                self._hot.owned(cursor, user_id, conversation_id)
+        return summary_record(hot_row(row)) if row is not None else None
+
+    def add_summary(
+        self,
+        user_id: str,
+        conversation_id: int,
+        memory_type: str,
+        text: str,
+        *,
+        from_turn: int,
+        through_turn: int,
+        tokens: int,
+        call: CallDraft | None,
+    ) -> tuple[Summary, ModelCall | None]:
+        now = utcnow()
+        with self._tx(write=True) as session:
+            self._owned(session, user_id, conversation_id)
+            call_row = add_call(session, user_id, call, now)
+            row = SummaryRow(
+                conversation_id=conversation_id,
+                user_id=user_id,
+                memory_type=memory_type,
+                text=text,
+                from_turn=from_turn,
+                through_turn=through_turn,
+                tokens=tokens,
+                call_id=call_row.id if call_row is not None else None,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            return summary_record(row), (call_record(call_row) if call_row is not None else None)

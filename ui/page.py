@@ -1,0 +1,101 @@
+"""Every page's first lines: title and icon, who is logged in, the model picker, and the banners for all pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
+
+from memstore import ChatClient, MemoryLabError, Settings, SqlStore, StorageError
+from ui import models, resources
+from ui.render import literal
+
+ICON = (
+    Path(__file__).resolve().parent.parent / "assets" / "icon.png"
+)  # ours: a Material icon is fetched from a font host
+LOOPBACK = ("127.", "localhost", "::1", "[::1]")
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a page works with: settings, the database, the model client, whose data it shows, and whether it saves."""
+
+    settings: Settings
+    store: SqlStore
+    client: ChatClient
+    user: str
+    read_only: str | None  # why nothing can be saved right now, or None
+
+
+def start_page(title: str) -> Page:
+    """Set up a page; stops it with a clear message when the database or the model cannot be used."""
+    st.set_page_config(page_title=title, page_icon=str(ICON), layout="wide")
+    try:
+        settings = resources.load_settings()
+        store = resources.store(settings)
+        client = models.session_client(settings)
+    except MemoryLabError as exc:
+        st.error("Memory Lab cannot start: " + literal(exc))
+        if isinstance(exc, StorageError):
+            st.caption("Set DATABASE_URL to another database, or move the file aside. Nothing was overwritten.")
+        st.stop()
+        raise  # unreachable: st.stop() ends the script
+    identity = user_id()
+    with st.sidebar:
+        models.model_picker(settings, client)
+    if exposed_without_login():
+        st.error(
+            "Memory Lab is reachable from other machines (server.address is "
+            + literal(st.get_option("server.address") or "every interface")
+            + ") and has no login: anyone on the network can read, change and delete these conversations. "
+            "Serve it on 127.0.0.1, or configure login (see the README).",
+            icon=":material/public:",
+        )
+    problem = resources.read_only()
+    if problem:
+        st.warning(
+            f"Nothing can be saved right now: {literal(problem)} Chats are temporary (kept in this "
+            "browser session only) until the database can be written again.",
+            icon=":material/lock:",
+        )
+    return Page(settings, store, client, identity, problem)
+
+
+def auth_configured() -> bool:
+    """Login is on when `.streamlit/secrets.toml` has an [auth] section (Streamlit's OIDC login)."""
+    try:
+        return "auth" in st.secrets
+    except StreamlitSecretNotFoundError:
+        return False
+
+
+def exposed_without_login() -> bool:
+    """Whether the server listens beyond this machine while everyone is the same local user."""
+    address = str(st.get_option("server.address") or "")
+    return not address.startswith(LOOPBACK) and not auth_configured()
+
+
+def user_id() -> str:
+    """The logged-in user's email (or subject) when login is configured; otherwise the local user.
+
+    With login configured and nobody logged in, the page shows only a login button and stops,
+    so no one sees any stored data.
+    """
+    if not auth_configured():
+        return "local"
+    info = st.user.to_dict()
+    if not info.get("is_logged_in"):
+        st.title("Memory Lab")
+        st.caption("Log in to see your conversations and preferences.")
+        st.button("Log in", type="primary", on_click=st.login)
+        st.stop()
+    identity = str(info.get("email") or info.get("sub") or "")
+    if not identity or len(identity) > 200:
+        st.error("The identity provider sent no usable email or subject, so Memory Lab cannot tell whose data to show.")
+        st.stop()
+    with st.sidebar:
+        st.caption("Logged in as " + literal(identity))
+        st.button("Log out", on_click=st.logout)
+    return identity

@@ -1,0 +1,82 @@
+"""What one app process shares between sessions: settings, the database, the outbox and the embedder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
+
+from memstore import Limits, Settings, SqlStore, open_store
+from memstore.embeddings import Embedder, embedder_from_settings
+from memstore.outbox import Outbox
+
+SETTING_NAMES = (
+    "DATABASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_MODEL",
+    "OPENAI_TIMEOUT_S",
+    "OPENAI_MAX_RETRIES",
+    "OPENAI_CONTEXT_TOKENS",
+    "OPENAI_EMBEDDINGS_MODEL",
+    "MEMORYLAB_DATA_DIR",
+    "MEMORYLAB_MAX_MESSAGE_CHARS",
+    "MEMORYLAB_LOCAL_MODEL",
+    "MEMORYLAB_LOCAL_THREADS",
+)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, then `.streamlit/secrets.toml` for names the environment lacks."""
+    env = dict(os.environ)
+    try:
+        for name in SETTING_NAMES:
+            if name not in env and name in st.secrets:
+                env[name] = str(st.secrets[name])
+    except StreamlitSecretNotFoundError:
+        pass  # no secrets file: the environment alone configures the app
+    return Settings.from_env(env)
+
+
+@st.cache_resource(show_spinner="Opening the database…")
+def _store(url: str, limits: Limits) -> SqlStore:
+    return open_store(Settings(database_url=url, limits=limits))
+
+
+def store(settings: Settings) -> SqlStore:
+    """The app's database (opened and migrated once per process)."""
+    return _store(settings.database_url, settings.limits)
+
+
+@st.cache_resource(show_spinner=False)
+def _outbox(data_dir: str) -> Outbox:
+    return Outbox.beside(Path(data_dir))
+
+
+def outbox() -> Outbox:
+    """Where messages and replies the database refused are kept until they are saved."""
+    return _outbox(str(load_settings().data_dir))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _write_problem(url: str, limits: Limits) -> str | None:
+    return _store(url, limits).write_problem()
+
+
+def read_only() -> str | None:
+    """Why the database refuses writes, or None (checked at most every 30 s)."""
+    settings = load_settings()
+    return _write_problem(settings.database_url, settings.limits)
+
+
+@st.cache_resource(show_spinner=False)
+def _embedder(model: str | None, api_key: str | None, base_url: str | None) -> Embedder:
+    return embedder_from_settings(model, api_key=api_key, base_url=base_url)
+
+
+def embedder() -> Embedder:
+    """The embedding model for retrieval memory: wordllama offline unless OPENAI_EMBEDDINGS_MODEL is set."""
+    settings = load_settings()
+    return _embedder(settings.embeddings_model, settings.api_key, settings.base_url)

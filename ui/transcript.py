@@ -1,0 +1,263 @@
+"""The chat itself: the stored messages, the turn as it streams, retries, the outbox and "Memory updated"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from memstore import InvalidInput, MemoryLabError, Message, NotFound, StorageError, TurnRun, get_memory_type
+from memstore.chat import needs_retry
+from memstore.outbox import new_unsent
+from ui import resources, session, words
+from ui.page import Page
+from ui.render import literal, show_error, show_reply, show_typed, stream_reply
+from ui.session import OpenChat
+
+PAGE_MESSAGES = 50
+ROLE_AVATARS = {"user": ":material/person:", "assistant": ":material/smart_toy:", "system": ":material/settings:"}
+FAILED_AVATAR = ":material/error:"
+
+
+def render_message(message: Message) -> None:
+    """A stored message as a chat bubble: yours exactly as typed, replies as capped Markdown; failures say so."""
+    if message.role == "assistant" and message.status == "failed":
+        with st.chat_message("assistant", avatar=FAILED_AVATAR):
+            st.error(f"No reply (turn {message.turn:d}): " + literal(message.error or "the call failed"))
+        return
+    with st.chat_message(message.role, avatar=ROLE_AVATARS.get(message.role)):
+        if message.role == "user":
+            show_typed(message.content)
+        else:
+            show_reply(message.content, key=f"message_{message.id}")
+        if message.status == "partial":
+            st.caption(":material/warning: Reply cut short: " + literal(message.error or "the stream ended early"))
+
+
+def request_retry() -> None:
+    st.session_state.retry_requested = True
+
+
+def show_older() -> None:
+    st.session_state.pages_shown = st.session_state.get("pages_shown", 1) + 1
+
+
+def draw(page: Page, view: OpenChat, prompt: str | None) -> None:
+    """The chat column: stored messages, notices, the outbox, then the turn the user just asked for (if any)."""
+    messages(page, view)
+    memory_notice(page)
+    unsent(page, view)
+    chat, ref = view.chat, view.ref
+    resend = st.session_state.pop("resend_requested", None)
+    kept = next((i for i in resources.outbox().items(page.user) if i.id == resend), None) if resend else None
+    if prompt:
+        run_turn(page, view, lambda: chat.send(ref.id, prompt, session.current_facts(page, page.client)), prompt)
+    elif kept is not None:
+        facts = session.current_facts(page, page.client)
+        run_turn(page, view, lambda: chat.send(ref.id, kept.text, facts), kept.text, unsent_id=kept.id)
+    elif st.session_state.pop("retry_requested", False):
+        run_turn(page, view, lambda: chat.retry(ref.id, session.current_facts(page, page.client)), None)
+
+
+def messages(page: Page, view: OpenChat) -> None:
+    """The newest messages (50 more per "Show older"), and a retry button when the last turn has no reply."""
+    chat, conversation, ref = view.chat, view.conversation, view.ref
+    limit = min(PAGE_MESSAGES * st.session_state.get("pages_shown", 1), 500)
+    shown = chat.store.page(page.user, ref.id, limit=limit)
+    hidden = conversation.message_count - len(shown)
+    if hidden > 0:
+        if limit < 500:
+            st.button(f"Show older messages ({hidden:,} more)", on_click=show_older)
+        else:
+            st.caption(f"{hidden:,} older messages are not drawn; export the conversation to read them all.")
+    if not shown:
+        st.caption(
+            f"{literal(words.memory_label(conversation.settings.memory_type))}: "
+            f"{literal(words.explain_type(conversation.settings.memory_type))} Say hello to start."
+        )
+    for message in shown:
+        render_message(message)
+    if shown and needs_retry(shown):
+        st.button("Retry the last message", icon=":material/refresh:", on_click=request_retry, key="retry_last")
+
+
+def run_turn(
+    page: Page, view: OpenChat, start: Callable[[], TurnRun], prompt: str | None, *, unsent_id: str | None = None
+) -> None:
+    """Show the user's message, stream the reply, and report any error with a retry button.
+
+    Nothing typed or received is lost: a message the database refuses, or a reply it will not
+    store, is kept in the outbox (on disk) and shown with a way to send or save it again.
+    """
+    chat, conversation, ref = view.chat, view.conversation, view.ref
+    st.session_state.pop("memory_notice", None)  # a notice belongs to the turn that saved the facts
+    if prompt is not None:
+        with st.chat_message("user", avatar=ROLE_AVATARS["user"]):
+            show_typed(prompt)
+    try:
+        run = start()
+    except InvalidInput as exc:
+        show_error(exc, what="Not sent: ")
+        if prompt is not None:
+            st.text_area("Your message, kept so you can copy it", value=prompt, key="unsent_message")
+        return
+    except (StorageError, NotFound) as exc:
+        if prompt is not None and unsent_id is None and not ref.temporary:
+            keep_unsent(new_unsent(page.user, ref.id, "message", prompt, str(exc)))
+            st.rerun()
+        show_error(exc, what="Not sent: ")
+        return
+    except MemoryLabError as exc:
+        show_error(exc)
+        return
+    if unsent_id is not None:  # the kept message is stored now
+        resources.outbox().remove(page.user, unsent_id)
+    for update in run.summary_updates:
+        if update.error is not None:
+            st.warning("The summary could not be updated first: " + literal(update.error.message))
+        elif update.folded:
+            st.caption(f"Summary brought up to date (turns {update.folded[0]:d}–{update.folded[1]:d}).")
+    with st.chat_message("assistant", avatar=ROLE_AVATARS["assistant"]):
+        stream_reply(run.stream())
+        result = run.result
+        if result is not None and not result.saved:
+            show_error(MemoryLabError(result.save_error or ""))
+            keep_unsent(
+                result.unsaved
+                or new_unsent(
+                    page.user, ref.id, "reply", result.reply.content, result.save_error or "", turn=result.reply.turn
+                )
+            )
+            return
+        if result is not None and result.error is not None:
+            kept = " What arrived is kept." if result.reply.content else ""
+            st.error(literal(result.error.message) + kept, icon=":material/error:")
+            st.button("Retry", icon=":material/refresh:", on_click=request_retry, key="retry_after_error")
+            return
+    memory = get_memory_type(conversation.settings.memory_type)
+    extract = session.auto_facts_on(page.client) and not ref.temporary
+    if memory.uses_summary or memory.name == "entity" or extract:
+        with st.spinner("Updating memory…"):
+            try:
+                after = chat.after_turn(ref.id, extract=extract)
+            except MemoryLabError as exc:
+                show_error(exc, what="Memory not updated: ")
+                return
+        if after.facts is not None and after.facts.changes:
+            st.session_state.memory_notice = list(after.facts.changes)
+        st.session_state.memory_problems = after.problems()  # shown under the transcript after the redraw
+    st.rerun()  # redraw header, transcript and panel from what was stored
+
+
+def keep_unsent(item) -> None:
+    """Put a refused message or reply in the outbox; if even that fails, keep it for this session."""
+    try:
+        resources.outbox().put(item)
+    except StorageError:
+        st.session_state.setdefault("unsent_here", []).append(item)
+
+
+def request_resend(item_id: str) -> None:
+    st.session_state.resend_requested = item_id
+
+
+def save_again(page: Page, view: OpenChat, item) -> None:
+    chat = view.chat
+    try:
+        chat.save_unsent(item)
+        resources.outbox().remove(page.user, item.id)
+        st.toast("Saved.", icon=":material/check:")
+    except MemoryLabError as exc:
+        st.session_state.unsent_error = f"Still not saved: {exc}"
+
+
+def discard(page: Page, item_id: str) -> None:
+    resources.outbox().remove(page.user, item_id)
+    st.session_state["unsent_here"] = [i for i in st.session_state.get("unsent_here", []) if i.id != item_id]
+
+
+def unsent(page: Page, view: OpenChat) -> None:
+    """What the database refused here (and in conversations deleted since): kept, with a way to retry."""
+    ref = view.ref
+    if ref.temporary:
+        return
+    if error := st.session_state.pop("unsent_error", None):
+        st.error(literal(error), icon=":material/error:")
+    items = [
+        i for i in resources.outbox().items(page.user) if i.conversation_id == ref.id or gone(page, i.conversation_id)
+    ]
+    for item in items + st.session_state.get("unsent_here", []):
+        elsewhere = item.conversation_id != ref.id
+        with st.container(border=True):
+            if item.kind == "message":
+                st.warning(
+                    f"Your message was not saved: {literal(item.error)} It is kept here (also "
+                    "after a reload) until you send it again or discard it.",
+                    icon=":material/outbox:",
+                )
+            else:
+                where = " of a conversation deleted since" if elsewhere else ""
+                st.warning(
+                    f"The reply to turn {item.turn:d}{where} was not saved: {literal(item.error)} "
+                    "It is kept here until it is saved or you discard it.",
+                    icon=":material/outbox:",
+                )
+            show_typed(item.text)
+            left, right, _ = st.columns([2, 2, 3])
+            if item.kind == "message":
+                left.button(
+                    "Send again",
+                    key=f"resend_{item.id}",
+                    on_click=request_resend,
+                    args=(item.id,),
+                    icon=":material/send:",
+                )
+            elif not elsewhere:
+                left.button(
+                    "Save again",
+                    key=f"save_{item.id}",
+                    on_click=save_again,
+                    args=(page, view, item),
+                    icon=":material/save:",
+                )
+            right.button(
+                "Discard", key=f"discard_{item.id}", on_click=discard, args=(page, item.id), icon=":material/delete:"
+            )
+
+
+def gone(page: Page, conversation_id: int) -> bool:
+    try:
+        page.store.get_conversation(page.user, conversation_id)
+        return False
+    except NotFound:
+        return True
+    except StorageError:
+        return False
+
+
+def undo_change(page: Page, change_id: int) -> None:
+    try:
+        page.store.undo_preference_change(page.user, change_id)
+        st.session_state.memory_notice = [c for c in st.session_state.get("memory_notice", []) if c.id != change_id]
+        st.toast("Undone.", icon=":material/undo:")
+    except MemoryLabError as exc:
+        st.session_state.undo_error = str(exc)
+
+
+def memory_notice(page: Page) -> None:
+    """'Memory updated': each fact saved about the user after the last turn, with an undo."""
+    if error := st.session_state.pop("undo_error", None):
+        st.error("Not undone: " + literal(error), icon=":material/error:")
+    for problem in st.session_state.pop("memory_problems", []):
+        st.caption(":material/warning: " + literal(problem))
+    changes = st.session_state.get("memory_notice") or []
+    if not changes:
+        return
+    with st.container(border=True):
+        left, right = st.columns([6, 1], vertical_alignment="center")
+        left.markdown(":material/bookmark_added: **Memory updated**")
+        right.button("Dismiss", key="dismiss_notice", on_click=lambda: st.session_state.pop("memory_notice", None))
+        for change in changes:
+            text, button = st.columns([6, 1], vertical_alignment="center")
+            text.markdown(words.change_sentence_md(change))
+            button.button("Undo", key=f"undo_{change.id}", on_click=undo_change, args=(page, change.id))
