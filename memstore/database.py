@@ -148,11 +148,32 @@ def migrate(engine: Engine) -> str:
                     f"The database schema (revision {current}) is newer than this version of Memory Lab "
                     f"understands (newest {script.get_current_head()}). Upgrade Memory Lab; nothing was changed."
                 )
-            if current != script.get_current_head():
+            if current is None and _is_new_sqlite_file(engine, connection):
+                _copy_template_into(connection)  # a new file starts as the migrated template: one page copy
+            elif current != script.get_current_head():
                 upgrade(connection, "head")
     except DBAPIError as exc:
         raise StorageError(describe_db_error(exc)) from None
     return str(script.get_current_head())
+
+
+def _is_new_sqlite_file(engine: Engine, connection) -> bool:
+    """A SQLite file with nothing in it yet (just created): the template can be copied in instead of migrating."""
+    if engine.dialect.name != "sqlite" or is_memory_engine(engine):
+        return False
+    count = connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+    connection.rollback()
+    return count == 0
+
+
+def _copy_template_into(connection) -> None:
+    """Write the migrated template into an empty SQLite file (the backup API copies its pages as they are)."""
+    source = sqlite3.connect(":memory:")
+    try:
+        source.deserialize(_migrated_image())
+        source.backup(connection.connection.dbapi_connection)
+    finally:
+        source.close()
 
 
 def upgrade(connection, revision: str) -> None:

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import postgres  # noqa: E402
 
 from memstore import SqlStore  # noqa: E402
-from memstore.database import create_db_engine  # noqa: E402
+from memstore.database import create_db_engine, head_revision  # noqa: E402
 
 # PostgreSQL runs whenever it is installed (a throw-away cluster) or MEMORYLAB_TEST_POSTGRES_URL names one.
 POSTGRES = postgres.ThrowawayPostgres()
@@ -30,10 +30,22 @@ ENABLE = "./install.sh --dev   (as root or with sudo: it installs Debian's chrom
 
 
 def _reset_postgres(url: str) -> None:
+    """An empty database at the newest schema: emptied (TRUNCATE, ids restarted) when already there, else rebuilt."""
     engine = create_db_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
+        tables = [row[0] for row in conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        version = (
+            conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            if "alembic_version" in tables
+            else None
+        )
+        if version == head_revision():
+            data = ", ".join(f'"{t}"' for t in tables if t != "alembic_version")
+            if data:
+                conn.exec_driver_sql(f"TRUNCATE {data} RESTART IDENTITY CASCADE")
+        else:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
 
 

@@ -27,6 +27,22 @@ def test_blank_database_is_created_at_head_with_pragmas(tmp_path):
     store.close()
 
 
+def test_a_new_file_copied_from_the_template_has_the_schema_the_migrations_build(tmp_path):
+    """New SQLite files (and temporary chats) start as a copy of a migrated template instead of running Alembic."""
+    copied = SqlStore.open(f"sqlite:///{tmp_path / 'copied.db'}")
+    copied.close()
+    migrated_engine = create_db_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    with migrated_engine.connect() as conn:
+        upgrade(conn, "head")
+    migrated_engine.dispose()
+
+    def schema(name: str) -> list[tuple]:
+        with sqlite3.connect(tmp_path / name) as conn:
+            return conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+
+    assert schema("copied.db") == schema("migrated.db") and len(schema("copied.db")) > 10
+
+
 def test_migrations_build_exactly_the_declared_models(sql_store):
     with sql_store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
