@@ -16,7 +16,7 @@ from memstore.transfer import (
     to_json,
     to_markdown,
 )
-from ui import session, words
+from ui import resources, session, words
 from ui.page import start_page
 from ui.render import literal, show_error
 from ui.session import ConversationRef
@@ -176,3 +176,29 @@ if upload is not None and st.button("Import", key="do_import"):
             f"Imported {len(created):d} conversation{'s' if len(created) != 1 else ''}: "
             + literal(", ".join(c.title for c in created))
         )
+
+st.subheader("Forget everything about me")
+held = store.user_data(USER)
+unsent = resources.outbox().items(USER)
+if held.total == 0 and not unsent:
+    st.caption("Memory Lab holds nothing about you.")
+else:
+    st.caption(
+        "Deletes, for good, everything Memory Lab holds about you: "
+        + literal(held.sentence())
+        + (f", and {len(unsent):d} unsaved message{'s' if len(unsent) != 1 else ''} in the outbox" if unsent else "")
+        + ". Nobody else's data is touched. Export first if you want a copy."
+    )
+    typed = st.text_input('Type "forget me" to confirm', key="forget_me_confirm")
+    if st.button("Forget everything about me", type="primary", disabled=typed.strip().lower() != "forget me"):
+        try:
+            deleted = store.forget_user(USER)
+            session.temporary_store().forget_user(USER)  # this session's temporary chats too
+        except MemoryLabError as exc:
+            show_error(exc, what="Nothing was deleted: ")
+        else:
+            for item in unsent:
+                resources.outbox().remove(USER, item.id)
+            for key in ("conversation_ref", "session_facts", "memory_notice", "forget_message_id"):
+                st.session_state.pop(key, None)
+            st.success("Forgotten: " + literal(deleted.sentence()) + ".", icon=":material/delete_forever:")

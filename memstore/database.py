@@ -39,6 +39,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA secure_delete = ON")  # deleted text is overwritten, not left in free pages
     mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
     if mode != "memory":  # in-memory databases cannot use WAL
         cursor.execute("PRAGMA journal_mode = WAL")

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 Role = Literal["system", "user", "assistant"]
-MessageStatus = Literal["complete", "partial", "failed"]
+MessageStatus = Literal["complete", "partial", "failed", "forgotten"]  # forgotten: text removed, row kept
 CallPurpose = Literal["chat", "summary", "facts", "entities"]
 RECALL_SCOPES = ("conversation", "all")
 
@@ -205,3 +205,61 @@ class Entity:
     turn: int  # the turn whose extraction wrote this version
     versions: int
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ForgetPlan:
+    """What forgetting one message would change, counted before anything is touched."""
+
+    message_id: int
+    turn: int
+    role: str
+    model_calls: int  # ledger rows whose request or reply holds the text (it is replaced by a marker)
+    summaries: int  # summary versions built from that turn or later (removed; rebuilt on the next turn)
+    entity_notes: int  # entity note versions from that turn or later (removed)
+    vectors: int  # the turn's stored vector for retrieval (removed)
+    facts: tuple[PreferenceChange, ...]  # automatic facts saved from that turn (each removed only if chosen)
+    quoted_in: int = 0  # other messages of the conversation that quote it word for word (the quote is replaced)
+
+    def sentence(self) -> str:
+        """'This message appears in 14 model calls, 1 summary, 2 entity notes and 1 saved fact.'"""
+        counted = [
+            (self.quoted_in, "other message quoting it", "other messages quoting it"),
+            (self.summaries, "summary", "summaries"),
+            (self.entity_notes, "entity note", None),
+            (self.vectors, "stored vector", None),
+            (len(self.facts), "saved fact", None),
+        ]
+        parts = [_count(self.model_calls, "model call")] + [_count(n, a, b) for n, a, b in counted if n]
+        listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+        return f"This message appears in {listed}."
+
+
+@dataclass(frozen=True)
+class UserData:
+    """How many rows one user owns in each table: what 'forget everything about me' deletes."""
+
+    conversations: int
+    messages: int
+    model_calls: int
+    summaries: int
+    preferences: int
+    preference_changes: int
+    vectors: int
+    entity_notes: int
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, name) for name in self.__dataclass_fields__)
+
+    def sentence(self) -> str:
+        return (
+            f"{_count(self.conversations, 'conversation')} ({_count(self.messages, 'message')}), "
+            f"{_count(self.model_calls, 'model call')}, {_count(self.summaries, 'summary', 'summaries')}, "
+            f"{_count(self.preferences, 'preference')} with {_count(self.preference_changes, 'recorded change')}, "
+            f"{_count(self.vectors, 'stored vector')} and {_count(self.entity_notes, 'entity note')}"
+        )
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"

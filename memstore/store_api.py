@@ -10,6 +10,7 @@ from .records import (
     CallDraft,
     Conversation,
     Entity,
+    ForgetPlan,
     MemorySettings,
     Message,
     MessageStatus,
@@ -132,6 +133,11 @@ class TranscriptStore(Protocol):
         call: CallDraft | None,
     ) -> tuple[list[Entity], ModelCall | None]: ...
     def list_entities(self, user_id: str, conversation_id: int, *, limit: int = 200) -> list[Entity]: ...
+
+    def forget_plan(self, user_id: str, conversation_id: int, message_id: int) -> ForgetPlan: ...
+    def forget_message(
+        self, user_id: str, conversation_id: int, message_id: int, *, remove_facts: Sequence[int] = ()
+    ) -> ForgetPlan: ...
 
 
 class PreferenceStore(Protocol):

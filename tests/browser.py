@@ -115,3 +115,11 @@ def wait_for_chat_call(store: SqlStore, timeout_s: float = 180):
             return calls[0]
         time.sleep(0.5)
     raise AssertionError("no chat call was stored")
+
+
+def message_texts(page) -> list[str]:
+    """Each chat bubble's message as the reader sees it, without the bubble's menu."""
+    return page.get_by_test_id("stChatMessageContent").evaluate_all(
+        "els => els.map(e => (e.querySelector('[data-testid=stText], [data-testid=stMarkdownContainer], "
+        "[data-testid=stCode], [data-testid=stCaptionContainer]') || e).innerText)"
+    )

@@ -646,3 +646,44 @@ def test_the_app_warns_when_reachable_from_other_machines_without_login(env):
         assert any("reachable from other machines" in plain(e.value) for e in at.error)
     finally:
         config.set_option("server.address", "127.0.0.1")
+
+
+def test_forgetting_a_message_shows_what_changes_then_leaves_a_tombstone(env, db_url):
+    at = send(app(), "my locker code is tangerine-4417")
+    at = send(at, "what is the weather")
+    forget = [b for b in at.button if b.key and b.key.startswith("forget_")]
+    assert len(forget) == 4  # one per message
+    forget[0].click().run()
+    # turn 1's chat and facts calls, and turn 2's chat call (the window still holds turn 1)
+    assert "This message appears in 3 model calls" in captions(at)
+    [b for b in at.button if b.key == "forget_confirm"][0].click().run()
+    assert not at.exception, at.exception
+    assert "this message was forgotten on" in captions(at)
+    assert any("was removed from 3 model calls" in plain(s.value) for s in at.success)
+    store = SqlStore.open(db_url)
+    first = store.page("local", 1)[0]
+    assert first.status == "forgotten" and first.content == ""
+    assert all("tangerine" not in m.content for c in store.list_calls("local", conversation_id=1) for m in c.request)
+    store.close()
+
+
+def test_forget_everything_about_me_states_the_counts_and_spares_other_users(env, db_url):
+    send(app(), "hello, I am the local user")
+    store = SqlStore.open(db_url)
+    other = store.create_conversation("someone-else", "theirs", MemorySettings())
+    store.add_user_message("someone-else", other.id, "their words", tokens=2, tokenizer="t")
+    store.set_preference("someone-else", "name", "Grace")
+    store.close()
+    at = page("conversations.py")
+    assert "1 conversation (2 messages)" in captions(at)
+    confirm = [b for b in at.button if b.label == "Forget everything about me"][0]
+    assert confirm.disabled
+    [t for t in at.text_input if t.key == "forget_me_confirm"][0].set_value("forget me").run()
+    [b for b in at.button if b.label == "Forget everything about me"][0].click().run()
+    assert not at.exception, at.exception
+    assert any("Forgotten: 1 conversation (2 messages)" in plain(s.value) for s in at.success)
+    store = SqlStore.open(db_url)
+    assert store.user_data("local").total == 0
+    assert [m.content for m in store.page("someone-else", other.id)] == ["their words"]
+    assert [(p.key, p.value) for p in store.list_preferences("someone-else")] == [("name", "Grace")]
+    store.close()

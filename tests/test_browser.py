@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from browser import ARTIFACTS, browser_page, serve_app, wait_for_chat_call
+from browser import ARTIFACTS, browser_page, message_texts, serve_app, wait_for_chat_call
 from memstore import SqlStore
 from openai_server import FakeOpenAIServer
 
@@ -126,7 +126,7 @@ def test_two_tabs_on_one_conversation_both_keep_their_turns(running_app):
         first.get_by_text("echo: Tab one again").first.wait_for(timeout=30_000)
         first.reload()
         first.get_by_text("echo: Tab one again").first.wait_for(timeout=30_000)
-        bubbles = first.get_by_test_id("stChatMessageContent").all_inner_texts()
+        bubbles = message_texts(first)
         assert bubbles == [
             "From tab one",
             "echo: From tab one",

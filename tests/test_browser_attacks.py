@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from browser import ARTIFACTS, browser_page, serve_app
+from browser import ARTIFACTS, browser_page, message_texts, serve_app
 from memstore import MemorySettings, SqlStore
 from memstore.outbox import Outbox, new_unsent
 from memstore.records import CallDraft, ChatMessage
@@ -210,7 +210,7 @@ def test_a_url_in_a_message_is_shown_exactly_as_typed(tmp_path):
         box.fill(typed)
         box.press("Enter")
         page.get_by_text("echo: read").first.wait_for(timeout=30_000)
-        bubbles = page.get_by_test_id("stChatMessageContent").all_inner_texts()
+        bubbles = message_texts(page)
         assert bubbles[0].strip() == typed
         heading = page.locator("h3").filter(has_text="read https").first.inner_text()
         assert "\\" not in heading and heading.startswith("read https://example.com/foo-bar_baz.html")

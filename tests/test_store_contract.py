@@ -308,6 +308,7 @@ def test_every_public_store_function_scopes_to_its_user(store):
             0
         ].id
     c = conv.id
+    first_id = store.page(ME, c)[0].id
     nothing = {  # method name: call with OTHER, and what "nothing" looks like (None means NotFound is raised)
         "create_conversation": None,
         "import_messages": lambda: store.import_messages(OTHER, c, []),
@@ -346,6 +347,10 @@ def test_every_public_store_function_scopes_to_its_user(store):
         ),
         "add_entity_versions": lambda: store.add_entity_versions(OTHER, c, [("Oslo", "x")], turn=1, call=None),
         "list_entities": lambda: store.list_entities(OTHER, c),
+        "forget_plan": lambda: store.forget_plan(OTHER, c, first_id),
+        "forget_message": lambda: store.forget_message(OTHER, c, first_id),
+        "user_data": (lambda: store.user_data(OTHER).total, 0),
+        "forget_user": (lambda: store.forget_user(OTHER).total, 0),  # another user has nothing here to delete
         "apply_fact_changes": None,  # writes only the caller's own rows
         "undo_preference_change": lambda: store.undo_preference_change(OTHER, change_id),
         "preference_history": (lambda: store.preference_history(OTHER), []),

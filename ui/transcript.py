@@ -19,19 +19,86 @@ ROLE_AVATARS = {"user": ":material/person:", "assistant": ":material/smart_toy:"
 FAILED_AVATAR = ":material/error:"
 
 
-def render_message(message: Message) -> None:
+def render_message(message: Message, *, forgettable: bool = False) -> None:
     """A stored message as a chat bubble: yours exactly as typed, replies as capped Markdown; failures say so."""
+    if message.status == "forgotten":
+        with st.chat_message(message.role, avatar=":material/visibility_off:"):
+            st.caption(f"Turn {message.turn:d}: this message was " + literal(message.error or "forgotten") + ".")
+        return
     if message.role == "assistant" and message.status == "failed":
         with st.chat_message("assistant", avatar=FAILED_AVATAR):
             st.error(f"No reply (turn {message.turn:d}): " + literal(message.error or "the call failed"))
         return
     with st.chat_message(message.role, avatar=ROLE_AVATARS.get(message.role)):
-        if message.role == "user":
-            show_typed(message.content)
-        else:
-            show_reply(message.content, key=f"message_{message.id}")
-        if message.status == "partial":
-            st.caption(":material/warning: Reply cut short: " + literal(message.error or "the stream ended early"))
+        body = st.container()
+        if forgettable:  # a small menu at the bubble's right edge, on the text's first line
+            body, menu = st.columns([30, 1], gap="small")
+            with menu.popover("⋯", help="This message's menu"):
+                st.button(
+                    "Forget this message…",
+                    key=f"forget_{message.id}",
+                    type="tertiary",
+                    icon=":material/delete_sweep:",
+                    help="Remove its text from the transcript, the ledger, summaries, entity notes and vectors. "
+                    "You see what will change first.",
+                    on_click=ask_forget,
+                    args=(message.id,),
+                )
+        with body:
+            if message.role == "user":
+                show_typed(message.content)
+            else:
+                show_reply(message.content, key=f"message_{message.id}")
+            if message.status == "partial":
+                st.caption(":material/warning: Reply cut short: " + literal(message.error or "the stream ended early"))
+
+
+def ask_forget(message_id: int) -> None:
+    st.session_state.forget_message_id = message_id
+
+
+def cancel_forget() -> None:
+    st.session_state.pop("forget_message_id", None)
+
+
+def forget_box(page: Page, view: OpenChat) -> None:
+    """The confirmation for forgetting one message: exactly what will change, then one button."""
+    message_id = st.session_state.get("forget_message_id")
+    if message_id is None:
+        return
+    store, ref = view.chat.store, view.ref
+    try:
+        plan = store.forget_plan(page.user, ref.id, message_id)
+    except MemoryLabError as exc:
+        cancel_forget()
+        show_error(exc, what="Cannot forget it: ")
+        return
+    with st.container(border=True, key="forget_box"):
+        st.markdown(f"**Forget message {message_id:d}** (turn {plan.turn:d}, {literal(plan.role)})")
+        st.caption(literal(plan.sentence()))
+        chosen = []
+        for change in plan.facts:
+            if st.checkbox(
+                "Also remove the saved fact: " + words.change_sentence_md(change),
+                value=True,
+                key=f"forget_fact_{change.id}",
+            ):
+                chosen.append(change.id)
+        st.caption(
+            "The text is replaced by a marker in every model call, summaries and entity notes from this turn on "
+            "are rebuilt on the next turn, and the database file keeps no copy. This cannot be undone."
+        )
+        left, right, _ = st.columns([2, 2, 4])
+        if left.button("Forget it", type="primary", key="forget_confirm", icon=":material/delete_sweep:"):
+            try:
+                done = store.forget_message(page.user, ref.id, message_id, remove_facts=chosen)
+            except MemoryLabError as exc:
+                show_error(exc, what="Not forgotten: ")
+                return
+            cancel_forget()
+            st.session_state.forget_done = done.sentence().replace("appears in", "was removed from")
+            st.rerun()
+        right.button("Cancel", key="forget_cancel", on_click=cancel_forget)
 
 
 def request_retry() -> None:
@@ -45,6 +112,7 @@ def show_older() -> None:
 def draw(page: Page, view: OpenChat, prompt: str | None) -> None:
     """The chat column: stored messages, notices, the outbox, then the turn the user just asked for (if any)."""
     messages(page, view)
+    forget_box(page, view)
     memory_notice(page)
     unsent(page, view)
     chat, ref = view.chat, view.ref
@@ -75,8 +143,10 @@ def messages(page: Page, view: OpenChat) -> None:
             f"{literal(words.memory_label(conversation.settings.memory_type))}: "
             f"{literal(words.explain_type(conversation.settings.memory_type))} Say hello to start."
         )
+    if done := st.session_state.pop("forget_done", None):
+        st.success("Forgotten. " + literal(done), icon=":material/delete_sweep:")
     for message in shown:
-        render_message(message)
+        render_message(message, forgettable=True)
     if shown and needs_retry(shown):
         st.button("Retry the last message", icon=":material/refresh:", on_click=request_retry, key="retry_last")
 

@@ -36,7 +36,7 @@ def group_turns(messages: Sequence[Message], counter: TokenCounter) -> list[Turn
     turns = []
     for number in sorted(by_turn):
         rows = by_turn[number]
-        user = next((m for m in rows if m.role == "user"), None)
+        user = next((m for m in rows if m.role == "user" and m.status != "forgotten"), None)
         replies = [m for m in rows if m.role == "assistant" and m.status in ("complete", "partial")]
         reply = replies[-1] if replies else None
         failed = sum(1 for m in rows if m.role == "assistant" and m.status == "failed")

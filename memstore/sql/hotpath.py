@@ -187,6 +187,19 @@ class HotPath:
             else:  # a failed commit or rollback may still hold a lock: never reuse that connection
                 raw.close()
 
+    def checkpoint(self) -> None:
+        """After forgetting: copy the write-ahead log into the SQLite file and truncate it, so no old page lingers."""
+        if not self.sqlite or self._files is None:
+            return  # PostgreSQL (VACUUM reclaims old row versions) or in-memory SQLite (no log)
+        with self._serial:
+            raw = self._files.get()
+            try:
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except self._errors as exc:
+                raw.close()
+                raise StorageError(describe_driver_error(exc)) from None
+            self._files.put(raw)
+
     # -- statements ---------------------------------------------------------------------------
 
     def owned(self, cursor: Any, user_id: str, conversation_id: int, *, lock: bool = False) -> None:

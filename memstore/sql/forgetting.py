@@ -1,0 +1,273 @@
+"""Forgetting: one message everywhere the store holds it, or everything about one user, in one transaction.
+
+Nothing else in the store deletes user text. Deleted SQLite pages are zeroed (secure_delete, set on
+every connection) and the write-ahead log is checkpointed and truncated afterwards, so the text is
+not left in the database file or its WAL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from ..embeddings import VECTOR_DTYPE
+from ..errors import InvalidInput, NotFound
+from ..records import ForgetPlan, Message, PreferenceChange, UserData
+from ..schema import utcnow
+from .base import SqlBase
+
+FORGOTTEN_MARK = "[forgotten]"
+SUBSTRING_MIN_CHARS = 12  # shorter texts are replaced only where they are a whole message, never inside words
+USER_TABLES = (  # children first, so foreign keys never point at a deleted row
+    "turn_vector_blocks",
+    "turn_vectors",
+    "entities",
+    "summaries",
+    "messages",
+    "preference_changes",
+    "preferences",
+    "model_calls",
+    "conversations",
+)
+
+
+def forgotten_note(when: datetime) -> str:
+    return f"forgotten on {when:%Y-%m-%d}"
+
+
+def _json_text(text: str) -> str:
+    """The text as it appears inside a stored JSON request (SQLAlchemy stores JSON with json.dumps)."""
+    return json.dumps(text)[1:-1]
+
+
+class ForgetSql(SqlBase):
+    """Forget a message, or a user; say beforehand exactly what will change."""
+
+    # -- one message ----------------------------------------------------------------------------
+
+    def _ledger_match(self, text: str) -> tuple[str, list[Any]]:
+        """A WHERE fragment for ledger rows that hold the text, and its parameters."""
+        request = "CAST(request AS TEXT)" if not self._hot.sqlite else "request"
+        find = "instr" if self._hot.sqlite else "strpos"
+        whole = '"content": "' + _json_text(text) + '"'
+        clauses, params = [f"{find}({request}, ?) > 0", "reply = ?"], [whole, text]
+        if len(text) >= SUBSTRING_MIN_CHARS:
+            clauses += [f"{find}({request}, ?) > 0", f"{find}(reply, ?) > 0"]
+            params += [_json_text(text), text]
+        return "(" + " OR ".join(clauses) + ")", params
+
+    def _forgettable(self, cursor: Any, user_id: str, conversation_id: int, message_id: int) -> Message:
+        hot = self._hot
+        hot.owned(cursor, user_id, conversation_id)
+        found = hot.messages(cursor, "id = ? AND conversation_id = ?", (message_id, conversation_id), order="id")
+        if not found:
+            raise NotFound(f"Message {message_id} was not found in this conversation.")
+        message = found[0]
+        if message.status == "forgotten":
+            raise InvalidInput(f"Message {message_id} was already forgotten ({message.error}).")
+        return message
+
+    def _turn_facts(self, cursor: Any, user_id: str, conversation_id: int, turn: int) -> tuple[PreferenceChange, ...]:
+        hot = self._hot
+        cursor.execute(
+            hot.sql(
+                "SELECT id, key, old_value, new_value, source, conversation_id, turn, call_id, undoes, created_at "
+                "FROM preference_changes WHERE user_id = ? AND conversation_id = ? AND turn = ? ORDER BY id"
+            ),
+            (user_id, conversation_id, turn),
+        )
+        return tuple(
+            PreferenceChange(id_, key, old, new, source, conv, turn_, call, undoes, hot.read_stamp(created))
+            for id_, key, old, new, source, conv, turn_, call, undoes, created in cursor.fetchall()
+        )
+
+    def _count(self, cursor: Any, sql: str, params: Sequence[Any]) -> int:
+        cursor.execute(self._hot.sql(sql), tuple(params))
+        return int(cursor.fetchone()[0] or 0)
+
+    def forget_plan(self, user_id: str, conversation_id: int, message_id: int) -> ForgetPlan:
+        """What forgetting this message would change; reads counts only (indexed, no ledger row is loaded)."""
+        with self._hot.transaction(write=False, snapshot=True) as cursor:
+            return self._plan_in(cursor, user_id, conversation_id, message_id)
+
+    def forget_message(
+        self, user_id: str, conversation_id: int, message_id: int, *, remove_facts: Sequence[int] = ()
+    ) -> ForgetPlan:
+        """Remove a message's text from everywhere the store holds it, in one transaction; returns what changed.
+
+        The message stays as a tombstone (status "forgotten", empty text) so turn numbers stay put.
+        Ledger rows keep everything but the text, which becomes FORGOTTEN_MARK. Summaries and entity
+        notes from that turn on are removed (the memory rebuilds them on the next turn), and so is
+        the turn's vector. Automatic facts from that turn are removed only when listed in `remove_facts`.
+        """
+        hot = self._hot
+        now = utcnow()
+        with hot.transaction(write=True) as cursor:
+            plan_before = self._plan_in(cursor, user_id, conversation_id, message_id)
+            message = self._forgettable(cursor, user_id, conversation_id, message_id)
+            turn_facts = {change.id: change for change in plan_before.facts}
+            unknown = [i for i in remove_facts if i not in turn_facts]
+            if unknown:
+                raise InvalidInput(f"Fact change {unknown[0]} was not saved from this message's turn.")
+            where, params = self._ledger_match(message.content)
+            request, whole = ("request" if hot.sqlite else "CAST(request AS TEXT)"), '"content": "'
+            replaced = f"REPLACE({request}, ?, ?)"
+            inner_params: list[Any] = [whole + _json_text(message.content) + '"', whole + FORGOTTEN_MARK + '"']
+            if len(message.content) >= SUBSTRING_MIN_CHARS:
+                replaced = f"REPLACE({replaced}, ?, ?)"
+                inner_params += [_json_text(message.content), FORGOTTEN_MARK]
+            new_request = replaced if hot.sqlite else f"CAST({replaced} AS JSON)"
+            reply_params: list[Any] = [message.content, FORGOTTEN_MARK]
+            if len(message.content) >= SUBSTRING_MIN_CHARS:
+                reply = "CASE WHEN reply = ? THEN ? ELSE REPLACE(reply, ?, ?) END"
+                reply_params += [message.content, FORGOTTEN_MARK]
+            else:
+                reply = "CASE WHEN reply = ? THEN ? ELSE reply END"
+            cursor.execute(
+                hot.sql(
+                    f"UPDATE model_calls SET request = {new_request}, reply = {reply}, request_hash = NULL "
+                    f"WHERE user_id = ? AND {where}"
+                ),
+                (*inner_params, *reply_params, user_id, *params),
+            )
+            cursor.execute(
+                hot.sql("UPDATE messages SET content = '', status = 'forgotten', error = ?, tokens = 0 WHERE id = ?"),
+                (forgotten_note(now), message.id),
+            )
+            if len(message.content) >= SUBSTRING_MIN_CHARS:  # a reply that repeats it word for word
+                cursor.execute(
+                    hot.sql(
+                        "UPDATE messages SET content = REPLACE(content, ?, ?) "
+                        f"WHERE conversation_id = ? AND id <> ? AND {self._find('content')} > 0"
+                    ),
+                    (message.content, FORGOTTEN_MARK, conversation_id, message.id, message.content),
+                )
+            cursor.execute(
+                hot.sql("UPDATE conversations SET token_total = token_total - ? WHERE id = ?"),
+                (message.tokens, conversation_id),
+            )
+            cursor.execute(
+                hot.sql("DELETE FROM summaries WHERE conversation_id = ? AND through_turn >= ?"),
+                (conversation_id, message.turn),
+            )
+            cursor.execute(
+                hot.sql("DELETE FROM entities WHERE conversation_id = ? AND turn >= ?"), (conversation_id, message.turn)
+            )
+            self._drop_turn_vector(cursor, conversation_id, message.turn)
+            for change_id in remove_facts:
+                self._drop_fact(cursor, user_id, turn_facts[change_id])
+        self._hot.checkpoint()
+        return plan_before
+
+    def _plan_in(self, cursor: Any, user_id: str, conversation_id: int, message_id: int) -> ForgetPlan:
+        """The plan, counted in the caller's transaction (so forget_message reports what it changed)."""
+        message = self._forgettable(cursor, user_id, conversation_id, message_id)
+        where, params = self._ledger_match(message.content)
+        calls = self._count(
+            cursor, f"SELECT COUNT(*) FROM model_calls WHERE user_id = ? AND {where}", [user_id, *params]
+        )
+        summaries = self._count(
+            cursor,
+            "SELECT COUNT(*) FROM summaries WHERE conversation_id = ? AND through_turn >= ?",
+            (conversation_id, message.turn),
+        )
+        notes = self._count(
+            cursor,
+            "SELECT COUNT(*) FROM entities WHERE conversation_id = ? AND turn >= ?",
+            (conversation_id, message.turn),
+        )
+        vectors = self._count(
+            cursor,
+            "SELECT COUNT(*) FROM turn_vectors WHERE conversation_id = ? AND turn = ?",
+            (conversation_id, message.turn),
+        ) + self._count(
+            cursor,
+            "SELECT COUNT(*) FROM turn_vector_blocks WHERE conversation_id = ? AND first_turn <= ? AND last_turn >= ?",
+            (conversation_id, message.turn, message.turn),
+        )
+        facts = self._turn_facts(cursor, user_id, conversation_id, message.turn)
+        quoted = 0
+        if len(message.content) >= SUBSTRING_MIN_CHARS:
+            quoted = self._count(
+                cursor,
+                f"SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND id <> ? AND {self._find('content')} > 0",
+                (conversation_id, message.id, message.content),
+            )
+        return ForgetPlan(message.id, message.turn, message.role, calls, summaries, notes, vectors, facts, quoted)
+
+    def _find(self, column: str) -> str:
+        """Where a parameter's text occurs in a column (0 when it does not)."""
+        return f"{'instr' if self._hot.sqlite else 'strpos'}({column}, ?)"
+
+    def _drop_turn_vector(self, cursor: Any, conversation_id: int, turn: int) -> None:
+        """Remove one turn's vector: its loose row, or its slot in a sealed block (the block is rewritten)."""
+        hot = self._hot
+        cursor.execute(
+            hot.sql("DELETE FROM turn_vectors WHERE conversation_id = ? AND turn = ?"), (conversation_id, turn)
+        )
+        cursor.execute(
+            hot.sql(
+                "SELECT id, turns, vectors FROM turn_vector_blocks "
+                "WHERE conversation_id = ? AND first_turn <= ? AND last_turn >= ?"
+            ),
+            (conversation_id, turn, turn),
+        )
+        for block_id, packed_turns, packed_vectors in cursor.fetchall():
+            turns = np.frombuffer(bytes(packed_turns), dtype=np.int32)
+            vectors = np.frombuffer(bytes(packed_vectors), dtype=VECTOR_DTYPE).reshape(len(turns), -1)
+            keep = turns != turn
+            cursor.execute(
+                hot.sql("UPDATE turn_vector_blocks SET turns = ?, vectors = ? WHERE id = ?"),
+                (turns[keep].tobytes(), vectors[keep].tobytes(), block_id),
+            )
+
+    def _drop_fact(self, cursor: Any, user_id: str, change: PreferenceChange) -> None:
+        """Remove an automatic fact from the forgotten turn: its history, and the preference if it still holds it."""
+        hot = self._hot
+        cursor.execute(
+            hot.sql("DELETE FROM preferences WHERE user_id = ? AND key = ? AND value = ?"),
+            (user_id, change.key, change.new_value or ""),
+        )
+        cursor.execute(hot.sql("DELETE FROM preference_changes WHERE id = ? AND user_id = ?"), (change.id, user_id))
+
+    # -- everything about one user --------------------------------------------------------------
+
+    def user_data(self, user_id: str) -> UserData:
+        """How many rows of each kind this user owns (what forget_user would delete)."""
+        with self._hot.transaction(write=False, snapshot=True) as cursor:
+            return self._user_data(cursor, user_id)
+
+    def _user_data(self, cursor: Any, user_id: str) -> UserData:
+        def rows(table: str) -> int:
+            return self._count(cursor, f"SELECT COUNT(*) FROM {table} WHERE user_id = ?", (user_id,))
+
+        vectors = rows("turn_vectors") + self._count(
+            cursor,
+            "SELECT COALESCE(SUM(last_turn - first_turn + 1), 0) FROM turn_vector_blocks WHERE user_id = ?",
+            (user_id,),
+        )
+        return UserData(
+            conversations=rows("conversations"),
+            messages=rows("messages"),
+            model_calls=rows("model_calls"),
+            summaries=rows("summaries"),
+            preferences=rows("preferences"),
+            preference_changes=rows("preference_changes"),
+            vectors=vectors,
+            entity_notes=rows("entities"),
+        )
+
+    def forget_user(self, user_id: str) -> UserData:
+        """Delete every row of this user, and only this user, in one transaction; returns what was deleted."""
+        if not user_id:
+            raise InvalidInput("Say whose data to forget.")
+        with self._hot.transaction(write=True) as cursor:
+            deleted = self._user_data(cursor, user_id)
+            for table in USER_TABLES:
+                cursor.execute(self._hot.sql(f"DELETE FROM {table} WHERE user_id = ?"), (user_id,))
+        self._hot.checkpoint()
+        return deleted
