@@ -289,6 +289,16 @@ class Chat:
         memory = get_memory_type(settings.memory_type)
         history = self._history(conversation, through_turn, explain=explain, query=query)
         view = memory.view(history, settings, context_tokens=self.client.context_tokens)
+        if conversation.memory_from_turn > 1 and memory.name != "none":
+            cleared = conversation.memory_from_turn - 1
+            view = replace(
+                view,
+                notes=(
+                    f"Memory was cleared after turn {cleared}: turns 1–{cleared} are kept in the transcript but no "
+                    "longer used (no window, summary, entity note or recall reaches back past it).",
+                    *view.notes,
+                ),
+            )
         skipped = sorted(history.unanswered)
         if skipped and memory.name != "none":
             listed = ", ".join(map(str, skipped[-5:])) + (" and earlier" if len(skipped) > 5 else "")
@@ -518,6 +528,7 @@ class Chat:
             self.counter,
             explain=explain,
             long_term=self.long_term(conversation.id, query),
+            first_turn=conversation.memory_from_turn,
         )
 
     def _fold(

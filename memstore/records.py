@@ -43,6 +43,11 @@ class Conversation:
     token_total: int = 0
     last_turn: int = 0
     temporary: bool = False
+    memory_from_turn: int = 1  # memory (window, summaries, entities, recall) reads turns from here on
+
+    @property
+    def memory_cleared(self) -> bool:
+        return self.memory_from_turn > 1
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ class ConversationRow(Base):
     recall_scope: Mapped[str] = mapped_column(String(16), server_default=text("'conversation'"))
     retry_turn: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a retry of this turn is running
     retry_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    memory_from_turn: Mapped[int] = mapped_column(Integer, server_default=text("1"))  # memory reads start here
+    memory_undo_from: Mapped[int | None] = mapped_column(Integer, nullable=True)  # before the last clear
 
     __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
 

@@ -99,6 +99,7 @@ def browser_page(height: int = 1100, pages: int = 1):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1500, "height": height})
+        context.set_default_timeout(60_000)  # a busy 2-core machine runs two browsers, two apps and a model
         try:
             opened = [context.new_page() for _ in range(pages)]
             yield opened[0] if pages == 1 else opened

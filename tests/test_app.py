@@ -687,3 +687,18 @@ def test_forget_everything_about_me_states_the_counts_and_spares_other_users(env
     assert [m.content for m in store.page("someone-else", other.id)] == ["their words"]
     assert [(p.key, p.value) for p in store.list_preferences("someone-else")] == [("name", "Grace")]
     store.close()
+
+
+def test_clear_memory_in_the_sidebar_empties_the_next_request_keeps_the_transcript_and_undoes(env, db_url):
+    at = send(app(), "remember the blue door")
+    assert [b for b in at.sidebar.button if b.label == "Undo clear"] == []
+    [b for b in at.sidebar.button if b.label == "Clear memory"][0].click().run()
+    assert not at.exception, at.exception
+    assert "Memory was cleared after turn 1" in captions(at)
+    assert bubbles(at)[:2] == ["remember the blue door", "echo: remember the blue door"]  # transcript kept
+    assert [b for b in at.sidebar.button if b.label == "Clear memory"][0].disabled  # nothing new to clear
+    [b for b in at.sidebar.button if b.label == "Undo clear"][0].click().run()
+    assert "Memory was cleared" not in captions(at)
+    store = SqlStore.open(db_url)
+    assert store.get_conversation("local", 1).memory_from_turn == 1
+    store.close()

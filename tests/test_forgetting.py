@@ -153,3 +153,40 @@ def database_files(path: Path) -> list[Path]:
 
 def file_bytes(path: Path) -> bytes:
     return path.read_bytes()
+
+
+def test_clearing_a_conversations_memory_keeps_the_transcript_and_can_be_undone_until_the_next_turn(store):
+    chat, conv = chat_with_secret(store, memory="summary_buffer")
+    assert any(SECRET in m.content for m in chat.preview(conv.id, FactSet()).messages)
+    cleared = store.clear_memory(ME, conv.id)
+    assert cleared.memory_from_turn == 5 and cleared.memory_cleared
+    payload = chat.preview(conv.id, FactSet(), draft="hi")
+    assert all(SECRET not in m.content for m in payload.messages)
+    assert [m.role for m in payload.messages] == ["system", "user"]  # no history, no summary
+    assert payload.view.summary is None and any("Memory was cleared after turn 4" in n for n in payload.view.notes)
+    assert len(store.page(ME, conv.id)) == 8  # the transcript stays
+    with pytest.raises(InvalidInput, match="already empty"):
+        store.clear_memory(ME, conv.id)
+
+    store.undo_clear_memory(ME, conv.id)  # nothing ran since: it comes back
+    assert any(SECRET in m.content for m in chat.preview(conv.id, FactSet()).messages)
+
+    store.clear_memory(ME, conv.id)
+    chat.send(conv.id, "a fresh start", FactSet()).run()
+    chat.after_turn(conv.id)
+    with pytest.raises(InvalidInput, match="no longer be brought back"):
+        store.undo_clear_memory(ME, conv.id)
+    sent = chat.last_chat_call(conv.id).request
+    assert [m.content for m in sent if m.role != "system"] == ["a fresh start"]
+
+
+def test_after_a_clear_summaries_and_entity_notes_start_over(store):
+    chat, conv = chat_with_secret(store, memory="summary")
+    store.add_entity_versions(ME, conv.id, [("Locker", "code tangerine-4417")], turn=2, call=None)
+    store.clear_memory(ME, conv.id)
+    assert store.latest_summary(ME, conv.id, "summary") is None
+    assert store.list_entities(ME, conv.id) == []
+    chat.send(conv.id, "new topic entirely", FactSet()).run()
+    chat.after_turn(conv.id)
+    summary = store.latest_summary(ME, conv.id, "summary")
+    assert summary is not None and summary.from_turn == 5

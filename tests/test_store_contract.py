@@ -348,6 +348,8 @@ def test_every_public_store_function_scopes_to_its_user(store):
         "add_entity_versions": lambda: store.add_entity_versions(OTHER, c, [("Oslo", "x")], turn=1, call=None),
         "list_entities": lambda: store.list_entities(OTHER, c),
         "forget_plan": lambda: store.forget_plan(OTHER, c, first_id),
+        "clear_memory": lambda: store.clear_memory(OTHER, c),
+        "undo_clear_memory": lambda: store.undo_clear_memory(OTHER, c),
         "forget_message": lambda: store.forget_message(OTHER, c, first_id),
         "user_data": (lambda: store.user_data(OTHER).total, 0),
         "forget_user": (lambda: store.forget_user(OTHER).total, 0),  # another user has nothing here to delete

@@ -154,6 +154,7 @@ def memory(page: Page, view: OpenChat) -> None:
         system_prompt = st.text_area(
             "System prompt", value=saved.system_prompt, key=f"system_prompt_{ref.slug}", label_visibility="collapsed"
         )
+    clear_memory(page, view)
     # Widgets are drawn on this page only, and Streamlit drops a widget's state on other pages: the choices
     # live in plain session keys, copied from the widgets when they change.
     st.toggle(
@@ -210,3 +211,34 @@ def session_facts(page: Page) -> None:
                 st.rerun()
             except MemoryLabError as exc:
                 show_error(exc, what="Fact not saved: ")
+
+
+def clear_memory(page: Page, view: OpenChat) -> None:
+    """Start this conversation's memory over (the transcript stays), and undo that until the next turn."""
+    conversation, ref, store = view.conversation, view.ref, view.chat.store
+    nothing_since = conversation.last_turn < conversation.memory_from_turn
+    left, right = st.columns(2)
+    if left.button(
+        "Clear memory",
+        key=f"clear_memory_{ref.slug}",
+        icon=":material/mop:",
+        disabled=nothing_since,
+        help="The window, summaries, entity notes and recall start over from the next turn; the transcript and "
+        "the ledger stay. You can undo it until the next turn.",
+        width="stretch",
+    ):
+        try:
+            store.clear_memory(page.user, ref.id)
+            st.rerun()
+        except MemoryLabError as exc:
+            show_error(exc, what="Not cleared: ")
+    if (
+        conversation.memory_cleared
+        and nothing_since
+        and right.button("Undo clear", key=f"undo_clear_{ref.slug}", icon=":material/undo:", width="stretch")
+    ):
+        try:
+            store.undo_clear_memory(page.user, ref.id)
+            st.rerun()
+        except MemoryLabError as exc:
+            show_error(exc, what="Not undone: ")

@@ -26,6 +26,7 @@ class HistoryReader:
         *,
         explain: bool = True,
         long_term: LongTerm | None = None,
+        first_turn: int = 1,
     ):
         self.explain = explain  # False on a turn's own path: read only what the request needs, not the panel's extras
         self.long_term = long_term  # recall and entities, when the chat has them
@@ -33,6 +34,7 @@ class HistoryReader:
         self.user_id = user_id
         self.conversation_id = conversation_id
         self.through_turn = through_turn
+        self.first_turn = max(first_turn, 1)  # memory starts here (after a clear); the transcript keeps the rest
         self.counter = counter
         self.unanswered: set[int] = set()  # turns seen with no reply: never sent, never counted
 
@@ -46,7 +48,7 @@ class HistoryReader:
     def turns(self, from_turn: int, to_turn: int) -> list[TurnView]:
         """Turns in [from_turn, to_turn], clipped to the past."""
         to_turn = min(to_turn, self.through_turn)
-        from_turn = max(from_turn, 1)
+        from_turn = max(from_turn, self.first_turn)
         if to_turn < from_turn:
             return []
         messages = self.store.turns_between(self.user_id, self.conversation_id, from_turn, to_turn)
@@ -58,8 +60,8 @@ class HistoryReader:
             return []
         kept: list[TurnView] = []
         end, span = self.through_turn, count
-        while end >= 1 and len(kept) < count and len(self.unanswered) <= MAX_UNANSWERED_SKIPPED:
-            start = max(1, end - span + 1)
+        while end >= self.first_turn and len(kept) < count and len(self.unanswered) <= MAX_UNANSWERED_SKIPPED:
+            start = max(self.first_turn, end - span + 1)
             batch = self._answered(self.turns(start, end))
             kept = batch[len(batch) - (count - len(kept)) :] + kept if len(batch) > count - len(kept) else batch + kept
             end, span = start - 1, min(max(count - len(kept), FIRST_BATCH_TURNS), MAX_BATCH_TURNS)
@@ -74,6 +76,7 @@ class HistoryReader:
         never on the length of the conversation.
         """
         end = self.through_turn if end_turn is None else min(end_turn, self.through_turn)
+        start_turn = max(start_turn, self.first_turn)
         kept: list[TurnView] = []
         used = 0
         batch = FIRST_BATCH_TURNS

@@ -111,19 +111,19 @@ class TokenWindowMemory:
 
 
 def _summary_state(
-    summary: Summary | None, needed_through: int, starts: str
+    summary: Summary | None, needed_through: int, starts: str, first_turn: int = 1
 ) -> tuple[tuple[int, int] | None, int, tuple[str, ...]]:
-    """What the summary still has to fold, how many turns it never covered, and notes."""
-    covered = summary.through_turn if summary else 0
+    """What the summary still has to fold, how many turns it never covered, and notes (memory starts at first_turn)."""
+    covered = summary.through_turn if summary else first_turn - 1
     pending = (covered + 1, needed_through) if needed_through > covered else None
-    never = (summary.from_turn - 1) if summary else 0
+    never = (summary.from_turn - 1) if summary else first_turn - 1
     notes = []
-    if summary is None and needed_through == 0:
+    if summary is None and needed_through < first_turn:
         notes.append(f"No summary yet: {starts}.")
     if summary is not None:
         notes.append(f"Summary covers turns {summary.from_turn}–{summary.through_turn}.")
-    if never > 0:
-        notes.append(f"Turns 1–{never} were never summarized (they fell out before this summary began).")
+    if never >= first_turn:
+        notes.append(f"Turns {first_turn}–{never} were never summarized (they fell out before this summary began).")
     if pending:
         notes.append(f"Turns {pending[0]}–{pending[1]} will be folded into the summary before the next call.")
     return pending, never, tuple(notes)
@@ -138,7 +138,9 @@ class SummaryMemory:
 
     def view(self, history: HistoryReader, settings: MemorySettings, *, context_tokens: int) -> MemoryView:
         summary = history.summary(self.name)
-        pending, never, notes = _summary_state(summary, history.through_turn, "it starts after the first turn")
+        pending, never, notes = _summary_state(
+            summary, history.through_turn, "it starts after the first turn", history.first_turn
+        )
         return MemoryView(self.name, summary=summary, summary_pending=pending, dropped_count=never, notes=notes)
 
 
@@ -155,7 +157,7 @@ class SummaryBufferMemory:
         kept, first_kept, tail_notes = _token_tail(history, settings.max_tokens)
         summary = history.summary(self.name)
         pending, never, notes = _summary_state(
-            summary, first_kept - 1, "turns are summarized once they fall out of the token limit"
+            summary, first_kept - 1, "turns are summarized once they fall out of the token limit", history.first_turn
         )
         return MemoryView(
             self.name,

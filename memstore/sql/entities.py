@@ -13,6 +13,7 @@ from ..records import (
     ModelCall,
 )
 from ..schema import (
+    ConversationRow,
     EntityRow,
     utcnow,
 )
@@ -65,9 +66,16 @@ class EntitySql(SqlBase):
 
     def list_entities(self, user_id: str, conversation_id: int, *, limit: int = MAX_ENTITIES) -> list[Entity]:
         """Current entities of a conversation (newest version of each), most recently updated first."""
+        memory_start = (
+            select(ConversationRow.memory_from_turn).where(ConversationRow.id == conversation_id).scalar_subquery()
+        )
         newest = (
             select(func.max(EntityRow.id).label("id"), func.count().label("versions"))
-            .where(EntityRow.conversation_id == conversation_id, EntityRow.user_id == user_id)
+            .where(
+                EntityRow.conversation_id == conversation_id,
+                EntityRow.user_id == user_id,
+                EntityRow.turn >= memory_start,  # notes written before a clear are not used
+            )
             .group_by(EntityRow.name_key)
             .subquery()
         )

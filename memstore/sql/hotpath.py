@@ -67,6 +67,7 @@ CONVERSATION_COLUMNS = (
     "recall_turns",
     "recall_min_score",
     "recall_scope",
+    "memory_from_turn",
 )
 SUMMARY_COLUMNS = (
     "id",
@@ -318,15 +319,22 @@ class HotPath:
             ) in cursor.fetchall()
         ]
 
+    def memory_from_turn(self, cursor: Any, conversation_id: int) -> int:
+        """Where the conversation's memory starts (1, or the turn after its last clear)."""
+        cursor.execute(self.sql("SELECT memory_from_turn FROM conversations WHERE id = ?"), (conversation_id,))
+        row = cursor.fetchone()
+        return int(row[0]) if row is not None else 1
+
     def latest_summary(
         self, cursor: Any, user_id: str, conversation_id: int, memory_type: str
     ) -> dict[str, Any] | None:
         cursor.execute(
             self.sql(
                 f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM summaries WHERE conversation_id = ? "
-                "AND user_id = ? AND memory_type = ? ORDER BY id DESC LIMIT 1"
+                "AND user_id = ? AND memory_type = ? "
+                "AND from_turn >= (SELECT memory_from_turn FROM conversations WHERE id = ?) ORDER BY id DESC LIMIT 1"
             ),
-            (conversation_id, user_id, memory_type),
+            (conversation_id, user_id, memory_type, conversation_id),
         )
         row = cursor.fetchone()
         if row is None:

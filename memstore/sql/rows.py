@@ -78,6 +78,7 @@ def conversation_record(row: ConversationRow, temporary: bool) -> Conversation:
         token_total=row.token_total,
         last_turn=row.last_turn,
         temporary=temporary,
+        memory_from_turn=row.memory_from_turn,
     )
 
 
@@ -173,6 +174,7 @@ def vector_scan(
     conversation_id: int,
     before_turn: int,
     limit: int,
+    from_turn: int = 1,
 ) -> VectorScan:
     """Loose rows and sealed blocks as one scan: this conversation's turns first (newest first), then others."""
     ids = [np.array([c for c, _, _ in loose], dtype=np.int64)]
@@ -187,7 +189,8 @@ def vector_scan(
     if not len(all_turns):
         return VectorScan.empty()
     matrix = np.concatenate(vectors).reshape(len(all_turns), -1)
-    kept = np.nonzero((all_ids != conversation_id) | (all_turns < before_turn))[0]
+    own = (all_turns < before_turn) & (all_turns >= from_turn)
+    kept = np.nonzero((all_ids != conversation_id) | own)[0]
     # This conversation first, newest turn first; then the others, newest conversation and turn first.
     order = kept[np.lexsort((-all_turns[kept], -all_ids[kept], all_ids[kept] != conversation_id))]
     pairs = all_ids[order] * (1 << 32) + all_turns[order]

@@ -135,6 +135,30 @@ class TranscriptSql(SqlBase):
                 .values(retry_turn=None, retry_until=None)
             )
 
+    def clear_memory(self, user_id: str, conversation_id: int) -> Conversation:
+        """Start the memory over from the next turn (window, summaries, entity notes, recall); the transcript stays.
+
+        Nothing is deleted: earlier turns, summaries and notes are only no longer read, so it can be
+        undone until the next turn runs.
+        """
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            if row.memory_from_turn == row.last_turn + 1:
+                raise InvalidInput("This conversation's memory is already empty: nothing has happened since.")
+            row.memory_undo_from, row.memory_from_turn = row.memory_from_turn, row.last_turn + 1
+            session.flush()
+            return conversation_record(row, self.temporary)
+
+    def undo_clear_memory(self, user_id: str, conversation_id: int) -> Conversation:
+        """Bring back the memory cleared last, if no turn has run since."""
+        with self._tx(write=True) as session:
+            row = self._owned(session, user_id, conversation_id, lock=True)
+            if row.memory_undo_from is None or row.last_turn >= row.memory_from_turn:
+                raise InvalidInput("The memory can no longer be brought back: a turn has run since it was cleared.")
+            row.memory_from_turn, row.memory_undo_from = row.memory_undo_from, None
+            session.flush()
+            return conversation_record(row, self.temporary)
+
     def delete_conversation(self, user_id: str, conversation_id: int) -> None:
         with self._tx(write=True) as session:
             row = self._owned(session, user_id, conversation_id, lock=True)

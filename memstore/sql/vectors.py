@@ -135,20 +135,21 @@ class VectorSql(SqlBase):
         others = "user_id = ? AND embedder = ? AND conversation_id <> ?"
         with hot.transaction(write=False, snapshot=True) as cursor:  # loose rows and blocks from one snapshot
             hot.owned(cursor, user_id, conversation_id)
+            from_turn = hot.memory_from_turn(cursor, conversation_id)  # turns before a clear are not recalled
             cursor.execute(
                 hot.sql(
-                    f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {own} AND turn < ? "
+                    f"SELECT conversation_id, turn, vector FROM turn_vectors WHERE {own} AND turn < ? AND turn >= ? "
                     "ORDER BY turn DESC LIMIT ?"
                 ),
-                (conversation_id, user_id, embedder, before_turn, int(limit)),
+                (conversation_id, user_id, embedder, before_turn, from_turn, int(limit)),
             )
             loose = cursor.fetchall()
             cursor.execute(
                 hot.sql(
                     f"SELECT conversation_id, turns, vectors FROM turn_vector_blocks WHERE {own} "
-                    "AND first_turn < ? ORDER BY last_turn DESC LIMIT ?"
+                    "AND first_turn < ? AND last_turn >= ? ORDER BY last_turn DESC LIMIT ?"
                 ),
-                (conversation_id, user_id, embedder, before_turn, blocks_needed),
+                (conversation_id, user_id, embedder, before_turn, from_turn, blocks_needed),
             )
             blocks = cursor.fetchall()
             if all_conversations:  # then the user's other conversations, most recently stored first
@@ -168,4 +169,6 @@ class VectorSql(SqlBase):
                     (user_id, embedder, conversation_id, blocks_needed),
                 )
                 blocks += cursor.fetchall()
-        return vector_scan(loose, blocks, conversation_id=conversation_id, before_turn=before_turn, limit=limit)
+        return vector_scan(
+            loose, blocks, conversation_id=conversation_id, before_turn=before_turn, from_turn=from_turn, limit=limit
+        )
