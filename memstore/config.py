@@ -44,6 +44,7 @@ class Settings:
     embeddings_model: str | None = None  # an OpenAI-compatible /v1/embeddings model; None: wordllama offline
     user_id: str = "local"
     limits: Limits = Limits()
+    retention_days: int | None = None  # delete conversations idle and ledger rows older than this; None: keep all
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +66,7 @@ class Settings:
             local_threads=max(1, _int(env, "MEMORYLAB_LOCAL_THREADS", 1)),
             embeddings_model=env.get("OPENAI_EMBEDDINGS_MODEL") or None,
             limits=Limits(max_message_chars=max_chars),
+            retention_days=_int(env, "MEMORYLAB_RETENTION_DAYS", 0) or None,
         )
 
 

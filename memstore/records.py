@@ -266,5 +266,20 @@ class UserData:
         )
 
 
+@dataclass(frozen=True)
+class Expired:
+    """One user's rows past the retention age: idle conversations (with all they hold) and old ledger rows."""
+
+    user_id: str
+    conversations: int
+    model_calls: int
+
+    def sentence(self) -> str:
+        return (
+            f"{_count(self.conversations, 'conversation')} idle for longer and "
+            f"{_count(self.model_calls, 'older model call')}"
+        )
+
+
 def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"

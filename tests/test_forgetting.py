@@ -190,3 +190,63 @@ def test_after_a_clear_summaries_and_entity_notes_start_over(store):
     chat.after_turn(conv.id)
     summary = store.latest_summary(ME, conv.id, "summary")
     assert summary is not None and summary.from_turn == 5
+
+
+def age(store, conversation_id: int, days: int) -> None:
+    """Make a conversation and its ledger rows look `days` old."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from memstore.schema import ConversationRow, ModelCallRow
+
+    when = datetime.now(UTC) - timedelta(days=days)
+    with store.engine.begin() as conn:
+        conn.execute(update(ConversationRow).where(ConversationRow.id == conversation_id).values(updated_at=when))
+        conn.execute(
+            update(ModelCallRow).where(ModelCallRow.conversation_id == conversation_id).values(created_at=when)
+        )
+
+
+def test_retention_reports_per_user_then_deletes_only_what_is_older(store):
+    from memstore.retention import RetentionSchedule, cutoff
+
+    _, old_mine = chat_with_secret(store, ME, memory="buffer")
+    _, new_mine = chat_with_secret(store, ME, memory="buffer")
+    _, old_theirs = chat_with_secret(store, OTHER, memory="buffer")
+    age(store, old_mine.id, 40)
+    age(store, old_theirs.id, 40)
+    report = {r.user_id: r for r in store.expired(cutoff(30))}
+    assert set(report) == {ME, OTHER} and report[ME].conversations == 1 and report[OTHER].conversations == 1
+    assert store.get_conversation(ME, old_mine.id)  # the dry run changed nothing
+    assert store.expired(cutoff(60)) == []
+
+    schedule = RetentionSchedule(30)
+    deleted = schedule.due_run(store)
+    assert deleted is not None and {r.user_id for r in deleted} == {ME, OTHER}
+    assert schedule.due_run(store) is None  # not again within the day
+    assert [c.id for c in store.list_conversations(ME)] == [new_mine.id]
+    assert store.list_conversations(OTHER) == []
+    assert store.list_calls(ME, conversation_id=old_mine.id) == []
+    assert len(store.page(ME, new_mine.id)) == 8
+
+
+def test_retention_command_dry_run_prints_counts_and_deletes_nothing(tmp_path, monkeypatch, capsys):
+    from memstore.retention import main
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = SqlStore.open(url)
+    _, conv = chat_with_secret(store, ME, memory="buffer")
+    age(store, conv.id, 10)
+    store.close()
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["--days", "7", "--dry-run"]) == 0
+    assert f"{ME}: would delete 1 conversation idle for longer" in capsys.readouterr().out
+    assert main(["--days", "0"]) == 2 and "Retention is 1 to" in capsys.readouterr().err
+    store = SqlStore.open(url)
+    assert store.list_conversations(ME)
+    store.close()
+    assert main(["--days", "7"]) == 0 and "deleted 1 conversation" in capsys.readouterr().out
+    store = SqlStore.open(url)
+    assert store.list_conversations(ME) == []
+    store.close()

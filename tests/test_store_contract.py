@@ -352,6 +352,8 @@ def test_every_public_store_function_scopes_to_its_user(store):
         "undo_clear_memory": lambda: store.undo_clear_memory(OTHER, c),
         "forget_message": lambda: store.forget_message(OTHER, c, first_id),
         "user_data": (lambda: store.user_data(OTHER).total, 0),
+        "expired": None,  # every user's rows, by age (the retention setting), tested in test_forgetting
+        "delete_expired": None,
         "forget_user": (lambda: store.forget_user(OTHER).total, 0),  # another user has nothing here to delete
         "apply_fact_changes": None,  # writes only the caller's own rows
         "undo_preference_change": lambda: store.undo_preference_change(OTHER, change_id),

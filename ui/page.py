@@ -53,6 +53,14 @@ def start_page(title: str) -> Page:
             "Serve it on 127.0.0.1, or configure login (see the README).",
             icon=":material/public:",
         )
+    try:
+        expired = resources.run_retention(settings, store)
+    except MemoryLabError as exc:
+        st.warning("Retention did not run: " + literal(exc), icon=":material/auto_delete:")
+    else:
+        for row in expired or ():
+            if row.user_id == identity:
+                st.toast("Retention deleted " + literal(row.sentence()) + ".", icon=":material/auto_delete:")
     problem = resources.read_only()
     if problem:
         st.warning(

@@ -11,6 +11,8 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from memstore import Limits, Settings, SqlStore, open_store
 from memstore.embeddings import Embedder, embedder_from_settings
 from memstore.outbox import Outbox
+from memstore.records import Expired
+from memstore.retention import RetentionSchedule
 
 SETTING_NAMES = (
     "DATABASE_URL",
@@ -25,6 +27,7 @@ SETTING_NAMES = (
     "MEMORYLAB_MAX_MESSAGE_CHARS",
     "MEMORYLAB_LOCAL_MODEL",
     "MEMORYLAB_LOCAL_THREADS",
+    "MEMORYLAB_RETENTION_DAYS",
 )
 
 
@@ -80,3 +83,15 @@ def embedder() -> Embedder:
     """The embedding model for retrieval memory: wordllama offline unless OPENAI_EMBEDDINGS_MODEL is set."""
     settings = load_settings()
     return _embedder(settings.embeddings_model, settings.api_key, settings.base_url)
+
+
+@st.cache_resource(show_spinner=False)
+def _retention(days: int) -> RetentionSchedule:
+    return RetentionSchedule(days)
+
+
+def run_retention(settings: Settings, store: SqlStore) -> list[Expired] | None:
+    """Retention, when MEMORYLAB_RETENTION_DAYS is set: at the first page of the process, then once a day."""
+    if settings.retention_days is None:
+        return None
+    return _retention(settings.retention_days).due_run(store)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..embeddings import VECTOR_DTYPE
 from ..errors import InvalidInput, NotFound
-from ..records import ForgetPlan, Message, PreferenceChange, UserData
+from ..records import Expired, ForgetPlan, Message, PreferenceChange, UserData
 from ..schema import utcnow
 from .base import SqlBase
 
@@ -271,3 +271,48 @@ class ForgetSql(SqlBase):
                 cursor.execute(self._hot.sql(f"DELETE FROM {table} WHERE user_id = ?"), (user_id,))
         self._hot.checkpoint()
         return deleted
+
+    # -- retention ----------------------------------------------------------------------------------
+
+    def expired(self, older_than: datetime) -> list[Expired]:
+        """Per user, what retention would delete: conversations not updated since `older_than`, and ledger rows
+        made before it (in conversations that stay). Counts only."""
+        with self._hot.transaction(write=False, snapshot=True) as cursor:
+            return self._expired_in(cursor, self._hot.stamp(older_than))
+
+    def delete_expired(self, older_than: datetime) -> list[Expired]:
+        """Delete what `expired` counts, for every user, in one transaction; returns what was deleted."""
+        hot = self._hot
+        cutoff = hot.stamp(older_than)
+        with hot.transaction(write=True) as cursor:
+            report = self._expired_in(cursor, cutoff)
+            idle = "SELECT id FROM conversations WHERE updated_at < ?"
+            cursor.execute(
+                hot.sql(f"DELETE FROM model_calls WHERE created_at < ? OR conversation_id IN ({idle})"),
+                (
+                    cutoff,
+                    cutoff,
+                ),
+            )
+            for table in ("turn_vector_blocks", "turn_vectors", "entities", "summaries", "messages"):
+                cursor.execute(hot.sql(f"DELETE FROM {table} WHERE conversation_id IN ({idle})"), (cutoff,))
+            cursor.execute(hot.sql("DELETE FROM conversations WHERE updated_at < ?"), (cutoff,))
+        hot.checkpoint()
+        return report
+
+    def _expired_in(self, cursor: Any, cutoff: Any) -> list[Expired]:
+        hot = self._hot
+        cursor.execute(
+            hot.sql("SELECT user_id, COUNT(*) FROM conversations WHERE updated_at < ? GROUP BY user_id"), (cutoff,)
+        )
+        idle = dict(cursor.fetchall())
+        cursor.execute(
+            hot.sql(
+                "SELECT m.user_id, COUNT(*) FROM model_calls m LEFT JOIN conversations c ON c.id = m.conversation_id "
+                "WHERE m.created_at < ? AND (c.id IS NULL OR c.updated_at >= ?) GROUP BY m.user_id"
+            ),
+            (cutoff, cutoff),
+        )
+        old_calls = dict(cursor.fetchall())
+        users = sorted(set(idle) | set(old_calls))
+        return [Expired(u, int(idle.get(u, 0)), int(old_calls.get(u, 0))) for u in users]
