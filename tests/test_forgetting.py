@@ -250,3 +250,38 @@ def test_retention_command_dry_run_prints_counts_and_deletes_nothing(tmp_path, m
     store = SqlStore.open(url)
     assert store.list_conversations(ME) == []
     store.close()
+
+
+CRASH_MIDWAY = """
+import os, sys
+sys.path.insert(0, {root!r})
+from memstore import SqlStore
+from memstore.sql.forgetting import ForgetSql
+store = SqlStore.open({url!r})
+def die(*args, **kwargs):
+    os._exit(9)  # like SIGKILL: no rollback, no cleanup, after the ledger and the message were rewritten
+ForgetSql._drop_turn_vector = die
+store.forget_message({user!r}, {conv}, {message})
+"""
+
+
+def test_a_process_killed_midway_through_forgetting_leaves_everything_as_it_was(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    store = SqlStore.open(url)
+    _, conv = chat_with_secret(store, memory="buffer")
+    message = secret_message(store, conv)
+    before = dump_user(store, ME)
+    store.close()
+    script = CRASH_MIDWAY.format(
+        root=str(Path(__file__).resolve().parent.parent), url=url, user=ME, conv=conv.id, message=message.id
+    )
+    assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 9
+    store = SqlStore.open(url)
+    assert dump_user(store, ME) == before  # nothing half-forgotten
+    assert secret_message(store, conv).content == SECRET
+    store.forget_message(ME, conv.id, message.id)  # and it can still be forgotten whole
+    assert all(SECRET not in m.content for m in store.page(ME, conv.id))
+    store.close()
