@@ -146,6 +146,8 @@ class ModelCallRow(Base):
     __table_args__ = (
         Index("ix_model_calls_user_conversation", "user_id", "conversation_id", "id"),
         Index("ix_model_calls_conversation_turn", "conversation_id", "turn"),
+        Index("ix_model_calls_conversation_purpose", "user_id", "conversation_id", "purpose", "id"),
+        Index("ix_model_calls_user_purpose", "user_id", "purpose", "id"),
         Index(
             "ix_model_calls_user_request_hash",
             "user_id",
