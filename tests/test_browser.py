@@ -54,6 +54,8 @@ def test_window_k1_evicts_the_first_turn_in_panel_and_request(running_app):
         page.get_by_text("k = 1 turns = 2 messages").wait_for(timeout=30_000)
         panel = page.get_by_text("Turn 1 · out of the window since turn 3")
         panel.wait_for(timeout=30_000)
+        page.get_by_text("Turn 2 · out of the window since turn 4").wait_for()  # the panel may still be drawing
+        page.get_by_text("Fell out: 2 turns").wait_for()
         assert page.get_by_text("Turn 2 · out of the window since turn 4").count() == 1
         assert page.get_by_text("Fell out: 2 turns").count() == 1
         assert len(server.chat_requests) == 3  # changing memory sent nothing
