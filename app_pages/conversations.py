@@ -178,9 +178,13 @@ if upload is not None and st.button("Import", key="do_import"):
         )
 
 st.subheader("Forget everything about me")
-held = store.user_data(USER)
-unsent = resources.outbox().items(USER)
-if held.total == 0 and not unsent:
+# Counting reads every table, so it runs only when asked for, not on each visit to this page.
+asked = st.checkbox("Show what Memory Lab holds about me, and the button that deletes it", key="forget_me_open")
+held = store.user_data(USER) if asked else None
+unsent = resources.outbox().items(USER) if asked else []
+if held is None:
+    pass
+elif held.total == 0 and not unsent:
     st.caption("Memory Lab holds nothing about you.")
 else:
     st.caption(

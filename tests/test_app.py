@@ -675,6 +675,8 @@ def test_forget_everything_about_me_states_the_counts_and_spares_other_users(env
     store.set_preference("someone-else", "name", "Grace")
     store.close()
     at = page("conversations.py")
+    assert "1 conversation (2 messages)" not in captions(at)  # counted only when asked for
+    [c for c in at.checkbox if c.key == "forget_me_open"][0].check().run()
     assert "1 conversation (2 messages)" in captions(at)
     confirm = [b for b in at.button if b.label == "Forget everything about me"][0]
     assert confirm.disabled

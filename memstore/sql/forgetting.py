@@ -49,16 +49,33 @@ class ForgetSql(SqlBase):
 
     # -- one message ----------------------------------------------------------------------------
 
-    def _ledger_match(self, text: str) -> tuple[str, list[Any]]:
-        """A WHERE fragment for ledger rows that hold the text, and its parameters."""
-        request = "CAST(request AS TEXT)" if not self._hot.sqlite else "request"
-        find = "instr" if self._hot.sqlite else "strpos"
-        whole = '"content": "' + _json_text(text) + '"'
-        clauses, params = [f"{find}({request}, ?) > 0", "reply = ?"], [whole, text]
-        if len(text) >= SUBSTRING_MIN_CHARS:
-            clauses += [f"{find}({request}, ?) > 0", f"{find}(reply, ?) > 0"]
-            params += [_json_text(text), text]
-        return "(" + " OR ".join(clauses) + ")", params
+    def _ledger_sql(self, text: str) -> tuple[str, list[Any], str, list[Any]]:
+        """For ledger rows that hold the text: a WHERE fragment and its parameters, and the SET that replaces it.
+
+        In a request (JSON) the text is found as a whole message, and inside other text when it is long
+        enough not to be part of another word; the same pairs find it and replace it.
+        """
+        hot = self._hot
+        request = "request" if hot.sqlite else "CAST(request AS TEXT)"
+        whole = '"content": "'
+        pairs = [(whole + _json_text(text) + '"', whole + FORGOTTEN_MARK + '"')]
+        long_enough = len(text) >= SUBSTRING_MIN_CHARS
+        if long_enough:
+            pairs.append((_json_text(text), FORGOTTEN_MARK))
+        where = [f"{self._find(request)} > 0" for _ in pairs]
+        where.append(f"{self._find('reply')} > 0" if long_enough else "reply = ?")
+        where_params: list[Any] = [found for found, _ in pairs] + [text]
+        new_request = request
+        set_params: list[Any] = []
+        for found, mark in pairs:
+            new_request = f"REPLACE({new_request}, ?, ?)"
+            set_params += [found, mark]
+        if not hot.sqlite:
+            new_request = f"CAST({new_request} AS JSON)"
+        new_reply = "REPLACE(reply, ?, ?)" if long_enough else "CASE WHEN reply = ? THEN ? ELSE reply END"
+        set_params += [text, FORGOTTEN_MARK]
+        assignments = f"request = {new_request}, reply = {new_reply}, request_hash = NULL"
+        return "(" + " OR ".join(where) + ")", where_params, assignments, set_params
 
     def _forgettable(self, cursor: Any, user_id: str, conversation_id: int, message_id: int) -> Message:
         hot = self._hot
@@ -92,7 +109,8 @@ class ForgetSql(SqlBase):
     def forget_plan(self, user_id: str, conversation_id: int, message_id: int) -> ForgetPlan:
         """What forgetting this message would change; reads counts only (indexed, no ledger row is loaded)."""
         with self._hot.transaction(write=False, snapshot=True) as cursor:
-            return self._plan_in(cursor, user_id, conversation_id, message_id)
+            message = self._forgettable(cursor, user_id, conversation_id, message_id)
+            return self._plan_for(cursor, user_id, message)
 
     def forget_message(
         self, user_id: str, conversation_id: int, message_id: int, *, remove_facts: Sequence[int] = ()
@@ -107,32 +125,16 @@ class ForgetSql(SqlBase):
         hot = self._hot
         now = utcnow()
         with hot.transaction(write=True) as cursor:
-            plan_before = self._plan_in(cursor, user_id, conversation_id, message_id)
             message = self._forgettable(cursor, user_id, conversation_id, message_id)
+            plan_before = self._plan_for(cursor, user_id, message)
             turn_facts = {change.id: change for change in plan_before.facts}
             unknown = [i for i in remove_facts if i not in turn_facts]
             if unknown:
                 raise InvalidInput(f"Fact change {unknown[0]} was not saved from this message's turn.")
-            where, params = self._ledger_match(message.content)
-            request, whole = ("request" if hot.sqlite else "CAST(request AS TEXT)"), '"content": "'
-            replaced = f"REPLACE({request}, ?, ?)"
-            inner_params: list[Any] = [whole + _json_text(message.content) + '"', whole + FORGOTTEN_MARK + '"']
-            if len(message.content) >= SUBSTRING_MIN_CHARS:
-                replaced = f"REPLACE({replaced}, ?, ?)"
-                inner_params += [_json_text(message.content), FORGOTTEN_MARK]
-            new_request = replaced if hot.sqlite else f"CAST({replaced} AS JSON)"
-            reply_params: list[Any] = [message.content, FORGOTTEN_MARK]
-            if len(message.content) >= SUBSTRING_MIN_CHARS:
-                reply = "CASE WHEN reply = ? THEN ? ELSE REPLACE(reply, ?, ?) END"
-                reply_params += [message.content, FORGOTTEN_MARK]
-            else:
-                reply = "CASE WHEN reply = ? THEN ? ELSE reply END"
+            where, where_params, assignments, set_params = self._ledger_sql(message.content)
             cursor.execute(
-                hot.sql(
-                    f"UPDATE model_calls SET request = {new_request}, reply = {reply}, request_hash = NULL "
-                    f"WHERE user_id = ? AND {where}"
-                ),
-                (*inner_params, *reply_params, user_id, *params),
+                hot.sql(f"UPDATE model_calls SET {assignments} WHERE user_id = ? AND {where}"),
+                (*set_params, user_id, *where_params),
             )
             cursor.execute(
                 hot.sql("UPDATE messages SET content = '', status = 'forgotten', error = ?, tokens = 0 WHERE id = ?"),
@@ -163,10 +165,10 @@ class ForgetSql(SqlBase):
         self._hot.checkpoint()
         return plan_before
 
-    def _plan_in(self, cursor: Any, user_id: str, conversation_id: int, message_id: int) -> ForgetPlan:
-        """The plan, counted in the caller's transaction (so forget_message reports what it changed)."""
-        message = self._forgettable(cursor, user_id, conversation_id, message_id)
-        where, params = self._ledger_match(message.content)
+    def _plan_for(self, cursor: Any, user_id: str, message: Message) -> ForgetPlan:
+        """What forgetting `message` changes, counted in the caller's transaction (so forget_message reports it)."""
+        conversation_id = message.conversation_id
+        where, params, _, _ = self._ledger_sql(message.content)
         calls = self._count(
             cursor, f"SELECT COUNT(*) FROM model_calls WHERE user_id = ? AND {where}", [user_id, *params]
         )
@@ -252,7 +254,9 @@ class ForgetSql(SqlBase):
         )
         return UserData(
             conversations=rows("conversations"),
-            messages=rows("messages"),
+            messages=self._count(  # the conversations keep this count: no pass over the messages
+                cursor, "SELECT COALESCE(SUM(message_count), 0) FROM conversations WHERE user_id = ?", (user_id,)
+            ),
             model_calls=rows("model_calls"),
             summaries=rows("summaries"),
             preferences=rows("preferences"),
