@@ -294,8 +294,10 @@ class Chat:
             view = replace(
                 view,
                 notes=(
-                    f"Memory was cleared after turn {cleared}: turns 1–{cleared} are kept in the transcript but no "
-                    "longer used (no window, summary, entity note or recall reaches back past it).",
+                    f"Memory was cleared after turn {cleared}: "
+                    + (f"turns 1–{cleared} are" if cleared > 1 else "turn 1 is")
+                    + " kept in the transcript but no longer used (no window, summary, entity note or recall "
+                    "reaches back past it).",
                     *view.notes,
                 ),
             )

@@ -217,8 +217,7 @@ def clear_memory(page: Page, view: OpenChat) -> None:
     """Start this conversation's memory over (the transcript stays), and undo that until the next turn."""
     conversation, ref, store = view.conversation, view.ref, view.chat.store
     nothing_since = conversation.last_turn < conversation.memory_from_turn
-    left, right = st.columns(2)
-    if left.button(
+    if st.button(
         "Clear memory",
         key=f"clear_memory_{ref.slug}",
         icon=":material/mop:",
@@ -235,7 +234,7 @@ def clear_memory(page: Page, view: OpenChat) -> None:
     if (
         conversation.memory_cleared
         and nothing_since
-        and right.button("Undo clear", key=f"undo_clear_{ref.slug}", icon=":material/undo:", width="stretch")
+        and st.button("Undo clear", key=f"undo_clear_{ref.slug}", icon=":material/undo:", width="stretch")
     ):
         try:
             store.undo_clear_memory(page.user, ref.id)
