@@ -32,7 +32,7 @@ def render_message(message: Message, *, forgettable: bool = False) -> None:
     with st.chat_message(message.role, avatar=ROLE_AVATARS.get(message.role)):
         body = st.container()
         if forgettable:  # a small menu at the bubble's right edge, on the text's first line
-            body, menu = st.columns([30, 1], gap="small")
+            body, menu = st.columns([14, 1], gap="small")
             with menu.popover("⋯", help="This message's menu"):
                 st.button(
                     "Forget this message…",
