@@ -1,4 +1,4 @@
-"""Memory Lab against LangChain and a plain-sqlite3 floor, in one run, on one machine.
+"""Memory Lab against LangChain, LangGraph and a plain-sqlite3 floor, in one run, on one machine.
 
     pip install -r bench/requirements.txt
     python bench/compare.py            # 100 to 100,000 stored messages; writes bench/results.md and docs/benchmark.png
@@ -8,7 +8,8 @@ Per-turn overhead is "save the user message, build the context, save the reply" 
 Memory Lab's real turn (scripted model), LangChain's classic memory classes over
 SQLChatMessageHistory (load_memory_variables + save_context, a fake LLM for summaries and
 tiktoken o200k_base for token counts), LangChain's trim_messages recipe over the same history,
-and plain sqlite3 with an index doing the same three steps. A system whose single turn takes
+LangGraph's recipe (a chat graph checkpointed by SqliteSaver, trim_messages to 2,000 tokens in
+front of the model), and plain sqlite3 with an index doing the same three steps. A system whose single turn takes
 longer than the budget is measured once and marked.
 """
 
@@ -242,6 +243,85 @@ class LangChain:
             history.add_message(HumanMessage(MESSAGE))
 
 
+class LangGraph:
+    """The recipe LangChain's deprecation notices point to: a chat graph, SqliteSaver checkpoints, trim_messages."""
+
+    name = "LangGraph"
+
+    def __init__(self, folder: Path):
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        self.path = folder / "langgraph.db"
+        self.conn = sqlite3.connect(self.path, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.saver = SqliteSaver(self.conn)
+        self.graph = self.build(self.saver)
+
+    @staticmethod
+    def build(saver):
+        from langchain_core.messages import AIMessage, trim_messages
+        from langgraph.graph import START, MessagesState, StateGraph
+
+        def chat(state: MessagesState) -> dict:
+            trim_messages(
+                state["messages"],
+                max_tokens=2_000,
+                strategy="last",
+                start_on="human",
+                token_counter=lambda ms: sum(len(ENCODING.encode(m.content)) + 4 for m in ms),
+            )  # what would be sent to the model
+            return {"messages": [AIMessage(MESSAGE)]}
+
+        builder = StateGraph(MessagesState)
+        builder.add_node("chat", chat)
+        builder.add_edge(START, "chat")
+        return builder.compile(checkpointer=saver)
+
+    def config(self, thread: str) -> dict:
+        return {"configurable": {"thread_id": thread}}
+
+    def seed(self, size: int) -> str:
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        thread = f"t{size}"
+        self.graph.update_state(
+            self.config(thread),
+            {"messages": [HumanMessage(MESSAGE) if i % 2 == 0 else AIMessage(MESSAGE) for i in range(size)]},
+        )
+        return thread
+
+    def turn(self, thread: str, kind: str) -> Callable[[], object]:
+        from langchain_core.messages import HumanMessage
+
+        config = self.config(thread)
+        return lambda: self.graph.invoke({"messages": [HumanMessage(MESSAGE)]}, config)
+
+    def open_newest(self, thread: str) -> Callable[[], object]:
+        config = self.config(thread)
+        return lambda: self.graph.get_state(config).values["messages"][-50:]
+
+    def ingest(self, count: int) -> None:
+        from langchain_core.messages import HumanMessage
+
+        config = self.config("ingest")
+        for _ in range(count):
+            self.graph.update_state(config, {"messages": [HumanMessage(MESSAGE)]})
+
+    def checkpoint_bytes(self, thread: str) -> int:
+        """What one more turn adds to the checkpoint database (bytes of checkpoints and writes)."""
+        before = self.stored_bytes()
+        self.turn(thread, "trim_messages")()
+        return self.stored_bytes() - before
+
+    def stored_bytes(self) -> int:
+        return sum(
+            self.conn.execute(f"SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM {t}").fetchone()[0]
+            if t == "checkpoints"
+            else self.conn.execute(f"SELECT COALESCE(SUM(LENGTH(value)), 0) FROM {t}").fetchone()[0]
+            for t in ("checkpoints", "writes")
+        )
+
+
 class Floor:
     """Plain sqlite3 with an index: the least any SQLite-backed chat memory can cost."""
 
@@ -349,7 +429,9 @@ def main() -> None:
     rounds = 1 if args.smoke else 10  # Memory Lab and the floor: more samples, each round on a fresh conversation
     kinds = ["buffer", "window", "token_window", "summary"]
     folder = Path(tempfile.mkdtemp(prefix="memorylab-bench-"))
-    systems = [MemoryLab(folder), LangChain(folder), Floor(folder)]
+    systems = [MemoryLab(folder), LangChain(folder), Floor(folder), LangGraph(folder)]
+    graph = systems[3]
+    checkpoint: dict[int, int] = {}
 
     for system in (systems[0], systems[2]):  # Memory Lab and the floor reach steady state before any timing
         warm = system.turn(system.seed(100), "window")
@@ -372,6 +454,8 @@ def main() -> None:
             system_kinds = ["window"] if system.name == "plain sqlite3" else kinds
             if system.name == "LangChain":
                 system_kinds = kinds + ["trim_messages"]
+            if system.name == "LangGraph":
+                system_kinds = ["trim_messages"]  # a chat graph, SqliteSaver checkpoints, trim_messages to 2,000
             if system.name == "Memory Lab":
                 system_kinds = kinds + ["retrieval"]  # window k=2 + top 3 recalled by wordllama similarity
             for kind in system_kinds:
@@ -381,7 +465,7 @@ def main() -> None:
                 if earlier and (earlier[-1][2] or not earlier[-1][0] < LARGER_SKIP_MS):
                     per_turn[(system.name, kind, size)] = (float("nan"), float("nan"), True)
                     continue
-                if system.name == "LangChain":
+                if system.name in ("LangChain", "LangGraph"):
                     result = timed(system.turn(handles[system.name], kind), turns if size <= 1_000 else 3)
                 else:
 
@@ -397,6 +481,7 @@ def main() -> None:
             opening[(system.name, size)] = timed(system.open_newest(handles[system.name]), 5)[0]
             if size == sizes[-1]:
                 memory[system.name] = peak_mb(system.turn(handles[system.name], "window"))
+        checkpoint[size] = graph.checkpoint_bytes(handles[graph.name])
 
     ingest_count = 1_000 if args.smoke else 10_000
     spent = {s.name: 0.0 for s in systems}
@@ -409,11 +494,15 @@ def main() -> None:
     started = time.perf_counter()
     systems[1].ingest(ingest_count)
     spent[systems[1].name] = time.perf_counter() - started
+    graph_count = min(ingest_count, 500)  # each append rewrites the whole thread: quadratic, so fewer
+    started = time.perf_counter()
+    graph.ingest(graph_count)
+    spent[graph.name] = (time.perf_counter() - started) * ingest_count / graph_count
     ingest = {name: ingest_count / seconds for name, seconds in spent.items()}
     reruns = rerun_times([10, 100] if args.smoke else [10, 100, 1_000, 5_000], folder)
 
     lines = [
-        f"# Benchmark: Memory Lab, LangChain and plain sqlite3 ({'smoke' if args.smoke else 'full'} run)",
+        f"# Benchmark: Memory Lab, LangChain, LangGraph and plain sqlite3 ({'smoke' if args.smoke else 'full'} run)",
         "",
         "Per-turn overhead, median ms (p95), no model: save the user message, build the context, save the reply.",
         "",
@@ -444,6 +533,18 @@ def main() -> None:
         f"- LangChain window / Memory Lab window at {big:,}: "
         f"{per_turn[('LangChain', 'window', big)][0] / lab_window:,.0f}x faster (goal at least 500x)"
     )
+    lg = per_turn[("LangGraph", "trim_messages", big)]
+    lg_flat = lg[0] / per_turn[("LangGraph", "trim_messages", small)][0]
+    lines.append(
+        f"- LangGraph (SqliteSaver + trim_messages) / Memory Lab token window at {big:,}: "
+        f"{lg[0] / per_turn[('Memory Lab', 'token_window', big)][0]:,.0f}x faster (goal at least 100x); "
+        f"LangGraph's own cost grows {lg_flat:,.0f}x from {small:,} to {big:,} messages"
+    )
+    lines.append(
+        "- What one more turn writes: LangGraph checkpoints "
+        + ", ".join(f"{checkpoint[s] / 1e6:,.2f} MB at {s:,}" for s in sizes)
+        + "; Memory Lab writes two message rows and one ledger row, whatever the size"
+    )
     for size in sizes:
         lines.append(
             f"- Memory Lab window / plain sqlite3 at {size:,}: "
@@ -453,7 +554,8 @@ def main() -> None:
     lines.append(
         f"- Ingest {ingest_count:,} messages, one commit each (floor and Memory Lab in alternating chunks): "
         f"Memory Lab {ingest['Memory Lab']:,.0f}/s, "
-        f"LangChain {ingest['LangChain']:,.0f}/s, plain sqlite3 {ingest['plain sqlite3']:,.0f}/s: "
+        f"LangChain {ingest['LangChain']:,.0f}/s, LangGraph {ingest['LangGraph']:,.0f}/s (first {graph_count:,}), "
+        f"plain sqlite3 {ingest['plain sqlite3']:,.0f}/s: "
         f"{ingest['Memory Lab'] / ingest['plain sqlite3']:.0%} of the floor (goal at least 20%)"
     )
     first, last = min(reruns), max(reruns)
@@ -488,7 +590,7 @@ def plot(per_turn, sizes: list[int], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
-    styles = {"Memory Lab": "-", "LangChain": "--", "plain sqlite3": ":"}
+    styles = {"Memory Lab": "-", "LangChain": "--", "LangGraph": "-.", "plain sqlite3": ":"}
     colours = plt.get_cmap("tab20").colors  # eleven lines: the default ten-colour cycle would repeat one
     for index, (name, kind) in enumerate(dict.fromkeys((k[0], k[1]) for k in per_turn)):
         ax.plot(

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from .errors import ConfigError, StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -23,13 +24,36 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 def alembic_config() -> Config:
     """Alembic settings pointing at the scripts shipped inside the package."""
+    from alembic.config import Config  # Alembic (11 MB) loads only when a schema must change
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
+
+
+@cache
+def shipped_head() -> str:
+    """The newest revision shipped, read from the scripts' own `revision = "…"` lines without loading Alembic."""
+    found = [
+        re.search(r'^revision = "([^"]+)"', path.read_text(), re.M)
+        for path in sorted((MIGRATIONS_DIR / "versions").glob("[0-9]*.py"))
+    ]
+    return found[-1].group(1) if found and found[-1] else ""
+
+
+def _current_revision(connection) -> str | None:
+    """The database's revision, or None when it has none yet (a new database, or one without the table)."""
+    try:
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        connection.rollback()
+        return None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -139,6 +163,15 @@ def is_memory_engine(engine: Engine) -> bool:
 
 def migrate(engine: Engine) -> str:
     """Bring the schema to the newest revision; refuse a database newer than this code."""
+    try:
+        with engine.connect() as connection:
+            if _current_revision(connection) == shipped_head():
+                return shipped_head()  # up to date: the usual open, without Alembic
+    except DBAPIError as exc:
+        raise StorageError(describe_db_error(exc)) from None
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     known = {rev.revision for rev in script.walk_revisions()}
     try:
@@ -179,6 +212,8 @@ def _copy_template_into(connection) -> None:
 
 def upgrade(connection, revision: str) -> None:
     """Run Alembic's upgrade on an open connection (tests use it to stop at old revisions)."""
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

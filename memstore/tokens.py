@@ -124,7 +124,11 @@ def load_encoding(encoding_name: str) -> tiktoken.Encoding:
     with _LOCK:
         _seed_cache(encoding_name)
         spec = openai_public.ENCODING_CONSTRUCTORS[encoding_name]()
-        return tiktoken.Encoding(**spec)
+        encoding = tiktoken.Encoding(**spec)
+    # The Rust tokenizer keeps its own copy of the rank table; tiktoken's Python copy (200,000 bytes keys,
+    # 27 MB) is only read to pickle the encoding, which nothing here does.
+    encoding._mergeable_ranks = {}
+    return encoding
 
 
 def counter_for_model(model: str) -> TokenCounter:

@@ -63,6 +63,12 @@ def code_blocks(at: AppTest) -> list[str]:
     return [c.value for c in at.code]
 
 
+def open_tab(at: AppTest, name: str) -> AppTest:
+    """Open one of the memory panel's tabs (only the open one is drawn)."""
+    at.session_state["panel_tab"] = name
+    return at.run()
+
+
 def test_sending_a_message_streams_the_reply_and_the_panel_shows_it(env, db_url):
     at = send(app(), "Hi, I am Alice")
     assert bubbles(at) == ["Hi, I am Alice", "echo: Hi, I am Alice"]
@@ -71,7 +77,9 @@ def test_sending_a_message_streams_the_reply_and_the_panel_shows_it(env, db_url)
     ]  # the picker shows the new title at once
     assert "Turn 1 · " in captions(at)
     assert "Hi, I am Alice" in "\n".join(t.value for t in at.text)  # held in memory
-    assert any("Hi, I am Alice" in block for block in code_blocks(at))  # in the next and last request
+    assert not code_blocks(at)  # only the open tab ("Holds now") is drawn
+    for tab in ("Next request", "Last request"):
+        assert any("Hi, I am Alice" in block for block in code_blocks(open_tab(at, tab))), tab
     assert any(p.text.startswith("Next request:") for p in at.progress)
     store = SqlStore.open(db_url)
     assert [m.content for m in store.page("local", 1)] == ["Hi, I am Alice", "echo: Hi, I am Alice"]
@@ -90,8 +98,10 @@ def test_switching_type_and_k_updates_the_panel_without_sending(env):
     assert "k = 1 turns = 2 messages" in text
     assert "~~Turn 2~~ · out of the window since turn 4" in text
     assert "~~Turn 1~~ · out of the window since turn 3" in text
-    next_request = code_blocks(at)
-    assert not any("My name is Alice" in block for block in next_request[:4])
+    next_request = code_blocks(open_tab(at, "Next request"))
+    assert "I like tea" not in "".join(next_request) and "I live in Oslo" in "".join(next_request)
+    assert not any("My name is Alice" in block for block in next_request)
+    open_tab(at, "Holds now")
     at.selectbox(key=f"memory_type_{S1}").set_value("buffer").run()
     assert "Fell out" not in "\n".join(plain(m.value) for m in at.markdown)
     assert "In memory: 3 turns" in "\n".join(plain(m.value) for m in at.markdown)
@@ -141,7 +151,7 @@ def test_session_facts_are_added_injected_and_removed(env):
     form_inputs[1].set_value("Alice")
     at.sidebar.button[[b.label for b in at.sidebar.button].index("Add or update fact")].click().run()
     assert "**name**: Alice" in [plain(m.value) for m in at.sidebar.markdown]
-    assert "- name: Alice" in code_blocks(at)[0]  # the next request's system prompt
+    assert "- name: Alice" in code_blocks(open_tab(at, "Next request"))[0]  # the next request's system prompt
     at = send(at, "What is my name?")
     assert "- name: Alice" in env.chat_requests[-1]["messages"][0]["content"]
     at.sidebar.button(key="remove_fact_name").click().run()
@@ -158,6 +168,7 @@ def test_summary_memory_shows_the_summary_call(env):
     env.expect(("reply", "Nice to meet you."), ("reply", "The user is called Alice."))
     at = send(at, "I am Alice")
     assert "The user is called Alice." in [plain(i.value) for i in at.info]
+    at = open_tab(at, "Summary call")
     assert any("Progressively" in b or "running summary" in b for b in code_blocks(at))
     assert "folding turns 1–1" in captions(at)
 
@@ -365,6 +376,7 @@ def test_timeline_scrubs_back_to_what_an_earlier_turn_sent(env):
     for text in ["My name is Alice", "I like tea", "I live in Oslo"]:
         at = send(at, text)
     at.number_input(key=f"window_turns_{S1}").set_value(0).run()  # later settings do not rewrite history
+    at = open_tab(at, "Timeline")
     at.slider(key=f"timeline_{S1}").set_value(2).run()
     text = captions(at)
     assert "Turn 2 · Window (last k turns) · sent turns 1–1" in text

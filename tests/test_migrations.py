@@ -105,3 +105,10 @@ def test_corrupt_file_gives_clear_error_and_is_not_overwritten(tmp_path):
     with pytest.raises(StorageError, match="damaged"):
         SqlStore.open(f"sqlite:///{path}")
     assert path.read_bytes() == junk
+
+
+def test_the_fast_open_path_knows_the_same_newest_revision_as_alembic():
+    """An up-to-date database opens without Alembic, so the two must agree on what "up to date" is."""
+    from memstore.database import shipped_head
+
+    assert shipped_head() == head_revision()

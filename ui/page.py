@@ -42,6 +42,7 @@ def start_page(title: str) -> Page:
             st.caption("Set DATABASE_URL to another database, or move the file aside. Nothing was overwritten.")
         st.stop()
         raise  # unreachable: st.stop() ends the script
+    resources.heap().page_started()
     identity = user_id()
     with st.sidebar:
         models.model_picker(settings, client)

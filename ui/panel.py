@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from memstore import Chat, Conversation, FactSet, Payload, get_memory_type
@@ -35,49 +34,56 @@ def memory_panel(page: Page, ref: ConversationRef) -> None:
     )
     for note in hints(conv.settings, payload, last_turn=conv.last_turn):
         st.caption(":material/lightbulb: " + literal(note))
-    st.dataframe(
-        sections_frame(payload),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "tokens": st.column_config.ProgressColumn(
-                "tokens", format="%d", min_value=0, max_value=max(payload.total_tokens, 1)
-            )
-        },
-    )
+    st.markdown(sections_md(payload))
+    # Only the open tab is drawn: a rerun that changes nothing else redraws one view, not five.
     holds, next_tab, last_tab, summary_tab, timeline_tab = st.tabs(
-        ["Holds now", "Next request", "Last request", "Summary call", "Timeline"]
+        ["Holds now", "Next request", "Last request", "Summary call", "Timeline"], key="panel_tab", on_change="rerun"
     )
-    with holds:
-        render_holdings(payload, conv)
-    with next_tab:
-        st.text_input(
-            "Preview a message",
-            key=draft_key,
-            placeholder="Type to see what it would cost",
-            help="Shows the next request with this message in it; nothing is sent.",
-        )
-        st.caption(
-            f"Exactly what the next turn would send under the current settings ({literal(payload.tokenizer)}"
-            f"{estimate}). The last message is your next one."
-        )
-        render_request(payload.messages, payload.message_tokens, key="next")
-    with last_tab:
-        call = panel_chat.last_chat_call(ref.id)
-        if call is None:
-            st.caption("No turn has been sent yet.")
-        else:
-            st.caption(
-                f"Turn {call.turn:d} · {literal(words.memory_label(call.memory_type))} · "
-                + literal(words.call_summary(call))
-            )
-            render_request(call.request, panel_chat.count_request(call.request), key="last")
-            st.markdown("**Reply**")
-            st.code(call.reply or "(none)", language=None, wrap_lines=True)
-    with summary_tab:
-        render_summary_call(panel_chat, conv)
-    with timeline_tab:
-        render_timeline(page, panel_chat, conv, ref)
+    if holds.open:
+        with holds:
+            render_holdings(payload, conv)
+    if next_tab.open:
+        with next_tab:
+            render_next(payload, draft_key)
+    if last_tab.open:
+        with last_tab:
+            render_last(panel_chat, ref)
+    if summary_tab.open:
+        with summary_tab:
+            render_summary_call(panel_chat, conv)
+    if timeline_tab.open:
+        with timeline_tab:
+            render_timeline(page, panel_chat, conv, ref)
+
+
+def render_next(payload: Payload, draft_key: str) -> None:
+    """The next request exactly as it would be sent, with an optional draft of your next message in it."""
+    st.text_input(
+        "Preview a message",
+        key=draft_key,
+        placeholder="Type to see what it would cost",
+        help="Shows the next request with this message in it; nothing is sent.",
+    )
+    estimate = "" if payload.exact_tokens else " (estimated)"
+    st.caption(
+        f"Exactly what the next turn would send under the current settings ({literal(payload.tokenizer)}"
+        f"{estimate}). The last message is your next one."
+    )
+    render_request(payload.messages, payload.message_tokens, key="next")
+
+
+def render_last(panel_chat: Chat, ref: ConversationRef) -> None:
+    """The last chat call as the ledger recorded it: request and reply."""
+    call = panel_chat.last_chat_call(ref.id)
+    if call is None:
+        st.caption("No turn has been sent yet.")
+        return
+    st.caption(
+        f"Turn {call.turn:d} · {literal(words.memory_label(call.memory_type))} · " + literal(words.call_summary(call))
+    )
+    render_request(call.request, panel_chat.count_request(call.request), key="last")
+    st.markdown("**Reply**")
+    st.code(call.reply or "(none)", language=None, wrap_lines=True)
 
 
 def render_timeline(page: Page, panel_chat: Chat, conv: Conversation, ref: ConversationRef) -> None:
@@ -193,20 +199,11 @@ def render_entities(entities) -> None:
         return
     injected = {e.name for e in entities.injected}
     st.markdown(f"**Entities: {len(entities.known):d} known, {len(injected):d} injected**")
-    st.dataframe(
-        [
-            {
-                "injected": e.name in injected,
-                "entity": e.name,
-                "note": e.summary,
-                "updated at turn": e.turn,
-                "versions": e.versions,
-            }
-            for e in entities.known
-        ],
-        hide_index=True,
-        width="stretch",
-    )
+    for e in entities.known:
+        mark = "injected" if e.name in injected else "not named by the next message"
+        versions = f"{e.versions:d} version{'s' if e.versions != 1 else ''}"
+        st.caption(f"{literal(e.name)} · {mark} · updated at turn {e.turn:d} · {versions}")
+        st.text(e.summary)
 
 
 def render_facts(facts: FactSet) -> None:
@@ -215,11 +212,7 @@ def render_facts(facts: FactSet) -> None:
         st.progress(min(fill, 1.0), text=f"Facts budget: {facts.used_tokens:,} of {facts.budget_tokens:,} tokens")
     if facts.injected:
         st.markdown("**Facts injected into the system prompt**")
-        st.dataframe(
-            [{"source": f.source, "key": f.key, "value": f.value} for f in facts.injected],
-            hide_index=True,
-            width="stretch",
-        )
+        st.text("\n".join(f"{f.key}: {f.value}  ({f.source})" for f in facts.injected))
     else:
         st.caption("No session facts or preferences are injected.")
     for fact, why in facts.left_out:
@@ -250,8 +243,12 @@ def render_summary_call(panel_chat: Chat, conv: Conversation) -> None:
     st.code(call.reply or "(none)", language=None, wrap_lines=True)
 
 
-def sections_frame(payload: Payload) -> pd.DataFrame:
-    return pd.DataFrame([{"section": s.label, "tokens": s.tokens, "items": s.items} for s in payload.sections])
+def sections_md(payload: Payload) -> str:
+    """Tokens per section of the next request, as a Markdown table (no dataframe: pandas stays unloaded)."""
+    total = max(payload.total_tokens, 1)
+    header = "| section | tokens | share | items |\n|---|---:|---:|---:|\n"
+    rows = [f"| {literal(s.label)} | {s.tokens:,} | {s.tokens / total:.0%} | {s.items:,} |" for s in payload.sections]
+    return header + "\n".join(rows)
 
 
 def render_request(messages, token_counts, *, key: str) -> None:

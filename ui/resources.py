@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -95,3 +97,29 @@ def run_retention(settings: Settings, store: SqlStore) -> list[Expired] | None:
     if settings.retention_days is None:
         return None
     return _retention(settings.retention_days).due_run(store)
+
+
+class Heap:
+    """Moves the process's long-lived objects (modules, the tokenizer, the model client) out of the collector's way.
+
+    Streamlit collects garbage fully after every script run; with the imports of a warmed-up app that scan
+    cost more than the script itself. Once one page has run, everything alive is frozen (gc.freeze), so each
+    later collection walks only what the runs since have made.
+    """
+
+    def __init__(self) -> None:
+        self._pages = 0
+        self._lock = threading.Lock()
+
+    def page_started(self) -> None:
+        with self._lock:
+            self._pages += 1
+            if self._pages != 2:
+                return
+        gc.collect()
+        gc.freeze()
+
+
+@st.cache_resource(show_spinner=False)
+def heap() -> Heap:
+    return Heap()

@@ -6,7 +6,14 @@ import zlib
 
 import streamlit as st
 
-from memstore import MEMORY_TYPES, MemoryLabError, MemorySettings, with_session_fact, without_session_fact
+from memstore import (
+    MEMORY_TYPES,
+    MemoryLabError,
+    MemorySettings,
+    NotFound,
+    with_session_fact,
+    without_session_fact,
+)
 from memstore.validation import MAX_RECALL_TURNS
 from ui import session, words
 from ui.page import Page
@@ -24,8 +31,11 @@ def draw(page: Page, view: OpenChat) -> bool:
 
 def new_chat(page: Page, view: OpenChat) -> None:
     chat, conversation, ref = view.chat, view.conversation, view.ref
-    if conversation.message_count == 0:
-        return  # the open chat is still empty: reuse it
+    try:
+        if chat.store.get_conversation(page.user, ref.id).message_count == 0:
+            return  # the open chat is still empty (read now: a turn since this button was drawn may have filled it)
+    except NotFound:
+        pass  # deleted meanwhile: a new one is what is wanted anyway
     created = chat.new_conversation(settings=conversation.settings)
     session.open_conversation(ConversationRef(created.id, ref.temporary))
 

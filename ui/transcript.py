@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
-from memstore import InvalidInput, MemoryLabError, Message, NotFound, StorageError, TurnRun, get_memory_type
+from memstore import (
+    Conversation,
+    InvalidInput,
+    MemoryLabError,
+    Message,
+    NotFound,
+    StorageError,
+    TurnRun,
+    get_memory_type,
+)
 from memstore.chat import needs_retry
 from memstore.outbox import new_unsent
 from ui import resources, session, words
@@ -30,10 +41,14 @@ def render_message(message: Message, *, forgettable: bool = False) -> None:
             st.error(f"No reply (turn {message.turn:d}): " + literal(message.error or "the call failed"))
         return
     with st.chat_message(message.role, avatar=ROLE_AVATARS.get(message.role)):
-        body = st.container()
-        if forgettable:  # a small menu at the bubble's right edge, on the text's first line
-            body, menu = st.columns([14, 1], gap="small")
-            with menu.popover("⋯", help="This message's menu"):
+        if message.role == "user":
+            show_typed(message.content)
+        else:
+            show_reply(message.content, key=f"message_{message.id}")
+        if message.status == "partial":
+            st.caption(":material/warning: Reply cut short: " + literal(message.error or "the stream ended early"))
+        if forgettable:  # a small menu under the text (two elements: every one drawn costs each rerun)
+            with st.popover("⋯", type="tertiary", help="This message's menu"):
                 st.button(
                     "Forget this message…",
                     key=f"forget_{message.id}",
@@ -44,13 +59,6 @@ def render_message(message: Message, *, forgettable: bool = False) -> None:
                     on_click=ask_forget,
                     args=(message.id,),
                 )
-        with body:
-            if message.role == "user":
-                show_typed(message.content)
-            else:
-                show_reply(message.content, key=f"message_{message.id}")
-            if message.status == "partial":
-                st.caption(":material/warning: Reply cut short: " + literal(message.error or "the stream ended early"))
 
 
 def ask_forget(message_id: int) -> None:
@@ -109,26 +117,45 @@ def show_older() -> None:
     st.session_state.pages_shown = st.session_state.get("pages_shown", 1) + 1
 
 
-def draw(page: Page, view: OpenChat, prompt: str | None) -> None:
-    """The chat column: stored messages, notices, the outbox, then the turn the user just asked for (if any)."""
-    messages(page, view)
+@dataclass(frozen=True)
+class Drawn:
+    """What the transcript drew before a turn, so the turn can bring it up to date without redrawing the page."""
+
+    retry_shown: bool
+    notice: Any  # the "Memory updated" slot
+
+
+def draw(page: Page, view: OpenChat, prompt: str | None) -> Conversation:
+    """The chat column: stored messages, notices, the outbox, then the turn the user just asked for (if any).
+
+    Returns the conversation as it stands once the column is drawn (after the turn, when there was one).
+    """
+    retry_shown = messages(page, view)
     forget_box(page, view)
-    memory_notice(page)
+    notice = st.empty()
+    with notice.container():
+        memory_notice(page)
     unsent(page, view)
+    drawn = Drawn(retry_shown, notice)
     chat, ref = view.chat, view.ref
     resend = st.session_state.pop("resend_requested", None)
     kept = next((i for i in resources.outbox().items(page.user) if i.id == resend), None) if resend else None
     if prompt:
-        run_turn(page, view, lambda: chat.send(ref.id, prompt, session.current_facts(page, page.client)), prompt)
+        facts = session.current_facts(page, page.client)
+        return run_turn(page, view, lambda: chat.send(ref.id, prompt, facts), prompt, drawn=drawn)
     elif kept is not None:
         facts = session.current_facts(page, page.client)
         run_turn(page, view, lambda: chat.send(ref.id, kept.text, facts), kept.text, unsent_id=kept.id)
     elif st.session_state.pop("retry_requested", False):
         run_turn(page, view, lambda: chat.retry(ref.id, session.current_facts(page, page.client)), None)
+    return view.conversation
 
 
-def messages(page: Page, view: OpenChat) -> None:
-    """The newest messages (50 more per "Show older"), and a retry button when the last turn has no reply."""
+def messages(page: Page, view: OpenChat) -> bool:
+    """The newest messages (50 more per "Show older"), and a retry button when the last turn has no reply.
+
+    Returns whether the retry button is shown.
+    """
     chat, conversation, ref = view.chat, view.conversation, view.ref
     limit = min(PAGE_MESSAGES * st.session_state.get("pages_shown", 1), 500)
     shown = chat.store.page(page.user, ref.id, limit=limit)
@@ -147,22 +174,42 @@ def messages(page: Page, view: OpenChat) -> None:
         st.success("Forgotten. " + literal(done), icon=":material/delete_sweep:")
     for message in shown:
         render_message(message, forgettable=True)
-    if shown and needs_retry(shown):
+    retry_shown = bool(shown) and needs_retry(shown)
+    if retry_shown:
         st.button("Retry the last message", icon=":material/refresh:", on_click=request_retry, key="retry_last")
+    return retry_shown
+
+
+def sidebar_view(conversation: Conversation) -> tuple[str, bool]:
+    """What the sidebar shows of a conversation that a turn can change: its title and the Undo clear button."""
+    return conversation.title, conversation.memory_cleared and conversation.last_turn < conversation.memory_from_turn
 
 
 def run_turn(
-    page: Page, view: OpenChat, start: Callable[[], TurnRun], prompt: str | None, *, unsent_id: str | None = None
-) -> None:
+    page: Page,
+    view: OpenChat,
+    start: Callable[[], TurnRun],
+    prompt: str | None,
+    *,
+    unsent_id: str | None = None,
+    drawn: Drawn | None = None,
+) -> Conversation:
     """Show the user's message, stream the reply, and report any error with a retry button.
 
     Nothing typed or received is lost: a message the database refuses, or a reply it will not
     store, is kept in the outbox (on disk) and shown with a way to send or save it again.
+
+    A turn that ends well brings the page up to date in this same run (one script run per turn);
+    only when something drawn above it changed (the title, the retry button, the sidebar) is the
+    page redrawn. Returns the conversation as the turn left it.
     """
     chat, conversation, ref = view.chat, view.conversation, view.ref
     st.session_state.pop("memory_notice", None)  # a notice belongs to the turn that saved the facts
+    if drawn is not None:
+        drawn.notice.empty()
+    user_slot = st.empty()
     if prompt is not None:
-        with st.chat_message("user", avatar=ROLE_AVATARS["user"]):
+        with user_slot.container(), st.chat_message("user", avatar=ROLE_AVATARS["user"]):
             show_typed(prompt)
     try:
         run = start()
@@ -170,16 +217,16 @@ def run_turn(
         show_error(exc, what="Not sent: ")
         if prompt is not None:
             st.text_area("Your message, kept so you can copy it", value=prompt, key="unsent_message")
-        return
+        return conversation
     except (StorageError, NotFound) as exc:
         if prompt is not None and unsent_id is None and not ref.temporary:
             keep_unsent(new_unsent(page.user, ref.id, "message", prompt, str(exc)))
             st.rerun()
         show_error(exc, what="Not sent: ")
-        return
+        return conversation
     except MemoryLabError as exc:
         show_error(exc)
-        return
+        return conversation
     if unsent_id is not None:  # the kept message is stored now
         resources.outbox().remove(page.user, unsent_id)
     for update in run.summary_updates:
@@ -187,7 +234,8 @@ def run_turn(
             st.warning("The summary could not be updated first: " + literal(update.error.message))
         elif update.folded:
             st.caption(f"Summary brought up to date (turns {update.folded[0]:d}–{update.folded[1]:d}).")
-    with st.chat_message("assistant", avatar=ROLE_AVATARS["assistant"]):
+    reply_slot = st.empty()
+    with reply_slot.container(), st.chat_message("assistant", avatar=ROLE_AVATARS["assistant"]):
         stream_reply(run.stream())
         result = run.result
         if result is not None and not result.saved:
@@ -198,12 +246,12 @@ def run_turn(
                     page.user, ref.id, "reply", result.reply.content, result.save_error or "", turn=result.reply.turn
                 )
             )
-            return
+            return run.conversation
         if result is not None and result.error is not None:
             kept = " What arrived is kept." if result.reply.content else ""
             st.error(literal(result.error.message) + kept, icon=":material/error:")
             st.button("Retry", icon=":material/refresh:", on_click=request_retry, key="retry_after_error")
-            return
+            return run.conversation
     memory = get_memory_type(conversation.settings.memory_type)
     extract = session.auto_facts_on(page.client) and not ref.temporary
     if memory.uses_summary or memory.name == "entity" or extract:
@@ -212,11 +260,26 @@ def run_turn(
                 after = chat.after_turn(ref.id, extract=extract)
             except MemoryLabError as exc:
                 show_error(exc, what="Memory not updated: ")
-                return
+                return run.conversation
         if after.facts is not None and after.facts.changes:
             st.session_state.memory_notice = list(after.facts.changes)
-        st.session_state.memory_problems = after.problems()  # shown under the transcript after the redraw
-    st.rerun()  # redraw header, transcript and panel from what was stored
+        st.session_state.memory_problems = after.problems()
+    try:
+        now = chat.store.get_conversation(page.user, ref.id)
+    except MemoryLabError:
+        st.rerun()  # deleted meanwhile (another tab): the redraw opens another one
+        raise  # unreachable: st.rerun() ends the script
+    if drawn is None or drawn.retry_shown or sidebar_view(now) != sidebar_view(conversation) or result is None:
+        st.rerun()  # something above the turn changed: redraw the page from what was stored
+    # The two bubbles as a redraw would show them (with their menus), then the notice. "Show older" still
+    # counts right: the new messages are drawn, so the ones not drawn are the same.
+    if prompt is not None:
+        with user_slot.container():
+            render_message(run.user_message, forgettable=True)
+    with reply_slot.container():
+        render_message(result.reply, forgettable=True)
+    memory_notice(page)
+    return now
 
 
 def keep_unsent(item) -> None:
@@ -326,7 +389,11 @@ def memory_notice(page: Page) -> None:
     with st.container(border=True):
         left, right = st.columns([6, 1], vertical_alignment="center")
         left.markdown(":material/bookmark_added: **Memory updated**")
-        right.button("Dismiss", key="dismiss_notice", on_click=lambda: st.session_state.pop("memory_notice", None))
+        right.button(
+            "Dismiss",
+            key=f"dismiss_notice_{changes[0].id}",
+            on_click=lambda: st.session_state.pop("memory_notice", None),
+        )
         for change in changes:
             text, button = st.columns([6, 1], vertical_alignment="center")
             text.markdown(words.change_sentence_md(change))
