@@ -5,7 +5,7 @@ import streamlit as st
 from ui.page import ICON
 
 # Set before the navigation: otherwise the page's Material icon becomes the favicon, fetched from a font host.
-st.set_page_config(page_title="Memory Lab", page_icon=str(ICON), layout="wide")
+st.set_page_config(page_title="Memory Lab", page_icon=ICON, layout="wide")
 
 PAGES = [
     st.Page("app_pages/chat.py", title="Chat", icon=":material/chat:", default=True),

@@ -96,8 +96,10 @@ class App:
 
 
 @contextmanager
-def serve(name: str, script: str, folder: Path, env: dict[str, str]):
+def serve(name: str, script: str, folder: Path, env: dict[str, str], checkout: Path = ROOT):
+    """`streamlit run script` in `checkout` with that checkout's own environment (.venv when it has one)."""
     port = free_port()
+    python = checkout / ".venv" / "bin" / "python" if checkout != ROOT else Path(sys.executable)
     full_env = {
         **os.environ,
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
@@ -107,8 +109,8 @@ def serve(name: str, script: str, folder: Path, env: dict[str, str]):
     }
     log = open(folder / f"{name}.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT,
+        [str(python), "-m", "streamlit", "run", script, "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=checkout,
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -278,7 +280,9 @@ def new_chat(page) -> None:
     wait_idle(page, since=started)
 
 
-def measure_size(browser, size: int, samples: int, folder: Path, server: FakeOpenAIServer, results: dict) -> None:
+def measure_size(
+    browser, size: int, samples: int, folder: Path, server: FakeOpenAIServer, results: dict, lab: Path
+) -> None:
     db = f"sqlite:///{folder / f'lab{size}.db'}"
     seed_memory_lab(db, size)
     model_env = {"OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": server.base_url, "OPENAI_MODEL": "gpt-4o-mini"}
@@ -286,7 +290,7 @@ def measure_size(browser, size: int, samples: int, folder: Path, server: FakeOpe
     anchor_env = {**model_env, "ANCHOR_SEED_MESSAGES": str(size), "ANCHOR_SEED_TEXT": MESSAGE}
     run_anchor = size <= ANCHOR_MAX_MESSAGES
     with ExitStack() as stack:
-        apps = [stack.enter_context(serve("lab", "app.py", folder, lab_env))]
+        apps = [stack.enter_context(serve("lab", "app.py", folder, lab_env, lab))]
         if run_anchor:
             apps.append(stack.enter_context(serve("anchor", "bench/anchor_app.py", folder, anchor_env)))
         found = Samples()
@@ -319,6 +323,13 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument(
+        "--lab-checkout",
+        type=Path,
+        default=ROOT,
+        help="run Memory Lab from this checkout and its .venv (as ./install.sh made it: without the benchmark's "
+        "packages, which change what the app's own libraries load)",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -329,17 +340,17 @@ def main() -> None:
     with FakeOpenAIServer() as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for size in sizes:
-            measure_size(browser, size, samples, folder, server, results)
+            measure_size(browser, size, samples, folder, server, results, args.lab_checkout)
         sessions, turns = (2, 1) if args.smoke else (5, 4)
         db = f"sqlite:///{folder / 'concurrent.db'}"
         model_env = {"OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": server.base_url, "OPENAI_MODEL": "gpt-4o-mini"}
         busy: dict[str, tuple[float, float]] = {}
-        with serve("lab", "app.py", folder, {**model_env, "DATABASE_URL": db}) as lab:
+        with serve("lab", "app.py", folder, {**model_env, "DATABASE_URL": db}, args.lab_checkout) as lab:
             busy["lab"] = concurrent(browser, lab, sessions, turns, new_chat)
         with serve("anchor", "bench/anchor_app.py", folder, {**model_env, "ANCHOR_SEED_MESSAGES": "10"}) as anchor:
             busy["anchor"] = concurrent(browser, anchor, sessions, turns, None)
         browser.close()
-    report = render(results, busy, sessions, turns, samples, smoke=args.smoke)
+    report = render(results, busy, sessions, turns, samples, smoke=args.smoke, checkout=args.lab_checkout)
     print("\n" + report)
     if not args.smoke:
         (ROOT / "bench" / "e2e-results.md").write_text(report)
@@ -357,12 +368,18 @@ ROWS = [
 ]
 
 
-def render(results: dict[int, Samples], busy, sessions: int, turns: int, samples: int, *, smoke: bool) -> str:
+def render(
+    results: dict[int, Samples], busy, sessions: int, turns: int, samples: int, *, smoke: bool, checkout: Path
+) -> str:
+    where = "this checkout's environment"
+    if checkout != ROOT:
+        where = "a clean install (./install.sh, no benchmark packages)"
     lines = [
         "# End-to-end benchmark: Memory Lab and LangChain's Streamlit memory demo" + (" (smoke run)" if smoke else ""),
         "",
         f"Headless Chromium, an instant fake model, medians of {samples} paired samples (ms unless marked);"
-        f" the demo is sampled once above 1,000 messages and not run above {ANCHOR_MAX_MESSAGES:,}.",
+        f" the demo is sampled once above 1,000 messages and not run above {ANCHOR_MAX_MESSAGES:,}."
+        f" Memory Lab ran from {where}.",
         "",
         "| stored messages | measure | Memory Lab | LangChain demo | demo / Memory Lab |",
         "|---:|---|---:|---:|---:|",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ConfigError, LLMError, redact
+
+if TYPE_CHECKING:
+    import numpy as np
 
 WORDLLAMA_DIMS = 256
 MAX_EMBED_BATCH = 256  # texts per request to a remote endpoint
@@ -25,12 +26,14 @@ class Embedder(Protocol):
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to length 1 (zero rows stay zero), so a dot product is the cosine similarity."""
+    import numpy as np  # loaded on first use: only retrieval memory needs it
+
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms == 0, 1, norms)
 
 
-VECTOR_DTYPE = np.int8  # how vectors are stored: one byte per dimension
+VECTOR_DTYPE = "int8"  # how vectors are stored: one byte per dimension
 QUANT_SCALE = 127.0  # a unit vector's components (within -1..1) times this, rounded
 
 
@@ -39,17 +42,23 @@ def to_bytes(vector: np.ndarray) -> bytes:
 
     Reading back needs no slow float16 conversion: a recall over 2,000 turns converts in 0.1 ms.
     """
+    import numpy as np  # loaded on first use: only retrieval memory needs it
+
     scaled = np.clip(np.rint(np.asarray(vector, dtype=np.float32) * QUANT_SCALE), -QUANT_SCALE, QUANT_SCALE)
     return scaled.astype(VECTOR_DTYPE).tobytes()
 
 
 def dequantize(stored: np.ndarray) -> np.ndarray:
     """Stored int8 rows back as float32 vectors (close to unit length)."""
+    import numpy as np  # loaded on first use: only retrieval memory needs it
+
     return stored.astype(np.float32) / QUANT_SCALE
 
 
 def from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
     """Stored vectors back as one float32 matrix."""
+    import numpy as np  # loaded on first use: only retrieval memory needs it
+
     if not blobs:
         return np.zeros((0, 0), dtype=np.float32)
     return dequantize(np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(blobs), -1))
@@ -82,6 +91,8 @@ class WordLlamaEmbedder:
             return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np  # loaded on first use: only retrieval memory needs it
+
         if not texts:
             return np.zeros((0, WORDLLAMA_DIMS), dtype=np.float32)
         return unit_rows(self._load().embed(list(texts), norm=True))
@@ -99,6 +110,7 @@ class OpenAIEmbedder:
         self._client = OpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s, max_retries=1)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np  # loaded on first use: only retrieval memory needs it
         import openai
 
         rows: list[list[float]] = []

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .embeddings import Embedder, dequantize, to_bytes
 from .errors import ConfigError, LLMError
@@ -22,6 +20,9 @@ from .memory import EntityReport, RecalledTurn, RecallReport, TurnView, group_tu
 from .records import MemorySettings
 from .store_api import TranscriptStore
 from .tokens import TokenCounter
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RECALL_SCAN_TURNS = 2_000  # stored turn vectors one recall compares, newest first
 MISSED_SHOWN = 3  # best turns under the minimum score, shown so the threshold can be understood
@@ -84,6 +85,8 @@ class LongTermMemory:
 
     def recall(self, settings: MemorySettings, *, before_turn: int) -> RecallReport:
         """The top-k stored turns before `before_turn` most similar to the query, above the minimum score."""
+        import numpy as np  # loaded on first use: only retrieval memory needs it
+
         base: dict[str, Any] = dict(
             query=self.query,
             scope=settings.recall_scope,

@@ -6,9 +6,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 Role = Literal["system", "user", "assistant"]
 MessageStatus = Literal["complete", "partial", "failed", "forgotten"]  # forgotten: text removed, row kept
@@ -174,6 +175,8 @@ class VectorScan:
 
     @classmethod
     def empty(cls) -> VectorScan:
+        import numpy as np  # loaded on first use: only retrieval memory needs it
+
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.int8))
 
 

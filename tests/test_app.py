@@ -316,6 +316,9 @@ def test_sidebar_renames_switches_and_deletes_with_confirmation(env, db_url):
     assert "### New chat" in [plain(m.value) for m in at.markdown]
     at = send(at, "newest question")
     current = at.session_state["conversation_ref"]
+    assert not [t for t in at.sidebar.text_input if t.key == f"title_{current.slug}"]  # drawn only when opened
+    at.session_state[f"manage_open_{current.slug}"] = True  # open "Rename or delete"
+    at.run()
     at.sidebar.text_input(key=f"title_{current.slug}").set_value("Renamed chat")
     at.sidebar.button(key=f"rename_{current.slug}").click().run()
     assert "### Renamed chat" in [plain(m.value) for m in at.markdown]
@@ -328,6 +331,8 @@ def test_sidebar_renames_switches_and_deletes_with_confirmation(env, db_url):
     store = SqlStore.open(db_url)
     assert [c.title for c in store.list_conversations("local")] == ["Older chat"]
     store.close()
+    at.session_state[f"manage_open_{at.session_state['conversation_ref'].slug}"] = True
+    at.run()
     bad = at.sidebar.text_input(key=f"title_{at.session_state['conversation_ref'].slug}")
     bad.set_value("   ")
     at.sidebar.button(key=f"rename_{at.session_state['conversation_ref'].slug}").click().run()
@@ -716,3 +721,27 @@ def test_clear_memory_in_the_sidebar_empties_the_next_request_keeps_the_transcri
     store = SqlStore.open(db_url)
     assert store.get_conversation("local", 1).memory_from_turn == 1
     store.close()
+
+
+def test_a_new_system_prompt_is_what_the_next_turn_sends(env):
+    at = app()
+    assert not at.sidebar.text_area  # the box is drawn only when "System prompt" is opened
+    at.session_state[f"system_prompt_open_{S1}"] = True
+    at.run()
+    at.sidebar.text_area(key=f"system_prompt_{S1}").set_value("You answer like a pirate.").run()
+    assert code_blocks(open_tab(at, "Next request"))[0].startswith("You answer like a pirate.")
+    at = send(at, "Hello")
+    assert env.chat_requests[-1]["messages"][0]["content"].startswith("You answer like a pirate.")
+    at.session_state[f"system_prompt_open_{S1}"] = False  # closing the box keeps the prompt
+    at = send(at.run(), "Hello again")
+    assert env.chat_requests[-1]["messages"][0]["content"].startswith("You answer like a pirate.")
+
+
+def test_the_messages_of_a_turn_can_be_forgotten_as_soon_as_it_ends(env, db_url):
+    """When a turn ends its two messages have their menus and the header counts them (no second run needed)."""
+    at = send(app(), "My secret is 4711")
+    store = SqlStore.open(db_url)
+    ids = [m.id for m in store.page("local", 1)]
+    store.close()
+    assert {f"forget_{i}" for i in ids} <= {b.key for b in at.button}
+    assert "2 messages" in captions(at)  # the header counts them too

@@ -133,18 +133,24 @@ def model_picker(settings: Settings, client: ChatClient) -> None:
             "The bundled **SmolLM2-135M** is tiny and weak at recall: it often ignores facts in its context. "
             "Download a stronger model, start Ollama or LM Studio, or set `OPENAI_API_KEY`."
         )
-    with st.expander("Download a stronger model", icon=":material/download:"):
-        downloads_panel()
+    box = st.expander("Download a stronger model", icon=":material/download:", key="downloads_open", on_change="rerun")
+    if box.open or downloading():  # while a download runs its fragment polls, so the picker lists it when done
+        with box:
+            downloads_panel()
 
 
 def _size(size_bytes: int) -> str:
     return f"{size_bytes / 1e9:.2f} GB" if size_bytes >= 1e9 else f"{size_bytes / 1e6:.0f} MB"
 
 
+def downloading() -> bool:
+    manager = _downloads()
+    return any(manager.status(e).state in ("downloading", "verifying") for e in _download_list())
+
+
 def downloads_panel() -> None:
     """Each offered model with its size, licence and a note; downloads run in the background with progress."""
-    manager = _downloads()
-    if any(manager.status(e).state in ("downloading", "verifying") for e in _download_list()):
+    if downloading():
         _downloads_running()
     else:
         _downloads_idle()

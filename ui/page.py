@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
@@ -12,9 +11,9 @@ from memstore import ChatClient, MemoryLabError, Settings, SqlStore, StorageErro
 from ui import models, resources
 from ui.render import literal
 
-ICON = (
-    Path(__file__).resolve().parent.parent / "assets" / "icon.png"
-)  # ours: a Material icon is fetched from a font host
+# An emoji favicon is drawn by the browser itself: a Material icon would be fetched from a font host, and an
+# image file makes Streamlit load numpy and Pillow (13 MB) on every process just to serve it.
+ICON = "🧠"
 LOOPBACK = ("127.", "localhost", "::1", "[::1]")
 
 
@@ -31,7 +30,7 @@ class Page:
 
 def start_page(title: str) -> Page:
     """Set up a page; stops it with a clear message when the database or the model cannot be used."""
-    st.set_page_config(page_title=title, page_icon=str(ICON), layout="wide")
+    st.set_page_config(page_title=title, page_icon=ICON, layout="wide")
     try:
         settings = resources.load_settings()
         store = resources.store(settings)

@@ -81,7 +81,10 @@ def conversations(page: Page, view: OpenChat) -> None:
     if chosen != ref.id:
         session.open_conversation(ConversationRef(chosen, ref.temporary))
         st.rerun()
-    with st.expander("Rename or delete"):
+    manage = st.expander("Rename or delete", key=f"manage_open_{ref.slug}", on_change="rerun")
+    if not manage.open:
+        return  # drawn only when open
+    with manage:
         title = st.text_input("Title", value=conversation.title, key=f"title_{ref.slug}")
         if st.button("Rename", key=f"rename_{ref.slug}"):
             try:
@@ -160,10 +163,16 @@ def memory(page: Page, view: OpenChat) -> None:
             )
             else "conversation"
         )
-    with st.expander("System prompt"):
-        system_prompt = st.text_area(
-            "System prompt", value=saved.system_prompt, key=f"system_prompt_{ref.slug}", label_visibility="collapsed"
-        )
+    system_prompt = saved.system_prompt
+    prompt_box = st.expander("System prompt", key=f"system_prompt_open_{ref.slug}", on_change="rerun")
+    if prompt_box.open:  # drawn only when open: every element drawn costs each rerun in the browser
+        with prompt_box:
+            system_prompt = st.text_area(
+                "System prompt",
+                value=saved.system_prompt,
+                key=f"system_prompt_{ref.slug}",
+                label_visibility="collapsed",
+            )
     clear_memory(page, view)
     # Widgets are drawn on this page only, and Streamlit drops a widget's state on other pages: the choices
     # live in plain session keys, copied from the widgets when they change.

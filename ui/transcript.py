@@ -48,7 +48,7 @@ def render_message(message: Message, *, forgettable: bool = False) -> None:
         if message.status == "partial":
             st.caption(":material/warning: Reply cut short: " + literal(message.error or "the stream ended early"))
         if forgettable:  # a small menu under the text (two elements: every one drawn costs each rerun)
-            with st.popover("⋯", type="tertiary", help="This message's menu"):
+            with st.popover("⋯", type="tertiary"):
                 st.button(
                     "Forget this message…",
                     key=f"forget_{message.id}",

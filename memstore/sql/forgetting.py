@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from ..embeddings import VECTOR_DTYPE
 from ..errors import InvalidInput, NotFound
 from ..records import Expired, ForgetPlan, Message, PreferenceChange, UserData
@@ -207,6 +205,8 @@ class ForgetSql(SqlBase):
 
     def _drop_turn_vector(self, cursor: Any, conversation_id: int, turn: int) -> None:
         """Remove one turn's vector: its loose row, or its slot in a sealed block (the block is rewritten)."""
+        import numpy as np  # loaded on first use: only retrieval memory needs it
+
         hot = self._hot
         cursor.execute(
             hot.sql("DELETE FROM turn_vectors WHERE conversation_id = ? AND turn = ?"), (conversation_id, turn)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from ..embeddings import VECTOR_DTYPE
@@ -177,6 +176,8 @@ def vector_scan(
     from_turn: int = 1,
 ) -> VectorScan:
     """Loose rows and sealed blocks as one scan: this conversation's turns first (newest first), then others."""
+    import numpy as np  # loaded on first use: only retrieval memory needs it
+
     ids = [np.array([c for c, _, _ in loose], dtype=np.int64)]
     turns = [np.array([t for _, t, _ in loose], dtype=np.int64)]
     vectors = [np.frombuffer(b"".join(bytes(v) for _, _, v in loose), dtype=VECTOR_DTYPE)]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from ..errors import InvalidInput
 from ..records import (
     VectorScan,
@@ -58,6 +56,8 @@ class VectorSql(SqlBase):
 
     def _seal_vector_blocks(self, cursor: Any, user_id: str, conversation_id: int, embedder: str, stamp: Any) -> None:
         """Pack the oldest loose vectors into blocks of VECTOR_BLOCK_TURNS once that many have gathered."""
+        import numpy as np  # loaded on first use: only retrieval memory needs it
+
         hot = self._hot
         cursor.execute(
             hot.sql("SELECT COUNT(*) FROM turn_vectors WHERE conversation_id = ? AND embedder = ?"),
