@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -35,9 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from memstore import MemorySettings, NewMessage, SqlStore  # noqa: E402
 from tests.openai_server import FakeOpenAIServer  # noqa: E402
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, run_streamlit  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 MESSAGE = (
     "Memory Lab stores every message and reads back only what the memory needs; this sentence is "
     "padding so that a message is about two hundred characters long, like a real chat turn. "
@@ -70,12 +67,6 @@ document.addEventListener('keydown', e => { if (e.key === 'Enter') window.__benc
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class App:
     """One `streamlit run` process and how to read its CPU time and memory."""
@@ -98,39 +89,9 @@ class App:
 @contextmanager
 def serve(name: str, script: str, folder: Path, env: dict[str, str], checkout: Path = ROOT):
     """`streamlit run script` in `checkout` with that checkout's own environment (.venv when it has one)."""
-    port = free_port()
     python = checkout / ".venv" / "bin" / "python" if checkout != ROOT else Path(sys.executable)
-    full_env = {
-        **os.environ,
-        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-        "STREAMLIT_SERVER_HEADLESS": "true",
-        "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none",
-        **env,
-    }
-    log = open(folder / f"{name}.log", "w")
-    proc = subprocess.Popen(
-        [str(python), "-m", "streamlit", "run", script, "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=checkout,
-        env=full_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((folder / f"{name}.log").read_text()) from None
-                time.sleep(0.2)
+    with run_streamlit(python, script, checkout, {**os.environ, **env}, folder / f"{name}.log") as (url, proc):
         yield App(name, url, proc)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 @dataclass

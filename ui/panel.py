@@ -36,24 +36,20 @@ def memory_panel(page: Page, ref: ConversationRef) -> None:
         st.caption(":material/lightbulb: " + literal(note))
     st.markdown(sections_md(payload))
     # Only the open tab is drawn: a rerun that changes nothing else redraws one view, not five.
-    holds, next_tab, last_tab, summary_tab, timeline_tab = st.tabs(
+    tabs = st.tabs(
         ["Holds now", "Next request", "Last request", "Summary call", "Timeline"], key="panel_tab", on_change="rerun"
     )
-    if holds.open:
-        with holds:
-            render_holdings(payload, conv)
-    if next_tab.open:
-        with next_tab:
-            render_next(payload, draft_key)
-    if last_tab.open:
-        with last_tab:
-            render_last(panel_chat, ref)
-    if summary_tab.open:
-        with summary_tab:
-            render_summary_call(panel_chat, conv)
-    if timeline_tab.open:
-        with timeline_tab:
-            render_timeline(page, panel_chat, conv, ref)
+    views = [
+        lambda: render_holdings(payload, conv),
+        lambda: render_next(payload, draft_key),
+        lambda: render_last(panel_chat, ref),
+        lambda: render_summary_call(panel_chat, conv),
+        lambda: render_timeline(page, panel_chat, conv, ref),
+    ]
+    for tab, view in zip(tabs, views):
+        if tab.open:
+            with tab:
+                view()
 
 
 def render_next(payload: Payload, draft_key: str) -> None:

@@ -169,27 +169,28 @@ class TranscriptSql(SqlBase):
     def add_user_message(
         self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
     ) -> Message:
-        content = validation.message_text(content, self.limits)
-        with self._hot.transaction(write=True) as cursor:
-            return self._append(
-                cursor,
-                user_id,
-                conversation_id,
-                new_turn=True,
-                turn=None,
-                role="user",
-                content=content,
-                status="complete",
-                tokens=tokens,
-                tokenizer=tokenizer,
-                error=None,
-                now=utcnow(),
-            )[0]
+        return self._save_user_message(user_id, conversation_id, content, tokens, tokenizer)[0]
 
     def begin_turn(
         self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
     ) -> tuple[Message, Conversation]:
         """Save the user's message as a new turn and return it with the conversation as it now stands."""
+        message, conversation = self._save_user_message(
+            user_id, conversation_id, content, tokens, tokenizer, with_conversation=True
+        )
+        assert conversation is not None  # with_conversation reads it back
+        return message, conversation
+
+    def _save_user_message(
+        self,
+        user_id: str,
+        conversation_id: int,
+        content: str,
+        tokens: int,
+        tokenizer: str,
+        *,
+        with_conversation: bool = False,
+    ) -> tuple[Message, Conversation | None]:
         content = validation.message_text(content, self.limits)
         with self._hot.transaction(write=True) as cursor:
             return self._append(
@@ -205,8 +206,8 @@ class TranscriptSql(SqlBase):
                 tokenizer=tokenizer,
                 error=None,
                 now=utcnow(),
-                with_conversation=True,
-            )  # type: ignore[return-value]
+                with_conversation=with_conversation,
+            )
 
     def add_reply(
         self,
