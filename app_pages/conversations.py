@@ -12,11 +12,11 @@ from memstore.transfer import (
     compare_branches,
     export_conversations,
     fork_conversation,
-    import_export,
     to_json,
     to_markdown,
 )
 from ui import resources, session, words
+from ui.importing import import_section
 from ui.page import start_page
 from ui.render import literal, show_error
 from ui.session import ConversationRef
@@ -163,19 +163,7 @@ right.download_button(
     on_click="ignore",
 )
 
-st.subheader("Import")
-st.caption("A JSON file exported from Memory Lab becomes new conversations; nothing existing is changed.")
-upload = st.file_uploader("Exported JSON file", type=["json"])
-if upload is not None and st.button("Import", key="do_import"):
-    try:
-        created = import_export(store, USER, upload.getvalue(), client.counter())
-    except MemoryLabError as exc:
-        show_error(exc, what="Nothing was imported: ")
-    else:
-        st.success(
-            f"Imported {len(created):d} conversation{'s' if len(created) != 1 else ''}: "
-            + literal(", ".join(c.title for c in created))
-        )
+import_section(page)
 
 st.subheader("Forget everything about me")
 # Counting reads every table, so it runs only when asked for, not on each visit to this page.

@@ -54,8 +54,12 @@ class ConversationRow(Base):
     retry_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     memory_from_turn: Mapped[int] = mapped_column(Integer, server_default=text("1"))  # memory reads start here
     memory_undo_from: Mapped[int | None] = mapped_column(Integer, nullable=True)  # before the last clear
+    source: Mapped[str | None] = mapped_column(String(500), nullable=True)  # imported from, or a LangChain session
 
-    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
+    __table_args__ = (
+        Index("ix_conversations_user_updated", "user_id", "updated_at"),
+        Index("ux_conversations_user_source", "user_id", "source", unique=True),
+    )
 
 
 class MessageRow(Base):

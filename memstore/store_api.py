@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from .records import (
@@ -31,6 +32,18 @@ class NewMessage:
     tokens: int
     tokenizer: str
     status: MessageStatus = "complete"
+    created_at: datetime | None = None  # when the source says it was written; None: now
+
+
+@dataclass(frozen=True)
+class ImportedConversation:
+    """A conversation to create with its messages, streamed: `messages` is read once, in order."""
+
+    title: str
+    settings: MemorySettings
+    messages: Iterable[NewMessage]
+    source: str | None = None  # where it came from, unique per user (see find_conversation)
+    created_at: datetime | None = None
 
 
 class TranscriptStore(Protocol):
@@ -75,6 +88,14 @@ class TranscriptStore(Protocol):
         call: CallDraft | None = None,
     ) -> tuple[Message, ModelCall | None]: ...
     def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int: ...
+    def import_conversations(
+        self, user_id: str, conversations: Iterable[ImportedConversation], *, skip_existing: bool = False
+    ) -> list[Conversation]: ...
+    def find_conversation(self, user_id: str, *, source: str) -> Conversation | None: ...
+    def find_sources(self, user_id: str, sources: Sequence[str]) -> dict[str, int]: ...
+    def conversation_for_source(
+        self, user_id: str, source: str, *, title: str, settings: MemorySettings
+    ) -> Conversation: ...
 
     def last_turns(self, user_id: str, conversation_id: int, turns: int, *, through_turn: int) -> list[Message]: ...
     def turns_between(self, user_id: str, conversation_id: int, from_turn: int, to_turn: int) -> list[Message]: ...

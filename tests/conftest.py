@@ -12,7 +12,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import postgres  # noqa: E402
-
 from memstore import SqlStore  # noqa: E402
 from memstore.database import create_db_engine, head_revision  # noqa: E402
 

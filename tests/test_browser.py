@@ -275,3 +275,41 @@ def test_pick_download_and_chat_with_a_stronger_model_from_a_fake_hub(tmp_path):
             page.get_by_text(call.reply.strip()[:30]).first.wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "browser-downloaded-model.png"))
             assert page.get_by_test_id("stException").count() == 0
+
+
+def test_upload_a_chatgpt_export_preview_and_import(running_app, tmp_path):
+    """The upload path AppTest cannot drive: a zip from ChatGPT, previewed and imported; hostile text stays text."""
+    import io
+    import zipfile
+
+    from sources import chatgpt_conversation
+
+    url, _ = running_app
+    hostile = "<img src=http://127.0.0.1:9/canary.png onerror=alert(1)> **bold** $x$"
+    export = [
+        chatgpt_conversation(hostile, [("My name is Ada.", "Hello Ada."), ("Who am I?", "Ada.")], conversation_id="c1"),
+        chatgpt_conversation("Second", [("hi", "hello")], conversation_id="c2"),
+    ]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("conversations.json", json.dumps(export))
+    upload = tmp_path / "chatgpt-export.zip"
+    upload.write_bytes(buffer.getvalue())
+    with browser_page(height=1600) as page:
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+        page.goto(url + "/conversations")
+        page.get_by_text("ChatGPT data export").click()
+        page.get_by_text("conversations.json or the export's zip (upload)").wait_for()
+        page.locator("input[type=file]").set_input_files(str(upload))
+        page.get_by_role("button", name="Preview").click()
+        page.get_by_text("Found 2 conversations (", exact=False).wait_for()
+        page.get_by_role("button", name="Import", exact=True).click()
+        page.get_by_text("Imported 2 conversations", exact=False).wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "import-chatgpt.png"), full_page=True)
+        assert outside == []
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'browser.db'}")
+    titles = sorted(c.title for c in store.list_conversations("local"))
+    store.close()
+    assert titles == sorted(["Second", " ".join(hostile.split())])

@@ -309,9 +309,14 @@ def test_every_public_store_function_scopes_to_its_user(store):
         ].id
     c = conv.id
     first_id = store.page(ME, c)[0].id
+    store.conversation_for_source(ME, "langchain:private", title="private", settings=MemorySettings())
     nothing = {  # method name: call with OTHER, and what "nothing" looks like (None means NotFound is raised)
         "create_conversation": None,
         "import_messages": lambda: store.import_messages(OTHER, c, []),
+        "import_conversations": None,  # creates only the caller's own conversations
+        "find_conversation": (lambda: store.find_conversation(OTHER, source="langchain:private"), None),
+        "find_sources": (lambda: store.find_sources(OTHER, ["langchain:private"]), {}),
+        "conversation_for_source": None,  # creates only the caller's own (test_conversation_for_source_…)
         "get_conversation": lambda: store.get_conversation(OTHER, c),
         "list_conversations": (lambda: store.list_conversations(OTHER), []),
         "rename_conversation": lambda: store.rename_conversation(OTHER, c, "x"),
@@ -456,3 +461,70 @@ def test_the_newest_call_of_a_kind_reads_a_bounded_number_of_rows():
         store.record_call(ME, draft)
     assert newest_summary_steps() < small + 50 and newest_summary_of_user_steps() < small_user + 50
     store.close()
+
+
+def _imported(title, pairs, source=None):
+    from memstore.store_api import ImportedConversation, NewMessage
+
+    def messages():
+        for question, answer in pairs:
+            yield NewMessage("user", question, 2, "t")
+            if answer is not None:
+                yield NewMessage("assistant", answer, 3, "t")
+
+    return ImportedConversation(title, MemorySettings("buffer"), messages(), source=source)
+
+
+def test_import_conversations_creates_all_with_turns_counted(store):
+    created = store.import_conversations(
+        ME, [_imported("one", [("q1", "a1"), ("q2", "a2")], "x:1"), _imported("two", [("q", None)], "x:2")]
+    )
+    assert [(c.title, c.message_count, c.last_turn, c.token_total) for c in created] == [
+        ("one", 4, 2, 10),
+        ("two", 1, 1, 2),
+    ]
+    assert [(m.turn, m.role, m.content) for m in store.page(ME, created[0].id)] == [
+        (1, "user", "q1"),
+        (1, "assistant", "a1"),
+        (2, "user", "q2"),
+        (2, "assistant", "a2"),
+    ]
+    assert store.find_conversation(ME, source="x:2").id == created[1].id
+    assert store.find_conversation(ME, source="x:3") is None
+
+
+def test_import_conversations_is_all_or_nothing(store):
+    """A bad message in the last conversation leaves no trace of the ones before it."""
+    before = store.list_conversations(ME)
+    with pytest.raises(InvalidInput):
+        store.import_conversations(
+            ME, [_imported("good", [("q", "a")] * 3, "y:1"), _imported("bad", [("q", "a"), ("", "a")], "y:2")]
+        )
+    assert store.list_conversations(ME) == before
+    assert store.find_conversation(ME, source="y:1") is None
+
+
+def test_a_source_is_imported_once(store):
+    store.import_conversations(ME, [_imported("first", [("q", "a")], "z:1")])
+    with pytest.raises(InvalidInput, match="imported before"):
+        store.import_conversations(ME, [_imported("new", [("q", "a")], "z:2"), _imported("again", [], "z:1")])
+    assert [c.title for c in store.list_conversations(ME)] == ["first"]
+
+
+def test_conversation_for_source_returns_the_same_conversation(store):
+    first = store.conversation_for_source(ME, "langchain:abc", title="abc", settings=MemorySettings())
+    again = store.conversation_for_source(ME, "langchain:abc", title="other title", settings=MemorySettings())
+    assert again.id == first.id and again.title == "abc"
+    assert len(store.list_conversations(ME)) == 1
+    theirs = store.conversation_for_source(OTHER, "langchain:abc", title="abc", settings=MemorySettings())
+    assert theirs.id != first.id and store.list_conversations(OTHER) == [theirs]
+
+
+def test_find_sources_and_skip_existing(store):
+    first = store.import_conversations(ME, [_imported("first", [("q", "a")], "s:1")])[0]
+    assert store.find_sources(ME, ["s:1", "s:2"]) == {"s:1": first.id}
+    created = store.import_conversations(
+        ME, [_imported("again", [("q", "a")], "s:1"), _imported("new", [("q", "a")], "s:2")], skip_existing=True
+    )
+    assert [c.title for c in created] == ["new"]
+    assert sorted(c.title for c in store.list_conversations(ME)) == ["first", "new"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
 
 from .. import validation
-from ..errors import InvalidInput
+from ..errors import InvalidInput, StorageError
 from ..records import (
     CallDraft,
     Conversation,
@@ -24,7 +25,7 @@ from ..schema import (
     SummaryRow,
     utcnow,
 )
-from ..store_api import NewMessage
+from ..store_api import ImportedConversation, NewMessage
 from .base import SqlBase
 from .rows import (
     STATUSES,
@@ -39,6 +40,9 @@ from .rows import (
     summary_record,
 )
 
+IMPORT_BATCH_ROWS = 5_000  # messages per INSERT when importing: bounded memory at any size
+MAX_SOURCE_CHARS = 500
+
 
 class TranscriptSql(SqlBase):
     """Conversations, messages and summaries; every method sees only the calling user's rows."""
@@ -47,30 +51,160 @@ class TranscriptSql(SqlBase):
 
     def create_conversation(self, user_id: str, title: str, settings: MemorySettings) -> Conversation:
         validation.user_id(user_id)
+        with self._tx(write=True) as session:
+            row = self._new_conversation(session, user_id, title, settings, source=None, created_at=None)
+            return conversation_record(row, self.temporary)
+
+    def _new_conversation(
+        self,
+        session: Session,
+        user_id: str,
+        title: str,
+        settings: MemorySettings,
+        *,
+        source: str | None,
+        created_at: datetime | None,
+    ) -> ConversationRow:
         title = validation.title(title, self.limits)
         settings = self._settings(settings)
+        if source is not None and not 0 < len(source) <= MAX_SOURCE_CHARS:
+            raise InvalidInput(f"A conversation's source must be 1 to {MAX_SOURCE_CHARS} characters.")
         now = utcnow()
+        row = ConversationRow(
+            user_id=user_id,
+            title=title,
+            memory_type=settings.memory_type,
+            window_turns=settings.window_turns,
+            max_tokens=settings.max_tokens,
+            system_prompt=settings.system_prompt,
+            recall_turns=settings.recall_turns,
+            recall_min_score=float(settings.recall_min_score),
+            recall_scope=settings.recall_scope,
+            created_at=created_at or now,
+            updated_at=now,
+            last_seq=0,
+            last_turn=0,
+            message_count=0,
+            token_total=0,
+            source=source,
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    def find_conversation(self, user_id: str, *, source: str) -> Conversation | None:
+        """The conversation imported from (or made for) this source, if there is one."""
+        with self._tx(write=False) as session:
+            row = session.scalars(
+                select(ConversationRow).where(ConversationRow.user_id == user_id, ConversationRow.source == source)
+            ).one_or_none()
+            return None if row is None else conversation_record(row, self.temporary)
+
+    def conversation_for_source(
+        self, user_id: str, source: str, *, title: str, settings: MemorySettings
+    ) -> Conversation:
+        """The conversation for this source, created the first time; two processes asking at once get the same one."""
+        validation.user_id(user_id)
+        found = self.find_conversation(user_id, source=source)
+        if found is not None:
+            return found
+        try:
+            with self._tx(write=True) as session:
+                return conversation_record(
+                    self._new_conversation(session, user_id, title, settings, source=source, created_at=None),
+                    self.temporary,
+                )
+        except StorageError:
+            found = self.find_conversation(user_id, source=source)  # the other process created it first
+            if found is None:
+                raise
+            return found
+
+    def find_sources(self, user_id: str, sources: Sequence[str]) -> dict[str, int]:
+        """Which of these sources were imported (or made) already, and as which conversation."""
+        found: dict[str, int] = {}
+        with self._tx(write=False) as session:
+            for start in range(0, len(sources), 500):
+                chunk = list(sources[start : start + 500])
+                rows = session.execute(
+                    select(ConversationRow.source, ConversationRow.id).where(
+                        ConversationRow.user_id == user_id, ConversationRow.source.in_(chunk)
+                    )
+                )
+                found.update((str(source), int(cid)) for source, cid in rows)
+        return found
+
+    def import_conversations(
+        self, user_id: str, conversations: Iterable[ImportedConversation], *, skip_existing: bool = False
+    ) -> list[Conversation]:
+        """Create conversations with their messages in one transaction: all of them, or (on any error) none.
+
+        The messages are streamed into the database in batches, so an import of any size holds a batch in memory.
+        A source imported before is refused, or with `skip_existing` left out of the result.
+        """
+        validation.user_id(user_id)
+        created: list[Conversation] = []
         with self._tx(write=True) as session:
-            row = ConversationRow(
-                user_id=user_id,
-                title=title,
-                memory_type=settings.memory_type,
-                window_turns=settings.window_turns,
-                max_tokens=settings.max_tokens,
-                system_prompt=settings.system_prompt,
-                recall_turns=settings.recall_turns,
-                recall_min_score=float(settings.recall_min_score),
-                recall_scope=settings.recall_scope,
-                created_at=now,
-                updated_at=now,
-                last_seq=0,
-                last_turn=0,
-                message_count=0,
-                token_total=0,
+            for item in conversations:
+                if item.source is not None:
+                    taken = session.scalars(
+                        select(ConversationRow.id).where(
+                            ConversationRow.user_id == user_id, ConversationRow.source == item.source
+                        )
+                    ).first()
+                    if taken is not None and skip_existing:
+                        continue
+                    if taken is not None:
+                        raise InvalidInput(
+                            f"“{item.title[:80]}” was imported before (conversation #{taken}); nothing was imported."
+                        )
+                conv = self._new_conversation(
+                    session, user_id, item.title, item.settings, source=item.source, created_at=item.created_at
+                )
+                batch: list[dict] = []
+                for row in self._message_rows(conv, item.messages):
+                    batch.append(row)
+                    if len(batch) >= IMPORT_BATCH_ROWS:
+                        session.execute(insert(MessageRow), batch)
+                        batch = []
+                if batch:
+                    session.execute(insert(MessageRow), batch)
+                session.flush()
+                created.append(conversation_record(conv, self.temporary))
+                session.expunge(conv)  # its counters are written: the session holds no row per conversation
+            return created
+
+    def _message_rows(self, conv: ConversationRow, messages: Iterable[NewMessage]) -> Iterator[dict]:
+        """Rows for imported messages, counted on `conv`; a user message starts each new turn."""
+        now = utcnow()
+        for m in messages:
+            if m.role not in ("user", "assistant"):
+                raise InvalidInput(f"Cannot import a message with role {m.role!r}.")
+            if m.status not in STATUSES:
+                raise InvalidInput(f"Cannot import a message with status {m.status!r}.")
+            if m.role == "user":
+                validation.message_text(m.content, self.limits)
+            elif "\x00" in m.content:
+                raise InvalidInput("An imported message contains a NUL byte.")
+            if m.role == "user" or conv.last_turn == 0:
+                conv.last_turn += 1
+            conv.last_seq += 1
+            conv.message_count += 1
+            conv.token_total += m.tokens
+            yield dict(
+                conversation_id=conv.id,
+                user_id=conv.user_id,
+                seq=conv.last_seq,
+                turn=conv.last_turn,
+                role=m.role,
+                content=m.content,
+                status=m.status,
+                error=None,
+                tokens=m.tokens,
+                tokenizer=m.tokenizer,
+                created_at=m.created_at or now,
             )
-            session.add(row)
-            session.flush()
-            return conversation_record(row, self.temporary)
+        conv.updated_at = now
 
     def get_conversation(self, user_id: str, conversation_id: int) -> Conversation:
         with self._hot.transaction(write=False) as cursor:
@@ -249,41 +383,9 @@ class TranscriptSql(SqlBase):
 
     def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int:
         """Append many messages in one transaction; a user message starts each new turn."""
-        for m in messages:
-            if m.role not in ("user", "assistant"):
-                raise InvalidInput(f"Cannot import a message with role {m.role!r}.")
-            if m.status not in STATUSES:
-                raise InvalidInput(f"Cannot import a message with status {m.status!r}.")
-            if m.role == "user":
-                validation.message_text(m.content, self.limits)
-            elif "\x00" in m.content:
-                raise InvalidInput("An imported message contains a NUL byte.")
-        now = utcnow()
         with self._tx(write=True) as session:
             conv = self._owned(session, user_id, conversation_id, lock=True)
-            rows = []
-            for m in messages:
-                if m.role == "user" or conv.last_turn == 0:
-                    conv.last_turn += 1
-                conv.last_seq += 1
-                conv.message_count += 1
-                conv.token_total += m.tokens
-                rows.append(
-                    dict(
-                        conversation_id=conv.id,
-                        user_id=user_id,
-                        seq=conv.last_seq,
-                        turn=conv.last_turn,
-                        role=m.role,
-                        content=m.content,
-                        status=m.status,
-                        error=None,
-                        tokens=m.tokens,
-                        tokenizer=m.tokenizer,
-                        created_at=now,
-                    )
-                )
-            conv.updated_at = now
+            rows = list(self._message_rows(conv, messages))
             if rows:
                 session.execute(insert(MessageRow), rows)
             return len(rows)

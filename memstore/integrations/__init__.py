@@ -1,0 +1,1 @@
+"""memstore inside other frameworks' apps (needs that framework installed: langchain-core for .langchain)."""
