@@ -5,11 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from memstore import Conversation
-from ui import panel, session, sidebar, transcript, words
+from ui import panel, session, sidebar, tour, transcript, words
 from ui.page import start_page
 from ui.render import literal
 
 page = start_page("Memory Lab")
+show_tour = tour.wanted(page)  # before a conversation is opened: a new user has none yet
 view = session.open_chat(page)
 with st.sidebar:
     show_panel = sidebar.draw(page, view)
@@ -26,6 +27,8 @@ def draw_header(conversation: Conversation) -> None:
 
 header = st.empty()
 draw_header(view.conversation)
+if show_tour:
+    tour.draw(page)
 chat_column, panel_column = st.columns([3, 2], gap="large") if show_panel else (st.container(), None)
 # While a turn runs the box is disabled and its button stops the reply (what arrived is kept), so no message
 # typed during a turn can silently replace another.

@@ -35,7 +35,7 @@ st.caption(
     "already in the ledger is reused."
 )
 
-lessons = {lesson.slug: lesson for lesson in load_lessons()}
+lessons = {lesson.slug: lesson for lesson in load_lessons() if lesson.turns}  # practice lessons have no script
 source = st.radio(
     "Conversation", ["A bundled lesson", "A saved conversation", "An exported replay file"], horizontal=True
 )
@@ -59,6 +59,7 @@ elif source == "A bundled lesson":
     script = list(lesson.turns)
     source_key = ("lesson", slug)
     default_k, default_tokens = lesson.window_turns, lesson.max_tokens
+    chosen_types = list(lesson.types)
 else:
     saved = store.list_conversations(USER, limit=200)
     if not saved:

@@ -142,7 +142,7 @@ def replay(
 
 # -- what a replay teaches ---------------------------------------------------------------------
 
-SurvivalStatus = Literal["kept", "evicted", "folded", "never_sent"]
+SurvivalStatus = Literal["kept", "evicted", "folded", "recalled", "never_sent"]
 _STOPWORDS = frozenset(
     [
         "the",
@@ -215,6 +215,11 @@ class Survival:
     summary_mentions: bool | None
 
 
+def _recalled(frame: Frame, turn: int) -> bool:
+    recall = frame.payload.view.recall
+    return recall is not None and any(r.same_conversation and r.turn.number == turn for r in recall.recalled)
+
+
 def fact_survival(replays: Sequence[TypeReplay], fact_turn: int, needle: str) -> list[Survival]:
     """For each type: kept to the end, evicted (and when), or folded into the summary (and still mentioned?)."""
     out = []
@@ -231,7 +236,9 @@ def fact_survival(replays: Sequence[TypeReplay], fact_turn: int, needle: str) ->
         final = later[-1]
         summary = final.payload.view.summary
         folded = summary is not None and summary.from_turn <= fact_turn <= summary.through_turn
-        if folded:
+        if _recalled(final, fact_turn):  # out of the window, but brought back by meaning at the last turn
+            out.append(Survival(result.memory_type, "recalled", verbatim[-1] if verbatim else None, lost, None))
+        elif folded:
             out.append(
                 Survival(
                     result.memory_type,

@@ -114,6 +114,16 @@ class PreferenceRow(Base):
     __table_args__ = (UniqueConstraint("user_id", "key", name="uq_preferences_user_key"),)
 
 
+class UserFlagRow(Base):
+    """Something the app remembers about a user that is not memory: the tour dismissed, for one."""
+
+    __tablename__ = "user_flags"
+
+    user_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ModelCallRow(Base):
     __tablename__ = "model_calls"
 

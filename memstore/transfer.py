@@ -14,7 +14,7 @@ from .markdown import fenced, literal
 from .memory import MEMORY_TYPES
 from .records import Conversation, MemorySettings, Message
 from .sql.rows import MAX_PAGE
-from .store_api import NewMessage, TranscriptStore
+from .store_api import ImportedConversation, NewMessage, TranscriptStore
 from .tokens import TokenCounter
 
 FORMAT = "memorylab.conversations/1"
@@ -170,23 +170,11 @@ def parse_export(
 
 
 def import_export(store: TranscriptStore, user_id: str, raw: bytes, counter: TokenCounter) -> list[Conversation]:
-    """Create new conversations from an exported file; nothing is written unless all of it is valid."""
+    """Create new conversations from an exported file, in one transaction: all of it, or (if anything fails) none."""
     parsed = parse_export(raw, counter, getattr(store, "limits", None))
-    created: list[Conversation] = []
-    try:
-        for title, settings, rows in parsed:
-            conv = store.create_conversation(user_id, title, settings)
-            created.append(conv)
-            for start in range(0, len(rows), 10_000):
-                store.import_messages(user_id, conv.id, rows[start : start + 10_000])
-    except BaseException:  # all or nothing: whatever stopped the import, what it created goes again
-        for conv in created:
-            try:
-                store.delete_conversation(user_id, conv.id)
-            except MemoryLabError:
-                pass  # the database refuses now; the error below is the one to report
-        raise
-    return [store.get_conversation(user_id, c.id) for c in created]
+    return store.import_conversations(
+        user_id, [ImportedConversation(title, settings, rows) for title, settings, rows in parsed]
+    )
 
 
 FORK_CHUNK_TURNS = 200

@@ -313,3 +313,22 @@ def test_upload_a_chatgpt_export_preview_and_import(running_app, tmp_path):
     titles = sorted(c.title for c in store.list_conversations("local"))
     store.close()
     assert titles == sorted(["Second", " ".join(hostile.split())])
+
+
+def test_the_first_run_tour_walks_through_and_never_comes_back(running_app):
+    url, _ = running_app
+    with browser_page(height=1200) as page:
+        page.goto(url)
+        page.get_by_text("Tour 1 of 5 · The chat").wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "tour-1.png"))
+        for heading in ("The memory panel", "Memory type and k", "Preferences", "Compare"):
+            page.get_by_role("button", name="Next").click()
+            page.get_by_text(f"· {heading}", exact=False).wait_for()
+        page.get_by_role("link", name="Open Compare").wait_for()
+        page.get_by_role("button", name="Done").click()
+        page.get_by_text("Tour 5 of 5", exact=False).wait_for(state="detached")
+        page.reload()
+        page.get_by_placeholder("Message Memory Lab").wait_for()
+        page.wait_for_timeout(1500)
+        assert page.get_by_text("Tour 1 of 5", exact=False).count() == 0

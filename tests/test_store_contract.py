@@ -310,11 +310,15 @@ def test_every_public_store_function_scopes_to_its_user(store):
     c = conv.id
     first_id = store.page(ME, c)[0].id
     store.conversation_for_source(ME, "langchain:private", title="private", settings=MemorySettings())
+    store.set_flag(ME, "tour_done")
     nothing = {  # method name: call with OTHER, and what "nothing" looks like (None means NotFound is raised)
         "create_conversation": None,
         "import_messages": lambda: store.import_messages(OTHER, c, []),
         "import_conversations": None,  # creates only the caller's own conversations
         "find_conversation": (lambda: store.find_conversation(OTHER, source="langchain:private"), None),
+        "find_messages": (lambda: store.find_messages(OTHER, containing="private"), []),
+        "has_flag": (lambda: store.has_flag(OTHER, "tour_done"), False),
+        "set_flag": None,  # writes only the caller's own flag
         "find_sources": (lambda: store.find_sources(OTHER, ["langchain:private"]), {}),
         "conversation_for_source": None,  # creates only the caller's own (test_conversation_for_source_…)
         "get_conversation": lambda: store.get_conversation(OTHER, c),
@@ -528,3 +532,25 @@ def test_find_sources_and_skip_existing(store):
     )
     assert [c.title for c in created] == ["new"]
     assert sorted(c.title for c in store.list_conversations(ME)) == ["first", "new"]
+
+
+def test_flags_are_per_user_and_set_once(sql_store):
+    assert not sql_store.has_flag(ME, "tour_done")
+    sql_store.set_flag(ME, "tour_done")
+    sql_store.set_flag(ME, "tour_done")
+    assert sql_store.has_flag(ME, "tour_done") and not sql_store.has_flag(OTHER, "tour_done")
+    with pytest.raises(InvalidInput):
+        sql_store.set_flag(ME, "Tour; DROP TABLE x")
+    sql_store.forget_user(ME)
+    assert not sql_store.has_flag(ME, "tour_done")
+
+
+def test_find_messages_by_text_role_and_status(store):
+    conv = store.create_conversation(ME, "c", MemorySettings())
+    add_turn(store, conv.id, "My name is Ada_100%", "Hello Ada")
+    add_turn(store, conv.id, "unrelated", "ok", status="failed")
+    assert [m.content for m in store.find_messages(ME, containing="NAME IS ada_100%", role="user")] == [
+        "My name is Ada_100%"
+    ]
+    assert store.find_messages(ME, containing="ada_1000") == []  # % and _ are matched literally
+    assert [m.content for m in store.find_messages(ME, status="failed")] == ["ok"]

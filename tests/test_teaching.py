@@ -23,13 +23,15 @@ def test_every_bundled_lesson_loads_and_its_answer_differs_by_type():
     lessons = load_lessons()
     assert {lesson.slug for lesson in lessons} >= {"recall_a_name", "preferences_vs_window", "what_a_summary_loses"}
     for lesson in lessons:
-        settings = [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in MEMORY_TYPES]
+        if lesson.question.kind != "sends":
+            continue
+        settings = [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in lesson.types]
         results = replay(lesson.turns[: lesson.question.at_turn], settings, FakeClient(), user_id="u")
         answers = {
             s.memory_type: sends_fact_at(s, lesson.question.at_turn)
             for s in fact_survival(results, lesson.question.fact_turn, lesson.question.needle)
         }
-        assert answers["buffer"] is True and answers["none"] is False, lesson.slug
+        assert answers["buffer"] is True and answers.get("none") is not True, lesson.slug
         assert answers["window"] is False, lesson.slug  # every lesson's window is too small on purpose
 
 
@@ -49,11 +51,11 @@ def test_lessons_carry_answers_and_a_hand_written_summary_that_are_validated():
     assert parse_lesson("x", lesson_text(answers=None)).answers == ("Alice",)  # default: the question's needle
     assert parse_lesson("x", lesson_text(reference_summary=None)).reference_summary is None
     for changes, sentence in (
-        ({"answers": []}, "'answers' must be a list of 1 to"),
-        ({"answers": ["Alice", " "]}, "every answer must be a non-empty string"),
-        ({"reference_summary": {"text": "", "through_turn": 2}}, "needs a non-empty 'text'"),
+        ({"answers": []}, "answers: [] should be non-empty"),
+        ({"answers": ["Alice", " "]}, "answers/1: ' ' does not match"),
+        ({"reference_summary": {"text": "", "through_turn": 2}}, "reference_summary/text: '' should be non-empty"),
         ({"reference_summary": {"text": "Alice.", "through_turn": 7}}, "'through_turn' must be a whole number"),
-        ({"reference_summary": "Alice."}, "needs a non-empty 'text'"),
+        ({"reference_summary": "Alice."}, "reference_summary: 'Alice.' is not of type 'object'"),
     ):
         with pytest.raises(InvalidInput) as refused:
             parse_lesson("x", lesson_text(**changes))
@@ -63,7 +65,9 @@ def test_lessons_carry_answers_and_a_hand_written_summary_that_are_validated():
 def test_every_bundled_reference_summary_keeps_the_lessons_fact():
     for lesson in load_lessons():
         reference = lesson.reference_summary
-        assert reference is not None and reference.through_turn >= lesson.question.fact_turn, lesson.slug
+        if reference is None:
+            continue
+        assert reference.through_turn >= lesson.question.fact_turn, lesson.slug
         assert lesson.question.needle in reference.text, lesson.slug
 
 
@@ -166,12 +170,13 @@ def test_compare_page_replays_every_type_with_chart_totals_and_survival(env):
 
 def test_lessons_page_predict_reveal_and_ask(env):
     at = page("lessons.py")
+    at.selectbox(key="lesson_slug").set_value("recall_a_name").run()
     at.main.multiselect[0].set_value(["buffer", "window"]).run()
     at.main.button[0].click().run()
     assert not at.exception
     grades = at.dataframe[0].value
-    assert dict(zip(grades["memory type"], grades[""]))["Buffer (every turn)"] == "✓"
-    assert dict(zip(grades["memory type"], grades[""]))["Window (last k turns)"] == "✗"
+    assert dict(zip(grades["memory type"], grades["✓"]))["Buffer (every turn)"] == "✓"
+    assert dict(zip(grades["memory type"], grades["✓"]))["Window (last k turns)"] == "✗"
     assert any(s.value.startswith("Reveal: you got") for s in at.subheader)
     asked_before = len(env.requests)
     at.main.button[1].click().run()
@@ -181,7 +186,7 @@ def test_lessons_page_predict_reveal_and_ask(env):
 
 def test_lessons_page_marks_each_answer_and_names_a_fact_the_model_had_but_did_not_use(env):
     at = page("lessons.py")
-    at.main.selectbox[0].set_value("recall_a_name").run()
+    at.selectbox(key="lesson_slug").set_value("recall_a_name").run()
     at.main.button[0].click().run()
     at.main.button[1].click().run()  # the echo server repeats the question: it never says the name
     assert not at.exception

@@ -18,6 +18,7 @@ SURVIVAL_WORDS = {
     "kept": "kept: still sent word for word",
     "evicted": "evicted: fell out of the window",
     "folded": "folded into the summary",
+    "recalled": "out of the window, recalled by meaning",
     "never_sent": "never sent after its turn",
 }
 

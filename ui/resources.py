@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import streamlit as st
@@ -15,6 +16,9 @@ from memstore.embeddings import Embedder, embedder_from_settings
 from memstore.outbox import Outbox
 from memstore.records import Expired
 from memstore.retention import RetentionSchedule
+
+# When this app process loaded its UI (its first page): what was written before it survived a restart.
+PROCESS_STARTED = datetime.now(UTC)
 
 SETTING_NAMES = (
     "DATABASE_URL",

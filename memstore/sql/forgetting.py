@@ -30,6 +30,7 @@ USER_TABLES = (  # children first, so foreign keys never point at a deleted row
     "preferences",
     "model_calls",
     "conversations",
+    "user_flags",
 )
 
 

@@ -37,6 +37,7 @@ from .rows import (
     conversation_record,
     draft_fields,
     hot_row,
+    message_record,
     summary_record,
 )
 
@@ -389,6 +390,29 @@ class TranscriptSql(SqlBase):
             if rows:
                 session.execute(insert(MessageRow), rows)
             return len(rows)
+
+    def find_messages(
+        self,
+        user_id: str,
+        *,
+        containing: str | None = None,
+        role: str | None = None,
+        status: str | None = None,
+        limit: int = 5,
+    ) -> list[Message]:
+        """The user's newest saved messages that hold a text (any case), have a role or a status: a scan, for checks
+        a person asks for (a lesson's), never on a turn's path."""
+        query = select(MessageRow).where(MessageRow.user_id == user_id)
+        if containing:
+            query = query.where(func.lower(MessageRow.content).contains(containing.lower(), autoescape=True))
+        if role:
+            query = query.where(MessageRow.role == role)
+        if status:
+            query = query.where(MessageRow.status == status)
+        check_page(limit)
+        with self._tx(write=False) as session:
+            rows = session.scalars(query.order_by(MessageRow.id.desc()).limit(limit)).all()
+            return [message_record(r) for r in rows]
 
     def last_turns(self, user_id: str, conversation_id: int, turns: int, *, through_turn: int) -> list[Message]:
         """Messages of the `turns` turns ending at `through_turn`: one indexed range read."""
