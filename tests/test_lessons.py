@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import plain, run_page
+from fakes import FakeClient
 from memstore import InvalidInput, MemorySettings, Settings, SqlStore, client_from_settings
 from memstore.embeddings import WordLlamaEmbedder
 from memstore.facts import select_facts
@@ -50,7 +51,7 @@ def test_the_readmes_example_lesson_loads_and_reveals():
     results = replay(
         lesson.turns[: lesson.question.at_turn],
         [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in lesson.types],
-        client_from_settings(Settings.from_env({"DATABASE_URL": "sqlite://"})),
+        FakeClient(),
         user_id="u",
     )
     shown = reveal(lesson, ["buffer"], results, fact_survival(results, 1, "Lisbon"))
@@ -137,7 +138,6 @@ def test_each_replayed_lesson_loads_and_its_reveal_agrees_with_the_replay_engine
 
 def test_the_bundled_answers_are_the_ones_the_explanations_give():
     """What each explanation says, checked against the replay with the offline embedder."""
-    from fakes import FakeClient
 
     def actual(slug):
         lesson = LESSONS[slug]
