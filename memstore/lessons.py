@@ -37,7 +37,7 @@ IDEAS = {
     "consistency": "Best practice: ensure consistency",
 }
 QuestionKind = Literal["sends", "lost_at", "under_budget", "stale", "practice"]
-PracticeCheck = Literal["survives_restart", "temporary_gone", "memory_cleared", "message_forgotten"]
+PracticeCheck = Literal["survives_restart", "temporary_gone", "preference_saved", "memory_cleared", "message_forgotten"]
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,16 @@ def check_practice(
             f"No message holding “{phrase}” is in the database, and this browser session has no temporary chat "
             "with it: the memory went with the session.",
         )
+    if practice.check == "preference_saved":
+        wanted = phrase.lower()
+        found = [p for p in store.list_preferences(user_id) if p.enabled and wanted in f"{p.key} {p.value}".lower()]
+        if found:
+            return CheckResult(
+                True,
+                f"Your preference “{found[0].key}: {found[0].value[:80]}” is saved and switched on: it is injected "
+                "into the system prompt of every request, whatever the memory type.",
+            )
+        return CheckResult(False, f"No enabled preference mentions “{phrase}” yet: add it on the Preferences page.")
     if practice.check == "memory_cleared":
         cleared = [c for c in store.list_conversations(user_id, limit=200) if c.memory_cleared]
         if cleared:

@@ -332,3 +332,43 @@ def test_the_first_run_tour_walks_through_and_never_comes_back(running_app):
         page.get_by_placeholder("Message Memory Lab").wait_for()
         page.wait_for_timeout(1500)
         assert page.get_by_text("Tour 1 of 5", exact=False).count() == 0
+
+
+def test_a_teacher_uploads_a_lesson_from_the_readme_and_runs_it(running_app, tmp_path):
+    """The README's example lesson, uploaded as a file (with a hostile title), is listed, checked and revealed."""
+    import re as regex
+    from pathlib import Path
+
+    url, _ = running_app
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    lesson = json.loads(regex.search(r"## Writing a lesson.*?```json\n(.*?)```", readme, regex.S).group(1))
+    lesson["title"] = "City <img src=http://127.0.0.1:9/x.png> **k=2**"
+    path = tmp_path / "my-lesson.json"
+    path.write_text(json.dumps(lesson), encoding="utf-8")
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"title": "no goal"}), encoding="utf-8")
+    with browser_page(height=1600) as page:
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+        page.goto(url + "/lessons")
+        page.get_by_text("Your own lesson file").click()
+        page.get_by_text("Lesson file", exact=True).wait_for()
+        page.locator("input[type=file]").set_input_files(str(broken))
+        page.get_by_text("broken.json").wait_for()
+        page.get_by_role("button", name="Add the lesson").click()
+        page.get_by_text("'goal' is a required property", exact=False).wait_for()
+        page.locator("input[type=file]").set_input_files(str(path))
+        page.get_by_text("my-lesson.json").wait_for()
+        page.get_by_role("button", name="Add the lesson").click()
+        page.get_by_text("See a fact fall out of a window of two turns.", exact=False).wait_for()
+        page.get_by_role("button", name="Reveal", exact=True).click()
+        page.get_by_text("Reveal: you got", exact=False).wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "own-lesson.png"), full_page=True)
+        shown = page.locator("[data-testid=stSelectbox]").evaluate_all(
+            "els => els.map(e => e.innerText + ' ' + [...e.querySelectorAll('input')].map(i => i.value).join(' '))"
+            ".join(' ')"
+        )
+        assert "City <img src=http://127.0.0.1:9/x.png> **k=2**" in shown  # the title as text, not an image
+        assert page.locator("img[src*='127.0.0.1:9']").count() == 0
+        assert outside == []

@@ -205,6 +205,31 @@ def test_practice_lessons_check_what_was_done_in_the_app(env, monkeypatch):
     store.close()
 
 
+def test_a_saved_preference_is_checked_and_every_type_sends_it_at_turn_30(env):
+    _, url = env
+    at = run_page("app_pages/lessons.py", timeout=60)
+    assert "No enabled preference mentions “vegetarian”" in check(at, "custom_keys")
+    with SqlStore.open(url) as store:
+        store.set_preference("local", "diet", "vegetarian")
+    assert "“diet: vegetarian” is saved and switched on" in check(at, "custom_keys")
+    # The lesson's answer, from the replay engine: every type it offers sends the preference at turn 30.
+    from memstore.replay import ScriptTurn
+
+    script = [ScriptTurn(f"Tell me about topic {n}.", f"Topic {n} is interesting.") for n in range(30)]
+    facts = select_facts({}, [Preference("diet", "vegetarian", True, utcnow())])
+    types = ["none", "window", "summary", "retrieval"]
+    results = replay(
+        script,
+        [MemorySettings(t, 1, 100) for t in types],
+        FakeClient(),
+        user_id="u",
+        facts=facts,
+        embedder=WordLlamaEmbedder(),
+    )
+    assert all("vegetarian" in r.frames[-1].payload.messages[0].content for r in results)
+    assert len(LESSONS["custom_keys"].question.correct) == len(types)
+
+
 def test_simple_memory_is_checked_in_this_session_and_the_database(env):
     _, url = env
     at = run_page("app_pages/lessons.py", timeout=60)
