@@ -325,6 +325,8 @@ def test_chatgpt_zip_and_uploaded_bytes(tmp_path, sql_store):
         (b"[" + b'{"title": "x", "mapping": {}},' * 3 + b'{"title": "cut off', "not valid JSON"),
         (b'[{"title": "no tree"}]', "not in ChatGPT's export format"),
         (b"PK\x03\x04 not really a zip", "not a ChatGPT export|damaged"),
+        (b"[" * 100_000 + b"]" * 100_000, "deeper than 64 levels"),
+        (b"[1, 2]", "not in ChatGPT's export format"),
     ],
 )
 def test_a_bad_chatgpt_file_gets_one_sentence_and_writes_nothing(tmp_path, sql_store, raw, message):
