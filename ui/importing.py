@@ -180,7 +180,7 @@ def _show_preview(page: Page, preview: Preview, open_it: Callable[[], AbstractCo
                 format_func=lambda k: by_key[k].title,
                 key="import_look_key",
             )
-            _look_inside(open_it, key, page.settings.limits)
+            _look_inside(open_it, (preview.signature, key), page.settings.limits)
     if not importable:
         return
     how = st.radio(
@@ -225,13 +225,19 @@ def _status(line: ConversationPreview) -> str:
     return "yes"
 
 
-def _look_inside(open_it: Callable[[], AbstractContextManager[Source]], key: str, limits: Limits) -> None:
-    try:
-        with open_it() as source:
-            found = next(iter(source.conversations({key})), None)
-    except MemoryLabError as exc:
-        show_error(exc, what="Cannot read it: ")
-        return
+def _look_inside(open_it: Callable[[], AbstractContextManager[Source]], which: tuple, limits: Limits) -> None:
+    """One conversation's messages as the source holds them; read once (a big export is a pass over the file)."""
+    cached = st.session_state.get("import_look")
+    if cached is not None and cached[0] == which:
+        found = cached[1]
+    else:
+        try:
+            with open_it() as source, st.spinner("Reading the conversation…"):
+                found = next(iter(source.conversations({which[1]})), None)
+        except MemoryLabError as exc:
+            show_error(exc, what="Cannot read it: ")
+            return
+        st.session_state["import_look"] = (which, found)
     if found is None:
         st.caption("It is no longer in the source.")
         return
