@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_example_lesson() -> str:
+    """The lesson file the README's "Writing a lesson" shows: what a teacher would copy."""
+    text = README.read_text("utf-8")
+    found = re.search(r"## Writing a lesson.*?```json\n(.*?)```", text, re.S)
+    assert found, "the README shows no example lesson"
+    return found.group(1)
 
 
 def langchain_sql_db(path: Path, sessions: dict[str, list], *, table: str = "message_store") -> str:

@@ -336,12 +336,10 @@ def test_the_first_run_tour_walks_through_and_never_comes_back(running_app):
 
 def test_a_teacher_uploads_a_lesson_from_the_readme_and_runs_it(running_app, tmp_path):
     """The README's example lesson, uploaded as a file (with a hostile title), is listed, checked and revealed."""
-    import re as regex
-    from pathlib import Path
+    from sources import readme_example_lesson
 
     url, _ = running_app
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
-    lesson = json.loads(regex.search(r"## Writing a lesson.*?```json\n(.*?)```", readme, regex.S).group(1))
+    lesson = json.loads(readme_example_lesson())
     lesson["title"] = "City <img src=http://127.0.0.1:9/x.png> **k=2**"
     path = tmp_path / "my-lesson.json"
     path.write_text(json.dumps(lesson), encoding="utf-8")

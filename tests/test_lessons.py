@@ -4,7 +4,6 @@ and the first-run tour."""
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from memstore.lessons import IDEAS, load_lessons, parse_lesson, parse_lesson_fil
 from memstore.records import Preference
 from memstore.replay import fact_survival, replay
 from memstore.schema import utcnow
+from sources import readme_example_lesson
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = {lesson.slug: lesson for lesson in load_lessons()}
@@ -45,9 +45,7 @@ def test_each_idea_of_the_guide_has_a_lesson_in_the_guides_order():
 
 def test_the_readmes_example_lesson_loads_and_reveals():
     """A teacher can write a lesson from the README alone: its example passes every check and reveals."""
-    text = (ROOT / "README.md").read_text("utf-8")
-    example = re.search(r"## Writing a lesson.*?```json\n(.*?)```", text, re.S).group(1)
-    lesson = parse_lesson_file("my_lesson.json", example.encode())
+    lesson = parse_lesson_file("my_lesson.json", readme_example_lesson().encode())
     results = replay(
         lesson.turns[: lesson.question.at_turn],
         [MemorySettings(t, lesson.window_turns, lesson.max_tokens) for t in lesson.types],
