@@ -241,20 +241,23 @@ def parse_lesson_file(name: str, raw: bytes, limits: Limits = Limits()) -> Lesso
     return lesson
 
 
-def load_lessons() -> list[Lesson]:
-    """Every lesson shipped in memstore/lessons, in the guide's order."""
+@cache
+def load_lessons() -> tuple[Lesson, ...]:
+    """Every lesson shipped in memstore/lessons, in the guide's order; read and validated once per process (the
+    Lessons and Compare pages ask on every rerun, and validating them all takes about 13 ms)."""
     folder = resources.files("memstore").joinpath("lessons")
     lessons = [
         parse_lesson(entry.name.removesuffix(".json"), entry.read_text("utf-8"))
         for entry in folder.iterdir()
         if entry.name.endswith(".json")
     ]
-    return sorted(lessons, key=lambda lesson: (lesson.order, lesson.title))
+    return tuple(sorted(lessons, key=lambda lesson: (lesson.order, lesson.title)))
 
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+@cache
 def readme_section(heading: str, readme: Path = README) -> str | None:
     """The README's text under a heading (to the next heading of the same or a higher level), or None."""
     try:

@@ -119,16 +119,15 @@ def _source_form(page: Page, kind: str) -> tuple[tuple, Callable[[], AbstractCon
         table_name = st.text_input("Table", value="message_store", key="import_table") or "message_store"
     if upload is None and not location.strip():
         return None
-    data = upload.getvalue() if upload is not None else None
-    name = upload.name if upload is not None else None
     signature = (kind, upload.file_id if upload is not None else location.strip(), table_name)
 
     def open_it() -> AbstractContextManager[Source]:
+        """Opens the source; the upload's bytes are copied only here, not on every rerun of the page."""
         return open_source(
             kind,
-            data=data,
-            name=name,
-            location=None if data is not None else location,
+            data=upload.getvalue() if upload is not None else None,
+            name=upload.name if upload is not None else None,
+            location=None if upload is not None else location,
             table_name=table_name,
             own_database=page.settings.database_url,
         )

@@ -53,6 +53,8 @@ def wanted(page: Page) -> bool:
     """
     if page.read_only or st.session_state.get("tour_hidden"):
         return False
+    if st.session_state.get("tour_shown"):
+        return True  # decided at this session's first page: no query on the chat page's later reruns
     try:
         if page.store.has_flag(page.user, DONE):
             st.session_state["tour_hidden"] = True
@@ -65,6 +67,7 @@ def wanted(page: Page) -> bool:
             page.store.set_flag(page.user, SEEN)
     except MemoryLabError:
         return False  # the database refuses: the tour is not worth an error
+    st.session_state["tour_shown"] = True
     return True
 
 

@@ -10,6 +10,7 @@ default SQLite file), so it shows live on the Conversations page and runs throug
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -61,7 +62,7 @@ class MemstoreChatMessageHistory(BaseChatMessageHistory):
         self.user_id = user_id
         self.window_turns = window_turns
         self.max_tokens = max_tokens
-        self.store = store or SqlStore.open(database_url or Settings.from_env().database_url)
+        self.store = store or _shared_store(database_url or Settings.from_env().database_url)
         self.counter = counter or counter_for_model("gpt-4o-mini")
         self._settings = settings or MemorySettings(
             memory_type="token_window"
@@ -138,6 +139,12 @@ class MemstoreChatMessageHistory(BaseChatMessageHistory):
                 self.store.clear_memory(self.user_id, conv.id)
         except NotFound:
             self._conversation_id = None  # deleted in the app: the next use starts an empty one
+
+
+@cache
+def _shared_store(database_url: str) -> SqlStore:
+    """One store (engine and connection pool) per database per process: an app makes a history per request."""
+    return SqlStore.open(database_url)
 
 
 def _to_langchain(message: Message) -> BaseMessage:
