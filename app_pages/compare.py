@@ -23,7 +23,7 @@ from memstore.replay import (
 from memstore.transfer import to_json
 from ui import compare_views, session, words
 from ui.page import start_page
-from ui.render import literal, show_error
+from ui.render import literal, plain_text, show_error
 
 page = start_page("Compare · Memory Lab")
 settings, store, client, USER = page.settings, page.store, page.client, page.user
@@ -66,7 +66,7 @@ else:
         st.info("No saved conversations yet: chat first, or pick a bundled lesson.")
         st.stop()
     titles = {c.id: c.title for c in saved}
-    conv_id = st.selectbox("Saved conversation", list(titles), format_func=lambda i: f"{titles[i]} (#{i})")
+    conv_id = st.selectbox("Saved conversation", list(titles), format_func=lambda i: f"{plain_text(titles[i])} (#{i})")
     title = titles[conv_id]
     script = script_from_conversation(store, USER, conv_id)
     source_key = ("conversation", conv_id, len(script))

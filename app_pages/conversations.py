@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from memstore import MEMORY_TYPES, MemoryLabError
+from memstore.forgotten import JOURNAL_PENDING_NOTE
 from memstore.transfer import (
     compare_branches,
     export_conversations,
@@ -15,16 +16,19 @@ from memstore.transfer import (
     to_json,
     to_markdown,
 )
-from ui import resources, session, words
+from ui import resources, session, unsaved, words
 from ui.importing import import_section
 from ui.page import start_page
-from ui.render import literal, show_error
+from ui.render import literal, plain_text, show_error
 from ui.session import ConversationRef
 
 page = start_page("Conversations · Memory Lab")
 settings, store, client, USER = page.settings, page.store, page.client, page.user
 
 st.title("Conversations")
+if (waiting := unsaved.overview(page)) is not None:  # "Open" on a conversation holding unsaved items
+    session.open_conversation(ConversationRef(waiting, temporary=False))
+    st.switch_page("app_pages/chat.py")
 search = st.text_input("Search titles", placeholder="Type part of a title")
 conversations = store.list_conversations(USER, search=search or None, limit=500)
 if not conversations:
@@ -38,7 +42,7 @@ else:
         pd.DataFrame(
             [
                 {
-                    "title": c.title,
+                    "title": plain_text(c.title),
                     "memory type": words.memory_label(c.settings.memory_type),
                     "messages": c.message_count,
                     "tokens": c.token_total,
@@ -52,7 +56,7 @@ else:
         column_config={"last activity": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
     )
     by_id = {c.id: c for c in conversations}
-    chosen = st.selectbox("Conversation", list(by_id), format_func=lambda i: f"{by_id[i].title} (#{i})")
+    chosen = st.selectbox("Conversation", list(by_id), format_func=lambda i: f"{plain_text(by_id[i].title)} (#{i})")
     open_col, export_json_col, export_md_col = st.columns(3)
     if open_col.button("Open in chat", type="primary", width="stretch"):
         session.open_conversation(ConversationRef(chosen, temporary=False))
@@ -101,7 +105,7 @@ else:
                 "Other conversation",
                 [c.id for c in others],
                 key=f"other_{chosen}",
-                format_func=lambda i: f"{by_id[i].title} (#{i})",
+                format_func=lambda i: f"{plain_text(by_id[i].title)} (#{i})",
             )
             rows = compare_branches(store, USER, chosen, other)
             if not rows:
@@ -193,4 +197,13 @@ else:
                 resources.outbox().remove(USER, item.id)
             for key in ("conversation_ref", "session_facts", "memory_notice", "forget_message_id"):
                 st.session_state.pop(key, None)
-            st.success("Forgotten: " + literal(deleted.sentence()) + ".", icon=":material/delete_forever:")
+            if store.journal_pending():  # deleted everywhere the app reads, not yet from the file's journal
+                st.warning(
+                    "Deleted everywhere the app reads: "
+                    + literal(deleted.sentence())
+                    + ". "
+                    + literal(JOURNAL_PENDING_NOTE),
+                    icon=":material/delete_forever:",
+                )
+            else:
+                st.success("Forgotten: " + literal(deleted.sentence()) + ".", icon=":material/delete_forever:")

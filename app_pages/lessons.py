@@ -12,7 +12,7 @@ from memstore.facts import select_facts
 from memstore.lessons import (
     IDEAS,
     Lesson,
-    load_lessons,
+    bundled_lessons,
     mark_answer,
     parse_lesson_file,
     practice_grades,
@@ -43,7 +43,10 @@ st.caption(
     "conversation through the memory types, or, for what happens outside one page, by doing it in the app "
     "and letting the lesson check the database."
 )
-lessons: dict[str, Lesson] = {lesson.slug: lesson for lesson in load_lessons()}
+shelf = bundled_lessons()
+for problem in shelf.problems:  # a broken lesson file is one sentence here, and the others still load
+    st.warning(literal(problem), icon=":material/warning:")
+lessons: dict[str, Lesson] = {lesson.slug: lesson for lesson in shelf.lessons}
 lessons.update(st.session_state.get("own_lessons", {}))
 with st.expander("Your own lesson file", key="own_lesson_open", on_change="rerun"):
     if st.session_state.get("own_lesson_open"):

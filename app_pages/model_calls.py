@@ -8,7 +8,7 @@ import streamlit as st
 from memstore import Chat
 from ui import panel, words
 from ui.page import start_page
-from ui.render import literal
+from ui.render import literal, plain_text
 
 page = start_page("Model calls · Memory Lab")
 settings, store, client, USER = page.settings, page.store, page.client, page.user
@@ -20,7 +20,7 @@ st.caption(
     "reported by the server), latency and errors. API keys are never recorded."
 )
 conversations = store.list_conversations(USER, limit=500)
-titles = {c.id: c.title for c in conversations}
+titles = {c.id: plain_text(c.title) for c in conversations}
 left, mid, right = st.columns([3, 1, 1])
 chosen = left.selectbox(
     "Conversation", [None, *titles], format_func=lambda i: "All conversations" if i is None else f"{titles[i]} (#{i})"

@@ -2,6 +2,7 @@
 
     python bench/import_sources.py            # 1 GB ChatGPT export, 10,000 LangChain sessions, 300 LangGraph threads
     python bench/import_sources.py --smoke    # 5 MB, 200 sessions, 10 threads (CI)
+    python bench/import_sources.py --zip-bomb # ChatGPT zips of 131 KB and 1 MB holding one 128 MB and 1 GB reply
 
 Each source is written first (the LangChain rows with LangChain's own message_to_dict, the LangGraph threads by a
 real graph with SqliteSaver), then previewed and imported by a fresh process, which reports its time and its peak
@@ -43,6 +44,25 @@ def write_chatgpt(path: Path, megabytes: int) -> int:
             count += 1
         out.write("]")
     return count
+
+
+def write_zip_bomb(path: Path, reply_megabytes: int) -> None:
+    """A deflated ChatGPT export zip: one conversation whose reply is this many MB of one letter, then a fine one."""
+    import zipfile
+
+    from sources import chatgpt_conversation
+
+    bomb = chatgpt_conversation("Bomb", [("hi", "@@")], conversation_id="c-bomb")
+    fine = chatgpt_conversation("Fine", [("hello", "there")], conversation_id="c-fine")
+    head, tail = json.dumps([bomb, fine]).encode().split(b"@@")
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("conversations.json", "w", force_zip64=True) as member,
+    ):
+        member.write(head)
+        for _ in range(reply_megabytes):
+            member.write(b"A" * 1_000_000)
+        member.write(tail)
 
 
 def write_langchain(path: Path, sessions: int, turns: int = 5) -> None:
@@ -92,6 +112,7 @@ def measure(kind: str, location: str) -> dict:
             import_s = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         messages = sum(c.message_count for c in result.created)
+        longest = max((len(m.content) for c in result.created for m in store.page("u", c.id, limit=500)), default=0)
         store.close()
     return dict(
         kind=kind,
@@ -104,16 +125,22 @@ def measure(kind: str, location: str) -> dict:
         rss_before_mb=round(base),
         rss_peak_preview_mb=round(after_preview),
         rss_peak_mb=round(peak),
+        skipped=[(line.title, line.problem) for line in lines if line.problem],
+        longest_message_chars=longest,
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--zip-bomb", action="store_true", help="ChatGPT zips holding one 128 MB and one 1 GB reply")
     parser.add_argument("--measure", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(*args.measure)))
+        return
+    if args.zip_bomb:
+        zip_bombs()
         return
     megabytes, sessions, threads = (5, 200, 10) if args.smoke else (1_000, 10_000, 300)
     folder = Path(tempfile.mkdtemp(prefix="import-bench-"))
@@ -133,19 +160,41 @@ def main() -> None:
     print("| source | size | conversations | messages imported | preview | import | RSS at start | peak RSS |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind, path in sources:
-        out = subprocess.run(
-            [sys.executable, __file__, "--measure", kind, str(path)], capture_output=True, text=True, check=False
-        )
-        if out.returncode != 0:
-            print(out.stderr[-3000:])
-            raise SystemExit(f"{kind}: the measuring process failed")
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = run_measure(kind, path)
         print(
             f"| {kind} | {r['source_mb']:,} MB | {r['conversations']:,} | {r['messages']:,} | {r['preview_s']} s "
             f"| {r['import_s']} s | {r['rss_before_mb']} MB | {r['rss_peak_mb']} MB |"
         )
         assert r["imported"] == r["conversations"], r
     for _kind, path in sources:
+        path.unlink()
+
+
+def run_measure(kind: str, path: Path) -> dict:
+    """measure() in a fresh process, so its peak RSS is this source's alone."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", kind, str(path)], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        print(out.stderr[-3000:])
+        raise SystemExit(f"{kind}: the measuring process failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def zip_bombs() -> None:
+    """Issue 24: a 131 KB zip with a 128 MB reply took 46 s to preview, 240 s and +6.5 GB to import."""
+    folder = Path(tempfile.mkdtemp(prefix="import-bench-"))
+    print("| zip | reply | preview | import | RSS at start | peak RSS | imported | longest stored | why skipped |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for reply_mb in (128, 1_000):
+        path = folder / f"bomb-{reply_mb}.zip"
+        write_zip_bomb(path, reply_mb)
+        r = run_measure("chatgpt", path)
+        print(
+            f"| {path.stat().st_size / 1e3:,.0f} KB | {reply_mb:,} MB | {r['preview_s']} s | {r['import_s']} s "
+            f"| {r['rss_before_mb']} MB | {r['rss_peak_mb']} MB | {r['imported']} of {r['conversations']} "
+            f"| {r['longest_message_chars']:,} characters | {'; '.join(p for _, p in r['skipped'])} |"
+        )
         path.unlink()
 
 

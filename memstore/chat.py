@@ -20,21 +20,11 @@ from .recall import LongTermMemory
 from .records import CallDraft, ChatMessage, Conversation, MemorySettings, Message, MessageStatus, ModelCall, Usage
 from .store_api import PreferenceStore, TranscriptStore
 from .summarizer import CallCache, SummaryUpdate, fold_pending
+from .titles import DEFAULT_TITLE
 from .tokens import message_tokens
 
 DEFAULT_FOLD_BUDGET_TOKENS = 2_000
 RETRY_CLAIM_SLACK_S = 30.0  # a retry's claim outlives the call's own timeout by this much
-DEFAULT_TITLE = "New chat"
-TITLE_FROM_MESSAGE_CHARS = 48
-
-
-def title_from_message(text: str) -> str:
-    """A short title from a first message: one line, cut at a word boundary."""
-    line = " ".join(text.split())
-    if len(line) <= TITLE_FROM_MESSAGE_CHARS:
-        return line
-    cut = line[:TITLE_FROM_MESSAGE_CHARS]
-    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
 
 
 @dataclass(frozen=True)
@@ -188,6 +178,7 @@ class TurnRun:
                 tokenizer=counter.name,
                 error=error.message if error else None,
                 call=draft,
+                carried=carried_messages(self),
             )
         except NotFound:
             self.result = TurnResult(
@@ -213,6 +204,7 @@ class TurnRun:
                 tokens=tokens,
                 tokenizer=counter.name,
                 call=draft,
+                database=chat.store.identity(),
             )
             self.result = TurnResult(
                 _unstored(self, text, status, error),
@@ -226,6 +218,14 @@ class TurnRun:
             if self.claimed:
                 chat.release_claim(self.conversation.id, self.user_message.turn)
         self.result = TurnResult(message, call, error)
+
+
+def carried_messages(run: TurnRun) -> dict[int, str]:
+    """The stored messages whose text the turn's request carries, by id: the save redacts any forgotten meanwhile."""
+    view = run.payload.view
+    turns = [*view.turns, *(r.turn for r in view.recall.recalled)] if view.recall else list(view.turns)
+    messages = [run.user_message, *(m for t in turns for m in (t.user, t.reply) if m is not None)]
+    return {m.id: m.content for m in messages if m.id and m.content}
 
 
 def _unstored(run: TurnRun, text: str, status: str, error: LLMError | None) -> Message:
@@ -345,9 +345,14 @@ class Chat:
         message, conversation = self.store.begin_turn(
             self.user_id, conversation_id, text, tokens=self.counter.count(text), tokenizer=self.counter.name
         )
-        if conversation.message_count == 1 and conversation.title == DEFAULT_TITLE:
-            conversation = self.store.rename_conversation(self.user_id, conversation_id, title_from_message(text))
         return self._prepare(conversation, message, facts)
+
+    def send_unsent(self, item: Unsent, conversation_id: int, facts: FactSet) -> TurnRun:
+        """Send a kept message again, into a conversation of the database that refused it (else InvalidInput)."""
+        if item.kind != "message" or item.user_id != self.user_id:
+            raise InvalidInput("Only a kept message of yours can be sent again.")
+        item.check_belongs(self.store.identity())
+        return self.send(conversation_id, item.text, facts)
 
     def retry(self, conversation_id: int, facts: FactSet) -> TurnRun:
         """Run the newest turn again when its reply failed or was cut short; the old attempt stays stored."""
@@ -383,6 +388,7 @@ class Chat:
         """Save a reply the database refused earlier, with its ledger row (raises StorageError or NotFound again)."""
         if item.kind != "reply" or item.turn is None or item.user_id != self.user_id:
             raise InvalidInput("Only a kept reply of yours can be saved again.")
+        item.check_belongs(self.store.identity())  # the same conversation number in another database is not it
         message, _ = self.store.add_reply(
             self.user_id,
             item.conversation_id,

@@ -48,3 +48,9 @@ def redact(text: str, *secrets: str | None) -> str:
         if secret and len(secret) >= 8:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def one_line(text: str, max_chars: int = 200) -> str:
+    """A server's text fit for one line of a sentence: control characters out, cut to `max_chars`."""
+    clean = "".join(c for c in text if c.isprintable())
+    return clean if len(clean) <= max_chars else clean[: max_chars - 1] + "…"

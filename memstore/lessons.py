@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,9 +18,11 @@ from .memory import MEMORY_TYPES
 from .recall_check import contains_phrase, reached, score_reply
 from .records import ChatMessage
 from .replay import ScriptTurn, Survival, TypeReplay
-from .validation import is_unicode, message_text
+from .validation import is_unicode, json_shape, message_text
 
 MAX_LESSON_BYTES = 2_000_000
+MAX_LESSON_DEPTH = 10  # a lesson nests 3 deep (lesson, turns, turn): checked before the schema recurses into it
+MAX_LESSON_VALUES = 20_000  # a lesson of 200 turns holds about 1,000
 
 MAX_ANSWERS = 10
 MAX_REFERENCE_CHARS = 2_000
@@ -108,15 +112,21 @@ class Lesson:
 
 @cache
 def _validator() -> Any:
+    """The lesson schema's validator, where "integer" means a whole number as JSON wrote it: 4 yes; 4.0 (which the
+    JSON Schema spec counts as an integer) and true no, since the lesson would hand Python a float or a bool."""
     import jsonschema
 
     schema = json.loads(resources.files("memstore").joinpath("data", SCHEMA_FILE).read_text("utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return jsonschema.validators.extend(base, type_checker=checker)(schema)
 
 
 def schema_errors(raw: object) -> list[str]:
     """Every way the data breaks the lesson schema, as 'where: what' sentences (the first few)."""
-    errors = sorted(_validator().iter_errors(raw), key=lambda e: list(e.absolute_path))
+    errors = sorted(islice(_validator().iter_errors(raw), 100), key=lambda e: list(e.absolute_path))
     out = []
     for error in errors[:5]:
         where = "/".join(str(p) for p in error.absolute_path) or "the top level"
@@ -138,6 +148,7 @@ def _reference(slug: str, raw: object, turns: int) -> ReferenceSummary | None:
 
 
 def _lesson(slug: str, raw: dict) -> Lesson:
+    json_shape(raw, max_depth=MAX_LESSON_DEPTH, max_values=MAX_LESSON_VALUES, what=f"Lesson {slug!r}")
     problems = schema_errors(raw)
     if problems:
         raise InvalidInput(f"Lesson {slug!r} does not follow the lesson schema: " + "; ".join(problems))
@@ -215,8 +226,10 @@ def parse_lesson(slug: str, text: str) -> Lesson:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"Lesson {slug!r} is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
-    except RecursionError:
-        raise InvalidInput(f"Lesson {slug!r} nests its data too deeply.") from None
+    except RecursionError:  # the same sentence json_shape gives: a lesson needs 3 levels, so this is far past 10
+        raise InvalidInput(f"Lesson {slug!r} nests its data more than {MAX_LESSON_DEPTH} levels deep.") from None
+    except ValueError as exc:  # a number of over 4,300 digits, which Python refuses to read
+        raise InvalidInput(f"Lesson {slug!r} is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(raw, dict):
         raise InvalidInput(f"Lesson {slug!r} must be a JSON object.")
     return _lesson(slug, raw)
@@ -241,17 +254,48 @@ def parse_lesson_file(name: str, raw: bytes, limits: Limits = Limits()) -> Lesso
     return lesson
 
 
+@dataclass(frozen=True)
+class Shelf:
+    """The lessons of a folder that passed every check, and one sentence per file that did not."""
+
+    lessons: tuple[Lesson, ...]
+    problems: tuple[str, ...] = ()
+
+
+def read_lessons(folder: Path | Traversable) -> Shelf:
+    """Every lesson file in a folder, in the guide's order; a bad file is skipped with a sentence, never raised, so
+    one broken file cannot take the Lessons page down."""
+    lessons, problems = [], []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        try:
+            try:
+                raw = entry.read_bytes()
+            except OSError:
+                raise InvalidInput("it could not be read.") from None  # the error would name a server path
+            if len(raw) > MAX_LESSON_BYTES:
+                raise InvalidInput(f"it is over {MAX_LESSON_BYTES / 1e6:.0f} MB.")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput("it is not UTF-8 text.") from None
+            lessons.append(parse_lesson(entry.name.removesuffix(".json"), text))
+        except InvalidInput as exc:
+            problems.append(f"The lesson file {entry.name} was skipped: {exc}")
+    return Shelf(tuple(sorted(lessons, key=lambda lesson: (lesson.order, lesson.title))), tuple(problems))
+
+
 @cache
+def bundled_lessons() -> Shelf:
+    """The lessons shipped in memstore/lessons, read and validated once per process (the Lessons and Compare pages
+    ask on every rerun, and validating them all takes about 13 ms)."""
+    return read_lessons(resources.files("memstore").joinpath("lessons"))
+
+
 def load_lessons() -> tuple[Lesson, ...]:
-    """Every lesson shipped in memstore/lessons, in the guide's order; read and validated once per process (the
-    Lessons and Compare pages ask on every rerun, and validating them all takes about 13 ms)."""
-    folder = resources.files("memstore").joinpath("lessons")
-    lessons = [
-        parse_lesson(entry.name.removesuffix(".json"), entry.read_text("utf-8"))
-        for entry in folder.iterdir()
-        if entry.name.endswith(".json")
-    ]
-    return tuple(sorted(lessons, key=lambda lesson: (lesson.order, lesson.title)))
+    """Every bundled lesson that passed its checks, in the guide's order."""
+    return bundled_lessons().lessons
 
 
 README = Path(__file__).resolve().parent.parent / "README.md"

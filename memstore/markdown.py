@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from .bidi import visible_bidi
+
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them (":" too)
 # also stops Streamlit's directives and the autolinking of "https://…" before its escapes are read.
 PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
@@ -15,8 +17,9 @@ _BACKTICKS = re.compile(r"`+")
 
 
 def literal(text: object) -> str:
-    """Markdown that shows `text` exactly (line breaks kept): nothing formats, no image, link or HTML."""
-    escaped = "".join("\\" + c if c in PUNCTUATION else c for c in str(text))
+    """Markdown that shows `text` exactly (line breaks kept, bidi controls drawn as codes): nothing formats, no
+    image, link or HTML, and nothing reorders the text around it."""
+    escaped = "".join("\\" + c if c in PUNCTUATION else c for c in visible_bidi(str(text)))
     return escaped.replace("\r\n", "\n").replace("\n", "  \n")
 
 

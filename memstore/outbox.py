@@ -3,6 +3,10 @@
 When the database is locked or fails, the user's text and a reply the model already streamed must
 not be lost, not even to a page reload. Each kept item is one small JSON file, written atomically,
 so several app processes can share the folder without a lock.
+
+The folder is the data folder's, which several databases can share (DATABASE_URL changed, a file
+deleted and made again): each item names the database it belongs to by that database's own id, and
+is saved or sent only into that one (Chat.save_unsent, Chat.send_unsent).
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import json
 import os
 import tempfile
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import StorageError
+from .database_identity import DatabaseIdentity, this_instance
+from .errors import InvalidInput, StorageError
+from .forgotten import redacted
 from .records import CallDraft, ChatMessage, MessageStatus, Usage
 
 UnsentKind = Literal["message", "reply"]
@@ -41,9 +47,42 @@ class Unsent:
     tokens: int = 0
     tokenizer: str = ""
     call: CallDraft | None = field(default=None, compare=False)
+    database_id: str = ""  # the id of the database it belongs to ("" in items kept before ids: unknown)
+    database: str = ""  # where that database is, for people (a file path, or backend://host:port/name)
+    instance: str = ""  # the app process that kept it: host name and process id
+
+    def refusal(self, here: DatabaseIdentity) -> str | None:
+        """Why it must not be saved or sent into the database `here` (one sentence), or None when it belongs there."""
+        if here.holds(self.database_id):
+            return None
+        what = "message" if self.kind == "message" else "reply"
+        if not self.database_id:
+            return (
+                f"This {what} was kept before Memory Lab recorded which database it belongs to, so nothing was "
+                "saved; copy its text, or discard it."
+            )
+        return (
+            f"This {what} belongs to another database ({self.database or 'unknown'}), not the one open now "
+            f"({here.where}); nothing was saved. It stays kept: open that database to save it, or copy its text."
+        )
+
+    def check_belongs(self, here: DatabaseIdentity) -> None:
+        """Raise InvalidInput (one sentence, nothing changed) unless it belongs to the database `here`."""
+        if (sentence := self.refusal(here)) is not None:
+            raise InvalidInput(sentence)
 
 
-def new_unsent(user_id: str, conversation_id: int, kind: UnsentKind, text: str, error: str, **reply: Any) -> Unsent:
+def new_unsent(
+    user_id: str,
+    conversation_id: int,
+    kind: UnsentKind,
+    text: str,
+    error: str,
+    *,
+    database: DatabaseIdentity,
+    **reply: Any,
+) -> Unsent:
+    """An item the database `database` refused, naming that database and this app process."""
     return Unsent(
         uuid.uuid4().hex,
         user_id,
@@ -53,7 +92,45 @@ def new_unsent(user_id: str, conversation_id: int, kind: UnsentKind, text: str, 
         error,
         datetime.now(UTC).isoformat(timespec="seconds"),
         **reply,
+        database_id=database.id,
+        database=database.where,
+        instance=this_instance(),
     )
+
+
+@dataclass(frozen=True)
+class SortedItems:
+    """A user's kept items as the chat page shows them, oldest first in each group."""
+
+    here: tuple[Unsent, ...]  # this database, the open conversation
+    elsewhere: tuple[Unsent, ...]  # this database, other conversations (which may have been deleted since)
+    foreign: tuple[Unsent, ...]  # another database, or one not recorded: never saved here
+
+    def conversations_elsewhere(self) -> dict[int, int]:
+        """How many items wait in each other conversation of this database."""
+        counts: dict[int, int] = {}
+        for item in self.elsewhere:
+            counts[item.conversation_id] = counts.get(item.conversation_id, 0) + 1
+        return counts
+
+
+def sort_items(items: list[Unsent], here: DatabaseIdentity, conversation_id: int | None) -> SortedItems:
+    """Split kept items by where they belong: this conversation, another one of this database, another database."""
+    mine = [i for i in items if here.holds(i.database_id)]
+    return SortedItems(
+        here=tuple(i for i in mine if i.conversation_id == conversation_id),
+        elsewhere=tuple(i for i in mine if i.conversation_id != conversation_id),
+        foreign=tuple(i for i in items if not here.holds(i.database_id)),
+    )
+
+
+def redacted_item(item: Unsent, text: str) -> Unsent:
+    """The item with `text` replaced by the forgotten mark in its own text and in the request and reply it keeps."""
+    call = item.call
+    if call is not None:
+        request = tuple(ChatMessage(m.role, redacted(m.content, text)) for m in call.request)
+        call = replace(call, request=request, reply=redacted(call.reply, text))
+    return replace(item, text=redacted(item.text, text), call=call)
 
 
 def _encode(item: Unsent) -> str:
@@ -68,6 +145,9 @@ def _decode(raw: str) -> Unsent:
         call["request"] = tuple(ChatMessage(m["role"], m["content"]) for m in call["request"])
         call["usage"] = Usage(**call["usage"])
         call = CallDraft(**call)
+    for name in ("database_id", "database", "instance"):  # a file that names no usable database names none
+        if not isinstance(data.get(name, ""), str):
+            data[name] = ""
     return Unsent(**data, call=call)
 
 
@@ -119,6 +199,27 @@ class Outbox:
             if item.user_id == user_id and (conversation_id is None or item.conversation_id == conversation_id):
                 out.append(item)
         return sorted(out, key=lambda i: i.created_at)
+
+    def redact(self, user_id: str, text: str) -> int:
+        """Replace a forgotten text in the user's kept items, so Save again cannot bring it back; returns the count."""
+        changed = 0
+        for path in sorted(self._user_dir(user_id).glob("*.json")):
+            try:
+                raw = path.read_text(encoding="utf-8", errors="surrogatepass")
+                item = _decode(raw)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            new = _encode(redacted_item(item, text))
+            if new == raw:
+                continue
+            tmp = path.with_name(f".{item.id}.tmp")
+            try:
+                tmp.write_text(new, encoding="utf-8", errors="surrogatepass")
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise StorageError(f"A kept unsaved item could not be rewritten ({exc.strerror}).") from None
+            changed += 1
+        return changed
 
     def remove(self, user_id: str, item_id: str) -> None:
         if not item_id.isalnum():

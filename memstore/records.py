@@ -228,6 +228,8 @@ class ForgetPlan:
     vectors: int  # the turn's stored vector for retrieval (removed)
     facts: tuple[PreferenceChange, ...]  # automatic facts saved from that turn (each removed only if chosen)
     quoted_in: int = 0  # other messages of the conversation that quote it word for word (the quote is replaced)
+    in_title: bool = False  # the conversation's title was made from it (it is made again from what is left)
+    forgotten_text: str = field(default="", repr=False)  # forget_message's result: for copies outside the store
 
     def sentence(self) -> str:
         """'This message appears in 14 model calls, 1 summary, 2 entity notes and 1 saved fact.'"""
@@ -239,6 +241,8 @@ class ForgetPlan:
             (len(self.facts), "saved fact", None),
         ]
         parts = [_count(self.model_calls, "model call")] + [_count(n, a, b) for n, a, b in counted if n]
+        if self.in_title:
+            parts.append("the conversation's title")
         listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
         return f"This message appears in {listed}."
 

@@ -124,6 +124,16 @@ class UserFlagRow(Base):
     set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class DatabaseIdentityRow(Base):
+    """The database's own random id, one row, given when it is first opened: outbox items name it (memstore.outbox)."""
+
+    __tablename__ = "database_identity"
+
+    one: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1: one row
+    id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ModelCallRow(Base):
     __tablename__ = "model_calls"
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from .database_identity import DatabaseIdentity
 from .records import (
     CallDraft,
     Conversation,
@@ -55,6 +56,7 @@ class TranscriptStore(Protocol):
 
     temporary: bool
 
+    def identity(self) -> DatabaseIdentity: ...
     def create_conversation(self, user_id: str, title: str, settings: MemorySettings) -> Conversation: ...
     def get_conversation(self, user_id: str, conversation_id: int) -> Conversation: ...
     def list_conversations(
@@ -86,6 +88,7 @@ class TranscriptStore(Protocol):
         tokenizer: str,
         error: str | None = None,
         call: CallDraft | None = None,
+        carried: Mapping[int, str] | None = None,
     ) -> tuple[Message, ModelCall | None]: ...
     def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int: ...
     def import_conversations(
@@ -158,6 +161,7 @@ class TranscriptStore(Protocol):
     def list_entities(self, user_id: str, conversation_id: int, *, limit: int = 200) -> list[Entity]: ...
 
     def forget_plan(self, user_id: str, conversation_id: int, message_id: int) -> ForgetPlan: ...
+    def journal_pending(self) -> bool: ...
     def forget_message(
         self, user_id: str, conversation_id: int, message_id: int, *, remove_facts: Sequence[int] = ()
     ) -> ForgetPlan: ...

@@ -165,3 +165,31 @@ def memory_settings(settings: MemorySettings, known_types: frozenset[str], limit
     if settings.recall_scope not in RECALL_SCOPES:
         raise InvalidInput(f"Recall from {' or '.join(repr(s) for s in RECALL_SCOPES)}.")
     return settings
+
+
+def json_shape(value: object, *, max_depth: int, max_values: int, what: str) -> None:
+    """Parsed JSON that a schema check or a page can walk safely: bounded nesting and count, and only text that can
+    be stored and shown (no NUL, no lone surrogate, in keys too). Iterative, so no depth can exhaust the stack."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > max_values:
+            raise InvalidInput(f"{what} holds more than {max_values:,} values.")
+        if isinstance(item, str):
+            _shown_text(item, what)
+        elif isinstance(item, (dict, list)):
+            if depth > max_depth:
+                raise InvalidInput(f"{what} nests its data more than {max_depth} levels deep.")
+            if isinstance(item, dict):
+                for key in item:
+                    _shown_text(key, what)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+
+
+def _shown_text(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise InvalidInput(f"{what} holds a NUL character, which cannot be stored or shown.")
+    if not is_unicode(text):
+        raise InvalidInput(f"{what} holds characters that are not valid Unicode (lone surrogates).")

@@ -25,6 +25,7 @@ _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _PIECE_BYTES = 16 * 1024
+NO_SIZE = -1  # a Lie's head_size that sends no size at all
 
 _STATUS_FAULTS: dict[int, tuple[str | None, str]] = {
     401: ("GatedRepo", "Access to this model is restricted. You must be authenticated to access it."),
@@ -46,6 +47,18 @@ class HubRequest:
     @property
     def range(self) -> str | None:
         return self.headers.get("range")
+
+
+@dataclass(frozen=True)
+class Lie:
+    """What a hostile Hub says about one file instead of the truth; None keeps the true value."""
+
+    etag: str | None = None  # sent as ETag and X-Linked-Etag (huggingface_hub builds its blob path from it)
+    commit: str | None = None  # sent as X-Repo-Commit (huggingface_hub builds its snapshot path from it)
+    head_size: int | None = None  # the size a HEAD announces (X-Linked-Size, Content-Length); NO_SIZE: none
+    body: bytes | None = None  # what a GET sends instead of the file, with its own Content-Length
+    ignore_range: bool = False  # answer a Range request with 200 and the whole body
+    redirect_to: str | None = None  # an endpoint: HEAD and GET answer 302 to the same path there, as the Hub's CDN
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,8 @@ class FakeHub:
       "stall" — on a GET: send `after_bytes`, then say nothing for `seconds`, then close;
                 with method="HEAD": say nothing for `seconds`, then close (a Hub that does not answer).
     `bytes_per_s` throttles every body (None = as fast as possible), so a browser can watch a progress bar.
+    `lie(repo_id, filename, Lie(...))` makes the Hub hostile for one file: a path as its ETag or commit, a HEAD
+    that announces one size while the GET sends another body.
     Unknown repositories answer 401 RepoNotFound and unknown files 404 EntryNotFound, like the real Hub; the revision
     may be "main" (commit `COMMIT`) or any 40-hex commit, which is echoed back (so pinned model lists work).
     """
@@ -80,6 +95,7 @@ class FakeHub:
 
     def __init__(self, *, bytes_per_s: int | None = None) -> None:
         self.files: dict[tuple[str, str], bytes] = {}
+        self.lies: dict[tuple[str, str], Lie] = {}
         self.requests: list[HubRequest] = []
         self.faults: deque[_Fault] = deque()
         self.bytes_per_s = bytes_per_s
@@ -117,6 +133,12 @@ class FakeHub:
         data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
         self.files[(repo_id, filename)] = data
         return hashlib.sha256(data).hexdigest()
+
+    def lie(self, repo_id: str, filename: str, lie: Lie) -> None:
+        """From now on, answer for this file with these lies (the file must have been added)."""
+        if (repo_id, filename) not in self.files:
+            raise KeyError(f"add {repo_id}/{filename} first")
+        self.lies[(repo_id, filename)] = lie
 
     def fail_next(
         self, kind: str | int, *, method: str | None = None, after_bytes: int = 0, seconds: float = 0.0, times: int = 1
@@ -178,7 +200,8 @@ class FakeHub:
         if data is None:
             self._status(handler, 404, "EntryNotFound", "Entry not found", body=body, commit=commit)
             return
-        self._file(handler, data, fault, body=body, commit=commit)
+        lie = self.lies.get((repo_id, filename), Lie())
+        self._file(handler, data, fault, body=body, commit=lie.commit or commit, lie=lie)
 
     def _status(
         self,
@@ -204,12 +227,30 @@ class FakeHub:
             handler.wfile.write(payload)
 
     def _file(
-        self, handler: BaseHTTPRequestHandler, data: bytes, fault: _Fault | None, *, body: bool, commit: str
+        self,
+        handler: BaseHTTPRequestHandler,
+        data: bytes,
+        fault: _Fault | None,
+        *,
+        body: bool,
+        commit: str,
+        lie: Lie,
     ) -> None:
-        size = len(data)
-        etag = hashlib.sha256(data).hexdigest()  # the Hub's ETag for an LFS file is its sha256
+        etag = lie.etag or hashlib.sha256(data).hexdigest()  # the Hub's ETag for an LFS file is its sha256
+        if lie.redirect_to is not None:
+            handler.send_response(302)
+            handler.send_header("Location", lie.redirect_to + handler.path)
+            handler.send_header("Content-Length", "0")
+            handler.send_header("X-Linked-Etag", f'"{etag}"')
+            handler.send_header("X-Linked-Size", str(len(data)))
+            handler.send_header("X-Repo-Commit", commit)
+            handler.end_headers()
+            return
+        if body and lie.body is not None:
+            data = lie.body
+        size = lie.head_size if not body and lie.head_size is not None else len(data)
         start, end = 0, size - 1
-        requested = handler.headers.get("Range")
+        requested = None if lie.ignore_range else handler.headers.get("Range")
         if requested:
             match = _RANGE.match(requested.strip())
             if not match or int(match[1]) >= size:
@@ -222,12 +263,13 @@ class FakeHub:
         handler.send_response(206 if requested else 200)
         handler.send_header("Content-Type", "application/octet-stream")
         handler.send_header("Accept-Ranges", "bytes")
-        handler.send_header("Content-Length", str(end - start + 1))
+        if size != NO_SIZE:
+            handler.send_header("Content-Length", str(max(end - start + 1, 0)))  # a lie stays in X-Linked-Size
+            handler.send_header("X-Linked-Size", str(size))
         if requested:
             handler.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         handler.send_header("ETag", f'"{etag}"')
         handler.send_header("X-Linked-Etag", f'"{etag}"')
-        handler.send_header("X-Linked-Size", str(size))
         handler.send_header("X-Repo-Commit", commit)
         handler.end_headers()
         if not body:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
@@ -12,6 +13,7 @@ import pytest
 
 from browser import ARTIFACTS, browser_page, message_texts, serve_app
 from memstore import MemorySettings, SqlStore
+from memstore.database_identity import DatabaseIdentity
 from memstore.outbox import Outbox, new_unsent
 from memstore.records import CallDraft, ChatMessage
 from openai_server import FakeOpenAIServer
@@ -137,9 +139,15 @@ def seed(db_url: str, data_dir: Path, port: int) -> None:
             turn=1,
             call_id=None,
         )
-        Outbox.beside(data_dir).put(
-            new_unsent("local", 1, "message", hostile(port, "unsent"), hostile(port, "unsent-error"))
+        outbox = Outbox.beside(data_dir)
+        outbox.put(
+            new_unsent(
+                "local", 1, "message", hostile(port, "unsent"), hostile(port, "unsent-error"), database=store.identity()
+            )
         )
+        elsewhere = DatabaseIdentity("f" * 32, hostile(port, "other-database"))  # an item of another database
+        item = new_unsent("local", 1, "reply", hostile(port, "foreign"), hostile(port, "f-error"), database=elsewhere)
+        outbox.put(replace(item, turn=1, instance=hostile(port, "instance")))
     finally:
         store.close()
 
@@ -322,3 +330,69 @@ def test_a_long_reply_streams_to_the_end_and_is_stored_whole(tmp_path, size, del
     replies = [r for r in stored(db_url) if r[0] == "assistant"]
     assert [(role, status) for role, status, _ in replies] == [("assistant", "complete")]
     assert replies[0][2] == text
+
+
+def counted(path: Path) -> dict[str, int]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("messages", "model_calls")}
+
+
+def test_a_reply_refused_by_one_database_is_never_saved_into_the_next_one_on_the_same_data_folder(tmp_path):
+    """Issue 24, item 5: a reply database A refused, then the app restarted on database B (same data folder)."""
+    import sqlite3
+
+    a_path, b_path = tmp_path / "a.db", tmp_path / "b.db"
+    lock = sqlite3.connect(a_path, isolation_level=None, check_same_thread=False)
+    reply = "the reply database A refused"
+    with FakeOpenAIServer() as server:
+        server.expect(("hook", lambda: lock.execute("BEGIN EXCLUSIVE"), reply))  # another process takes A
+        with (
+            serve_app(tmp_path, DATABASE_URL=f"sqlite:///{a_path}", OPENAI_BASE_URL=server.base_url) as url,
+            browser_page() as page,
+        ):
+            page.goto(url)
+            box = page.get_by_test_id("stChatInputTextArea")
+            box.wait_for(timeout=60_000)
+            box.fill("a question asked on A")
+            box.press("Enter")
+            # The app waits 10 s for the lock, then says so; Save again is there at once, with no other rerun.
+            page.get_by_role("button", name="Save again").wait_for(timeout=60_000)
+            assert page.get_by_text(str(a_path), exact=False).count() >= 1  # the item names its database
+            lock.execute("ROLLBACK")
+            lock.close()
+    assert counted(a_path) == {"messages": 1, "model_calls": 0}
+
+    b = SqlStore.open(f"sqlite:///{b_path}")  # B has a conversation of the same number, waiting for its reply
+    conv = b.create_conversation("local", "B's own conversation", MemorySettings("buffer"))
+    b.add_user_message("local", conv.id, "B's own question", tokens=3, tokenizer="t")
+    b.close()
+    assert conv.id == 1
+    before = counted(b_path)
+    with (
+        FakeOpenAIServer() as server,
+        serve_app(tmp_path, DATABASE_URL=f"sqlite:///{b_path}", OPENAI_BASE_URL=server.base_url) as url,
+        browser_page() as page,
+    ):
+        page.goto(url)
+        page.get_by_text("1 unsaved item of another database").wait_for(timeout=60_000)
+        assert page.get_by_text(reply).count() >= 1  # the text is still shown
+        assert page.get_by_text(str(a_path), exact=False).count() >= 1
+        assert page.get_by_role("button", name="Save again").count() == 0
+        page.get_by_role("button", name="Copy text").click()
+        page.get_by_test_id("stCode").filter(has_text=reply).first.wait_for(timeout=10_000)  # with its copy button
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "browser-outbox-other-database.png"), full_page=True)
+    assert counted(b_path) == before  # nothing of A's was written into B
+
+    with (
+        FakeOpenAIServer() as server,
+        serve_app(tmp_path, DATABASE_URL=f"sqlite:///{a_path}", OPENAI_BASE_URL=server.base_url) as url,
+        browser_page() as page,
+    ):
+        page.goto(url)
+        page.get_by_role("button", name="Save again").click(timeout=60_000)
+        page.get_by_text("Saved.").wait_for(timeout=30_000)
+    assert counted(a_path) == {"messages": 2, "model_calls": 1}
+    assert not list((tmp_path / "data" / "outbox").rglob("*.json"))  # saved, so no longer kept

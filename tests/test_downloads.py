@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
+import os
 import pathlib
 import random
 import re
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants as hf_constants
 
-from fake_hub import FakeHub
+from fake_hub import NO_SIZE, FakeHub, Lie
 from memstore.errors import ConfigError, InvalidInput
 from memstore.llm import downloads
 from memstore.llm.downloads import (
@@ -106,9 +108,10 @@ def test_a_download_ends_done_with_the_same_bytes_and_progress_that_rose(hub, ca
     seen: list[int] = []
     texts: list[str] = []
     deadline = time.monotonic() + 15
-    while (status := manager.status(entry)).state == "downloading" and time.monotonic() < deadline:
-        seen.append(status.done_bytes)
-        texts.append(status.progress_text)
+    while (status := manager.status(entry)).state in ("downloading", "verifying") and time.monotonic() < deadline:
+        if status.state == "downloading":  # then the finished file is hashed, from 0 again
+            seen.append(status.done_bytes)
+            texts.append(status.progress_text)
         time.sleep(0.01)
     assert status.state == "done", status.error
     assert Path(status.path).read_bytes() == PAYLOAD
@@ -307,7 +310,7 @@ def test_a_disk_that_fills_up_during_the_write_gives_a_sentence(hub, cache, monk
 
     def open_on_a_small_disk(self, mode="r", *args, **kwargs):
         stream = real_open(self, mode, *args, **kwargs)
-        return _FillsUp(stream, 64 * 1024) if self.name.endswith(".incomplete") and "w" in mode else stream
+        return _FillsUp(stream, 64 * 1024) if self.name.endswith(".incomplete") and mode[0] in "wx" else stream
 
     monkeypatch.setattr(pathlib.Path, "open", open_on_a_small_disk)
     manager = ModelDownloads(cache_dir=cache)
@@ -410,6 +413,8 @@ def _without(name: str) -> dict:
         ([dict(GOOD_MODEL, label="")], ["label", "non-empty"]),
         ([dict(GOOD_MODEL, license=3)], ["license", "string"]),
         ([dict(GOOD_MODEL, sha_256="a" * 64)], ["unknown", "sha_256"]),
+        ([dict(GOOD_MODEL, revision="../../../outside")], ["revision", "commit, branch or tag"]),
+        ([dict(GOOD_MODEL, revision="/etc")], ["revision", "commit, branch or tag"]),
         (["qwen"], ["entry 1", "JSON object"]),
         ([], ["at least one"]),
     ],
@@ -434,3 +439,290 @@ def test_a_list_that_is_not_json_or_has_the_wrong_format_is_refused(tmp_path):
         load_download_list(write_list(tmp_path, [GOOD_MODEL], fmt="memorylab.models/2"))
     with pytest.raises(ConfigError, match="does not exist"):
         load_download_list(tmp_path / "nowhere.json")
+
+
+# -- a hostile Hub: nothing it says may name a path or a size ------------------------------------
+
+CANARY = b"SQLite format 3\x00 the app's own database: must survive byte-identical"
+
+
+def files_outside(root: Path, cache: Path) -> dict[str, bytes]:
+    """Every file and link under `root` but outside `cache`, with its bytes (a link's target), to compare."""
+    found: dict[str, bytes] = {}
+    for path in root.rglob("*"):
+        if path == cache or path.is_relative_to(cache):
+            continue
+        if path.is_symlink():
+            found[str(path)] = f"-> {os.readlink(path)}".encode()
+        elif path.is_file():
+            found[str(path)] = path.read_bytes()
+        else:
+            found[str(path)] = b"<folder>"
+    return found
+
+
+def links_leaving(cache: Path) -> list[Path]:
+    if not cache.exists():
+        return []
+    real_cache = cache.resolve()
+    return [p for p in cache.rglob("*") if p.is_symlink() and not p.resolve().is_relative_to(real_cache)]
+
+
+@pytest.fixture
+def outside(tmp_path, cache) -> Path:
+    """The folder around the cache, holding a canary where the app's database would be."""
+    (tmp_path / "lab.db").write_bytes(CANARY)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_bytes(b"a file of the app's")
+    return tmp_path
+
+
+ABSOLUTE = "<absolute canary>"
+
+
+@pytest.mark.parametrize(
+    "lie, sha_matches, ends",
+    [
+        (Lie(etag="../../../lab.db"), False, "failed"),  # the attack run: the mismatch cleanup deleted lab.db
+        (Lie(etag="../../../lab.db"), True, "done"),  # lab.db already "is" the blob: it was hashed, then deleted
+        (Lie(etag="../../../new.gguf"), True, "done"),  # a new file written outside the cache
+        (Lie(etag=ABSOLUTE), False, "failed"),
+        (Lie(etag="..\\..\\..\\lab.db"), False, "failed"),
+        (Lie(etag="../../../data"), True, "done"),  # a folder of the app's as the blob
+        (Lie(commit="../../../snapshot"), True, "failed"),  # a commit that is a path: snapshot folders outside
+        (Lie(commit="/tmp"), True, "failed"),
+    ],
+    ids=[
+        "etag-up-wrong-sha",
+        "etag-up-right-sha",
+        "etag-new-file",
+        "etag-absolute",
+        "etag-backslashes",
+        "etag-folder",
+        "commit-up",
+        "commit-absolute",
+    ],
+)
+def test_a_hub_naming_a_path_touches_nothing_outside_the_cache(hub, cache, outside, lie, sha_matches, ends):
+    if lie.etag == ABSOLUTE:
+        lie = Lie(etag=str(outside / "lab.db"))
+    hub.lie(REPO, FILENAME, lie)
+    entry = entry_for(sha256=hashlib.sha256(PAYLOAD if sha_matches else b"another file").hexdigest())
+    before = files_outside(outside, cache)
+    manager = ModelDownloads(cache_dir=cache)
+    manager.start(entry)
+    status = manager.wait(entry, 15)
+    assert files_outside(outside, cache) == before  # nothing deleted, changed or added outside: no .lock either
+    assert (outside / "lab.db").read_bytes() == CANARY
+    assert links_leaving(cache) == []
+    assert status.state == ends, status.error
+    if ends == "done":
+        assert Path(status.path).read_bytes() == PAYLOAD
+        assert Path(status.path).resolve().is_relative_to(cache.resolve())
+        assert downloaded_path(entry, cache_dir=cache) == Path(status.path)
+    else:
+        assert_one_sentence(status.error)
+        assert cached_files(cache) == []
+        assert downloaded_path(entry, cache_dir=cache) is None
+
+
+def test_a_second_download_over_a_hostile_one_still_touches_nothing_outside(hub, cache, outside):
+    """The same file downloaded twice (the second finds the first's cache entries) keeps the canary."""
+    hub.lie(REPO, FILENAME, Lie(etag="../../../lab.db"))
+    entry = entry_for(sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    before = files_outside(outside, cache)
+    for _ in range(2):
+        manager = ModelDownloads(cache_dir=cache)
+        manager.start(entry)
+        assert manager.wait(entry, 15).state == "done"
+        assert files_outside(outside, cache) == before
+
+
+@pytest.mark.parametrize("folder", ["blobs", "snapshots", ""])
+def test_a_link_planted_in_the_cache_is_not_followed_out_of_it(hub, cache, outside, folder):
+    """A folder of the cache that is a link to elsewhere is refused with a sentence; nothing is written there."""
+    elsewhere = outside / "elsewhere"
+    elsewhere.mkdir()
+    repo_folder = cache / "models--test-org--tiny-chat-GGUF"
+    link = repo_folder / folder if folder else repo_folder
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(elsewhere, target_is_directory=True)
+    before = files_outside(outside, cache)
+    manager = ModelDownloads(cache_dir=cache)
+    entry = entry_for(sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    manager.start(entry)
+    status = manager.wait(entry, 15)
+    assert status.state == "failed"
+    assert_one_sentence(status.error)
+    assert "outside" in status.error and str(cache) in status.error
+    assert files_outside(outside, cache) == before
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_cache_ref_naming_a_path_outside_is_not_offered(cache, outside):
+    """A refs file (written from a server's commit by an older download) cannot point the app at a file outside."""
+    stray = outside / "stray" / FILENAME
+    stray.parent.mkdir()
+    stray.write_bytes(PAYLOAD)
+    refs = cache / "models--test-org--tiny-chat-GGUF" / "refs"
+    refs.mkdir(parents=True)
+    (cache / "models--test-org--tiny-chat-GGUF" / "snapshots").mkdir()
+    (refs / "main").write_text("../../../stray")
+    assert downloaded_path(entry_for(), cache_dir=cache) is None
+    assert ModelDownloads(cache_dir=cache).status(entry_for()).state == "idle"
+
+
+def _count_writes(monkeypatch, cache: Path) -> list[int]:
+    """The most bytes each file opened for writing in the cache ever held, as a download writes it."""
+    real_open = pathlib.Path.open
+    sizes: list[int] = []
+
+    class Counting:
+        def __init__(self, stream):
+            self._stream, self._index = stream, len(sizes)
+            sizes.append(0)
+
+        def write(self, data: bytes) -> int:
+            written = self._stream.write(data)
+            sizes[self._index] = max(sizes[self._index], self._stream.tell())
+            return written
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._stream.close()
+
+        def __getattr__(self, name):
+            return getattr(self._stream, name)
+
+    def counting_open(self, mode="r", *args, **kwargs):
+        stream = real_open(self, mode, *args, **kwargs)
+        writing = mode[0] in "wxa" and Path(os.path.abspath(self)).is_relative_to(os.path.abspath(cache))
+        return Counting(stream) if writing and "b" in mode else stream
+
+    monkeypatch.setattr(pathlib.Path, "open", counting_open)
+    return sizes
+
+
+def test_a_get_longer_than_the_head_said_stops_there_and_says_so(hub, cache, monkeypatch):
+    """The attack run: HEAD said 1 kB, GET sent 300 MB, all of it was written, and the error said "sent less"."""
+    hub.lie(REPO, FILENAME, Lie(head_size=1_000, body=PAYLOAD * 100))  # 30 MB where the list says 300 kB
+    written = _count_writes(monkeypatch, cache)
+    manager = ModelDownloads(cache_dir=cache)
+    entry = entry_for()
+    manager.start(entry)
+    status = manager.wait(entry, 30)
+    assert status.state == "failed"
+    assert_one_sentence(status.error)
+    assert "sent more" in status.error and "less" not in status.error
+    assert "1 kB" in status.error  # what it had said
+    assert written and max(written) <= 1_000
+    assert cached_files(cache) == []
+
+
+def test_a_get_longer_than_the_model_list_allows_stops_at_the_list_size(hub, cache, monkeypatch):
+    """A HEAD without a size, then an endless-looking body: the list's size (plus 5 %) caps what is written."""
+    hub.lie(REPO, FILENAME, Lie(head_size=NO_SIZE, body=PAYLOAD * 100))
+    written = _count_writes(monkeypatch, cache)
+    manager = ModelDownloads(cache_dir=cache)
+    entry = entry_for(sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    manager.start(entry)
+    status = manager.wait(entry, 30)
+    assert status.state == "failed"
+    assert_one_sentence(status.error)
+    assert "sent more" in status.error and "model list" in status.error
+    assert written and max(written) <= len(PAYLOAD) * 1.05
+    assert cached_files(cache) == []
+
+
+def test_a_head_announcing_more_than_the_list_says_is_refused_before_the_get(hub, cache):
+    """A file bigger than the list says would pass the free-space check made for the list's size: refused."""
+    hub.lie(REPO, FILENAME, Lie(body=PAYLOAD * 100))
+    hub.add_file(REPO, FILENAME, PAYLOAD * 100)  # an honest HEAD: 30 MB
+    manager = ModelDownloads(cache_dir=cache)
+    entry = entry_for()  # no sha256: only the size can tell
+    manager.start(entry)
+    status = manager.wait(entry, 30)
+    assert status.state == "failed"
+    assert_one_sentence(status.error)
+    assert "30 MB" in status.error and "300 kB" in status.error and "model list" in status.error
+    assert hub.requests_for("GET") == []
+    assert cached_files(cache) == []
+
+
+def test_a_file_far_smaller_than_the_list_says_is_not_kept(hub, cache):
+    """Without a sha256, the list's size is what tells a truncated or substituted file: 1 kB for 300 kB."""
+    hub.add_file(REPO, FILENAME, PAYLOAD[:1_000])  # HEAD and GET agree on 1 kB
+    manager = ModelDownloads(cache_dir=cache)
+    entry = entry_for()
+    manager.start(entry)
+    status = manager.wait(entry, 15)
+    assert status.state == "failed"
+    assert_one_sentence(status.error)
+    assert "1 kB" in status.error and "300 kB" in status.error and "model list" in status.error
+    assert cached_files(cache) == []
+
+
+def test_a_hub_ignoring_the_range_of_a_resume_still_gives_the_file_within_the_cap(hub, cache, monkeypatch):
+    """After a dropped connection the resume gets the whole file again (200): the file restarts, never overflows."""
+    hub.lie(REPO, FILENAME, Lie(ignore_range=True))
+    hub.fail_next("drop", after_bytes=100_000)
+    written = _count_writes(monkeypatch, cache)
+    manager = ModelDownloads(cache_dir=cache)
+    entry = entry_for(sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    manager.start(entry)
+    status = manager.wait(entry, 15)
+    assert status.state == "done", status.error
+    assert Path(status.path).read_bytes() == PAYLOAD
+    assert max(written) == len(PAYLOAD)
+    assert [r.range is not None for r in hub.requests_for("GET")] == [False, True]
+
+
+def test_the_token_is_not_sent_to_another_host_the_hub_redirects_to(cache, monkeypatch):
+    """A HEAD answering 302 to another host (the Hub's CDN, or anyone's): the GET goes there without the token."""
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_of_the_user")
+    with FakeHub() as hub, FakeHub() as cdn:
+        hub.add_file(REPO, FILENAME, PAYLOAD)
+        cdn.add_file(REPO, FILENAME, PAYLOAD)
+        hub.lie(REPO, FILENAME, Lie(redirect_to=cdn.endpoint.replace("127.0.0.1", "localhost")))
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        manager = ModelDownloads(cache_dir=cache)
+        entry = entry_for(sha256=hashlib.sha256(PAYLOAD).hexdigest())
+        manager.start(entry)
+        status = manager.wait(entry, 15)
+        assert status.state == "done", status.error
+        assert "hf_secret_token_of_the_user" in hub.requests_for("HEAD")[0].headers.get("authorization", "")
+        assert [r.headers.get("authorization") for r in cdn.requests_for("GET")] == [None]
+
+
+@pytest.mark.parametrize("head_size, ends", [(-5, "done"), (0, "failed")])
+def test_a_nonsense_size_in_the_head_is_not_trusted(hub, cache, head_size, ends):
+    """A negative size is no size (the list's cap holds); a zero size gives an empty file, which is refused."""
+    hub.lie(REPO, FILENAME, Lie(head_size=head_size))
+    manager = ModelDownloads(cache_dir=cache)
+    entry = entry_for(sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    manager.start(entry)
+    status = manager.wait(entry, 15)
+    assert status.state == ends, status.error
+    if ends == "failed":
+        assert_one_sentence(status.error)
+        assert "0 bytes" in status.error and "model list" in status.error
+        assert cached_files(cache) == []
+    else:
+        assert Path(status.path).read_bytes() == PAYLOAD
+
+
+def test_two_processes_downloading_the_same_file_at_once_both_end_with_it(hub, cache):
+    """No lock files: each download writes its own temporary file and the last rename wins, with the same bytes."""
+    hub.bytes_per_s = 1_000_000
+    entry = entry_for(sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    managers = [ModelDownloads(cache_dir=cache) for _ in range(3)]  # as three app processes
+    for manager in managers:
+        manager.start(entry)
+    statuses = [manager.wait(entry, 30) for manager in managers]
+    assert [s.state for s in statuses] == ["done"] * 3, [s.error for s in statuses]
+    assert len(hub.requests_for("GET")) == 3
+    assert Path(statuses[0].path).read_bytes() == PAYLOAD
+    assert sorted(p.name for p in cached_files(cache)) == sorted([FILENAME, hashlib.sha256(PAYLOAD).hexdigest()])
+    assert not list(cache.rglob("*.lock"))

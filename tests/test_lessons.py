@@ -64,7 +64,8 @@ def test_the_readmes_example_lesson_loads_and_reveals():
         (b'{"title": "a\\u0000"}\x00', "NUL byte"),
         (b"[1, 2]", "must be a JSON object"),
         (b'{"title": "t"}', "does not follow the lesson schema: the top level: 'goal' is a required property"),
-        (b"{" * 100_000, "not valid JSON|too deeply"),
+        (b"{" * 100_000, "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nests its data more than 10 levels deep"),
     ],
 )
 def test_a_bad_lesson_file_gets_one_sentence(raw, sentence):

@@ -146,3 +146,18 @@ def test_complete_helper_drains_a_summary_call(server):
     server.expect(("reply", "short summary"))
     result = complete(client_for(server), [ChatMessage("user", "sum up")], params={})
     assert result.text == "short summary" and result.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed_so_neither_the_conversation_nor_the_key_leaves(status):
+    """The SDK follows redirects by default (a 307 would re-send the conversation elsewhere); ours follows none."""
+    from probe_lesson_servers import Recorder, Redirector
+
+    with Recorder() as other, Redirector(status, f"http://127.0.0.1:{other.port}/v1") as bad:
+        client = OpenAIClient(model="m", api_key=SECRET, base_url=bad.base_url, timeout_s=5, max_retries=0)
+        with pytest.raises(LLMError) as failed:
+            list(client.stream_chat([ChatMessage("user", "my private question")], params={}))
+        assert bad.hits == 1 and other.headers == []  # the other address got no request at all
+        sentence = str(failed.value)
+        assert failed.value.kind == "redirect" and f"127.0.0.1:{other.port}" in sentence
+        assert "OPENAI_BASE_URL" in sentence and SECRET not in sentence

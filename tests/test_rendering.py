@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ui.render import capped, literal, model_markdown
+from conftest import plain
+from ui.render import capped, literal, model_markdown, plain_text
 
 ROOT = Path(__file__).resolve().parent.parent
 UI_FILES = sorted([ROOT / "app.py", *(ROOT / "ui").glob("*.py"), *(ROOT / "app_pages").glob("*.py")])
@@ -214,3 +215,30 @@ def test_long_replies_are_capped():
     assert head.count("\n") < 400 and head + rest == "row\n" * 3_000
     head, rest = capped("x" * 30_000)
     assert len(head) == 20_000 and len(rest) == 10_000
+
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@pytest.mark.parametrize("control", list(BIDI))
+def test_bidi_controls_in_stored_text_are_drawn_as_their_codes(control):
+    title = f"invoice{control}fdp.exe"
+    code = f"[U+{ord(control):04X}]"
+    for shown in (plain_text(title), plain(literal(title))):
+        assert shown == f"invoice{code}fdp.exe"
+        assert not set(shown) & set(BIDI)
+
+
+def test_right_to_left_letters_and_marks_are_left_as_they_are():
+    """Hebrew, Arabic and the left/right marks reorder nothing beyond their own words: not bidi controls."""
+    for text in ("שלום עולם", "مرحبا", "abc\u200fdef\u200e", "Ａ１"):
+        assert plain_text(text) == text and plain(literal(text)) == text
+
+
+def test_the_markdown_export_shows_a_hostile_title_with_its_codes():
+    from memstore.transfer import to_markdown
+
+    settings = {"memory_type": "buffer", "window_turns": 5, "max_tokens": 1000}
+    conversation = {"title": "a\u202eb", "settings": settings, "created_at": "2026-01-01T00:00:00", "messages": []}
+    shown = to_markdown({"format": "memorylab.conversations/1", "conversations": [conversation]})
+    assert "\u202e" not in shown and plain(shown.splitlines()[0]) == "# a[U+202E]b"

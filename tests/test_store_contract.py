@@ -348,6 +348,8 @@ def test_every_public_store_function_scopes_to_its_user(store):
         "delete_preference": lambda: store.delete_preference(OTHER, "secret"),
         "close": None,
         "write_problem": None,  # about the database, not any user's data
+        "journal_pending": None,  # about the database file's journal, not any user's data
+        "identity": None,  # the database's own id and where it is, not any user's data
         "in_memory": None,  # opens a new, empty store
         "add_turn_vectors": lambda: store.add_turn_vectors(OTHER, c, "e", [(1, b"\x01" * 8)]),
         "vector_watermark": lambda: store.vector_watermark(OTHER, c, "e"),

@@ -12,9 +12,10 @@ import streamlit as st
 from memstore import Limits, MemoryLabError
 from memstore.importers import SOURCE_KINDS, ConversationPreview, Source, import_source, open_source, preview_source
 from memstore.importers.common import describe_left_out, plan
+from memstore.importers.scratch import remove_stale
 from memstore.transfer import import_export
 from ui.page import Page, auth_configured, exposed_without_login
-from ui.render import literal, show_error
+from ui.render import literal, plain_text, show_error
 
 SHOWN_LINES = 500  # preview lines drawn in the table; all of them are counted
 PICKABLE = 1_000  # conversations offered to pick from one by one
@@ -42,6 +43,9 @@ def server_files_allowed() -> bool:
 
 def import_section(page: Page) -> None:
     st.subheader("Import")
+    if not st.session_state.get("import_swept"):  # folders a killed import left: gone before anything is read
+        remove_stale()
+        st.session_state["import_swept"] = True
     done = st.session_state.pop("import_done", None)
     if done:
         st.success(
@@ -130,6 +134,7 @@ def _source_form(page: Page, kind: str) -> tuple[tuple, Callable[[], AbstractCon
             location=None if upload is not None else location,
             table_name=table_name,
             own_database=page.settings.database_url,
+            limits=page.settings.limits,
         )
 
     return signature, open_it
@@ -155,7 +160,7 @@ def _show_preview(page: Page, preview: Preview, open_it: Callable[[], AbstractCo
         pd.DataFrame(
             [
                 {
-                    "title": line.title,
+                    "title": plain_text(line.title),
                     "messages": line.message_count,
                     "turns": line.turns,
                     "import": _status(line),
@@ -176,7 +181,7 @@ def _show_preview(page: Page, preview: Preview, open_it: Callable[[], AbstractCo
             key = st.selectbox(
                 "Conversation",
                 list(by_key)[:PICKABLE],
-                format_func=lambda k: by_key[k].title,
+                format_func=lambda k: plain_text(by_key[k].title),
                 key="import_look_key",
             )
             _look_inside(open_it, (preview.signature, key), page.settings.limits)
@@ -194,7 +199,7 @@ def _show_preview(page: Page, preview: Preview, open_it: Callable[[], AbstractCo
         chosen = st.multiselect(
             "Conversations to import",
             [line.key for line in importable[:PICKABLE]],
-            format_func=lambda k: by_key[k].title,
+            format_func=lambda k: plain_text(by_key[k].title),
             key="import_pick",
         )
         keys = set(chosen)
@@ -206,7 +211,8 @@ def _show_preview(page: Page, preview: Preview, open_it: Callable[[], AbstractCo
                     page.user,
                     source,
                     page.client.counter(),
-                    keys=keys if keys is not None else {line.key for line in importable},
+                    # All: every line, so the result names the ones that cannot be imported, and why.
+                    keys=keys if keys is not None else {line.key for line in lines},
                 )
         except MemoryLabError as exc:
             show_error(exc, what="Nothing was imported: ")

@@ -7,7 +7,7 @@ import streamlit as st
 from memstore import ChatClient, MemoryLabError, Settings
 from memstore.llm import LocalServers, ModelChoice, UnconfiguredClient, client_for, default_key
 from memstore.llm.catalog import GROUP_BUNDLED, Directory, ModelDirectory
-from memstore.llm.downloads import DownloadEntry, ModelDownloads, load_download_list
+from memstore.llm.downloads import DownloadEntry, ModelDownloads, format_bytes, load_download_list
 from ui.render import literal
 
 CHOICE_KEY = "model_choice"  # the session's pick (a ModelChoice), kept across pages
@@ -139,10 +139,6 @@ def model_picker(settings: Settings, client: ChatClient) -> None:
             downloads_panel()
 
 
-def _size(size_bytes: int) -> str:
-    return f"{size_bytes / 1e9:.2f} GB" if size_bytes >= 1e9 else f"{size_bytes / 1e6:.0f} MB"
-
-
 def downloading() -> bool:
     manager = _downloads()
     return any(manager.status(e).state in ("downloading", "verifying") for e in _download_list())
@@ -178,7 +174,7 @@ def _download_list_panel() -> bool:
             st.markdown(f"**{literal(entry.label)}**")
             st.caption(
                 " · ".join(
-                    literal(part) for part in (_size(entry.size_bytes), entry.license, entry.repo_id, entry.note)
+                    literal(part) for part in (format_bytes(entry.size_bytes), entry.license, entry.repo_id, entry.note)
                 )
             )
             if status.state in ("downloading", "verifying"):

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
-from memstore import ChatClient, MemoryLabError, Settings, SqlStore, StorageError
+from memstore import ChatClient, InvalidInput, MemoryLabError, Settings, SqlStore, StorageError
+from memstore.identity import LOCAL_USER, user_id_from_claims
 from ui import models, resources
 from ui.render import literal
 
@@ -15,6 +16,7 @@ from ui.render import literal
 # image file makes Streamlit load numpy and Pillow (13 MB) on every process just to serve it.
 ICON = "🧠"
 LOOPBACK = ("127.", "localhost", "::1", "[::1]")
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,11 @@ def start_page(title: str) -> Page:
             "Serve it on 127.0.0.1, or configure login (see the README).",
             icon=":material/public:",
         )
+    note = host_check_note(
+        str(st.get_option("server.address") or ""), [str(h) for h in st.get_option("server.allowedHosts") or ()]
+    )
+    if note:
+        st.warning(literal(note), icon=":material/dns:")
     try:
         expired = resources.run_retention(settings, store)
     except MemoryLabError as exc:
@@ -85,24 +92,44 @@ def exposed_without_login() -> bool:
     return not address.startswith(LOOPBACK) and not auth_configured()
 
 
+def host_check_note(address: str, allowed_hosts: list[str]) -> str | None:
+    """A sentence when the Host check (`server.allowedHosts`) is off, or refuses every machine but this one."""
+    names = [h.strip().lower() for h in allowed_hosts if h.strip()]
+    if not names or "*" in names:
+        return (
+            "Any site name can reach this app (server.allowedHosts is empty or *), so a web page that re-points "
+            "its name at this machine could use it. List the names you open it by in server.allowedHosts."
+        )
+    if not address.startswith(LOOPBACK) and set(names) <= LOOPBACK_NAMES:
+        return (
+            "Other machines are refused: server.allowedHosts names only this machine. Add the name they open "
+            "the app by, e.g. --server.allowedHosts lab.example.org (see the README)."
+        )
+    return None
+
+
 def user_id() -> str:
-    """The logged-in user's email (or subject) when login is configured; otherwise the local user.
+    """Whose data this page shows: `local` without login; with login, the rule of `memstore.identity`.
 
     With login configured and nobody logged in, the page shows only a login button and stops,
-    so no one sees any stored data.
+    so no one sees any stored data. Data saved before login was turned on (user `local`) is never
+    shown to a logged-in user.
     """
     if not auth_configured():
-        return "local"
+        return LOCAL_USER
     info = st.user.to_dict()
     if not info.get("is_logged_in"):
         st.title("Memory Lab")
         st.caption("Log in to see your conversations and preferences.")
         st.button("Log in", type="primary", on_click=st.login)
         st.stop()
-    identity = str(info.get("email") or info.get("sub") or "")
-    if not identity or len(identity) > 200:
-        st.error("The identity provider sent no usable email or subject, so Memory Lab cannot tell whose data to show.")
+    try:
+        identity = user_id_from_claims(info)
+    except InvalidInput as exc:
+        st.error(literal(exc), icon=":material/person_off:")
+        st.button("Log out", on_click=st.logout)
         st.stop()
+        raise  # unreachable: st.stop() ends the script
     with st.sidebar:
         st.caption("Logged in as " + literal(identity))
         st.button("Log out", on_click=st.logout)

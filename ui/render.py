@@ -1,8 +1,11 @@
-"""The only two ways stored, model-made or file-supplied text reaches the page.
+"""The only ways stored, model-made or file-supplied text reaches the page.
 
 - `literal(text)`: Markdown that shows the text exactly as it is: nothing formats, links to no
-  image, runs no directive (`:red[…]`, `:material/…:`), draws no math. For captions, labels,
-  errors and any sentence that quotes stored text.
+  image, runs no directive (`:red[…]`, `:material/…:`), draws no math, and bidi controls are drawn
+  as their codes ("[U+202E]"), so nothing reverses it. For captions, labels, errors and any
+  sentence that quotes stored text.
+- `plain_text(text)`: stored text for places that draw plain text (option lists, table cells), with
+  the same bidi rule, so a title reads the same in the picker, the header, the tables and the exports.
 - `model_markdown(text)`: a model reply's Markdown, with images (which the browser would fetch),
   math (which can draw over the page) and HTML switched off, and its size capped.
 
@@ -19,15 +22,21 @@ from collections.abc import Iterable
 
 import streamlit as st
 
+from memstore.bidi import visible_bidi
 from memstore.markdown import literal
 
-__all__ = ["capped", "literal", "model_markdown", "show_reply", "show_typed", "stream_reply"]
+__all__ = ["capped", "literal", "model_markdown", "plain_text", "show_reply", "show_typed", "stream_reply"]
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
 MAX_REPLY_CHARS = 20_000  # drawn at once; the rest on demand (a 3,000-row table froze the tab)
 MAX_REPLY_LINES = 400
 STREAM_REDRAW_S = 0.1  # a streamed reply is redrawn at most this often, whatever the size of its deltas
+
+
+def plain_text(text: object) -> str:
+    """Stored text for a plain-text place (an option list, a table cell): bidi controls shown as codes."""
+    return visible_bidi(str(text))
 
 
 def _prose(text: str) -> str:

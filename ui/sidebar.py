@@ -17,7 +17,7 @@ from memstore import (
 from memstore.validation import MAX_RECALL_TURNS
 from ui import session, words
 from ui.page import Page
-from ui.render import literal, show_error
+from ui.render import literal, plain_text, show_error
 from ui.session import ConversationRef, OpenChat
 
 
@@ -42,6 +42,7 @@ def new_chat(page: Page, view: OpenChat) -> None:
 
 def conversation_labels(titles: dict[int, str]) -> dict[int, str]:
     """A label per conversation id, unique even when titles repeat ("hi · #3", "hi · #7")."""
+    titles = {i: plain_text(t) for i, t in titles.items()}
     counts: dict[str, int] = {}
     for title in titles.values():
         counts[title] = counts.get(title, 0) + 1

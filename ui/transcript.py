@@ -19,8 +19,9 @@ from memstore import (
     get_memory_type,
 )
 from memstore.chat import needs_retry
+from memstore.forgotten import JOURNAL_PENDING_NOTE
 from memstore.outbox import new_unsent
-from ui import resources, session, words
+from ui import session, unsaved, words
 from ui.page import Page
 from ui.render import literal, show_error, show_reply, show_typed, stream_reply
 from ui.session import OpenChat
@@ -103,8 +104,12 @@ def forget_box(page: Page, view: OpenChat) -> None:
             except MemoryLabError as exc:
                 show_error(exc, what="Not forgotten: ")
                 return
+            unsaved.forget_text(page, done.forgotten_text)
             cancel_forget()
-            st.session_state.forget_done = done.sentence().replace("appears in", "was removed from")
+            st.session_state.forget_done = (
+                done.sentence().replace("appears in", "was removed from"),
+                store.journal_pending(),
+            )
             st.rerun()
         right.button("Cancel", key="forget_cancel", on_click=cancel_forget)
 
@@ -135,17 +140,16 @@ def draw(page: Page, view: OpenChat, prompt: str | None) -> Conversation:
     notice = st.empty()
     with notice.container():
         memory_notice(page)
-    unsent(page, view)
+    unsaved.section(page, view)
     drawn = Drawn(retry_shown, notice)
     chat, ref = view.chat, view.ref
-    resend = st.session_state.pop("resend_requested", None)
-    kept = next((i for i in resources.outbox().items(page.user) if i.id == resend), None) if resend else None
+    kept = unsaved.resend_requested(page)
     if prompt:
         facts = session.current_facts(page, page.client)
         return run_turn(page, view, lambda: chat.send(ref.id, prompt, facts), prompt, drawn=drawn)
     elif kept is not None:
         facts = session.current_facts(page, page.client)
-        run_turn(page, view, lambda: chat.send(ref.id, kept.text, facts), kept.text, unsent_id=kept.id)
+        run_turn(page, view, lambda: chat.send_unsent(kept, ref.id, facts), kept.text, unsent_id=kept.id)
     elif st.session_state.pop("retry_requested", False):
         run_turn(page, view, lambda: chat.retry(ref.id, session.current_facts(page, page.client)), None)
     return view.conversation
@@ -171,7 +175,14 @@ def messages(page: Page, view: OpenChat) -> bool:
             f"{literal(words.explain_type(conversation.settings.memory_type))} Say hello to start."
         )
     if done := st.session_state.pop("forget_done", None):
-        st.success("Forgotten. " + literal(done), icon=":material/delete_sweep:")
+        sentence, journal_pending = done
+        if journal_pending:  # forgotten everywhere the app reads, but not yet erased from the file
+            st.warning(
+                "Forgotten everywhere the app reads. " + literal(sentence) + " " + literal(JOURNAL_PENDING_NOTE),
+                icon=":material/delete_sweep:",
+            )
+        else:
+            st.success("Forgotten. " + literal(sentence), icon=":material/delete_sweep:")
     for message in shown:
         render_message(message, forgettable=True)
     retry_shown = bool(shown) and needs_retry(shown)
@@ -220,7 +231,7 @@ def run_turn(
         return conversation
     except (StorageError, NotFound) as exc:
         if prompt is not None and unsent_id is None and not ref.temporary:
-            keep_unsent(new_unsent(page.user, ref.id, "message", prompt, str(exc)))
+            unsaved.keep(new_unsent(page.user, ref.id, "message", prompt, str(exc), database=chat.store.identity()))
             st.rerun()
         show_error(exc, what="Not sent: ")
         return conversation
@@ -228,7 +239,7 @@ def run_turn(
         show_error(exc)
         return conversation
     if unsent_id is not None:  # the kept message is stored now
-        resources.outbox().remove(page.user, unsent_id)
+        unsaved.forget(page, unsent_id)
     for update in run.summary_updates:
         if update.error is not None:
             st.warning("The summary could not be updated first: " + literal(update.error.message))
@@ -240,18 +251,25 @@ def run_turn(
         result = run.result
         if result is not None and not result.saved:
             show_error(MemoryLabError(result.save_error or ""))
-            keep_unsent(
-                result.unsaved
-                or new_unsent(
-                    page.user, ref.id, "reply", result.reply.content, result.save_error or "", turn=result.reply.turn
-                )
-            )
-            return run.conversation
-        if result is not None and result.error is not None:
+        elif result is not None and result.error is not None:
             kept = " What arrived is kept." if result.reply.content else ""
             st.error(literal(result.error.message) + kept, icon=":material/error:")
             st.button("Retry", icon=":material/refresh:", on_click=request_retry, key="retry_after_error")
             return run.conversation
+    if result is not None and not result.saved:
+        item = result.unsaved or new_unsent(
+            page.user,
+            ref.id,
+            "reply",
+            result.reply.content,
+            result.save_error or "",
+            database=chat.store.identity(),
+            turn=result.reply.turn,
+        )
+        unsaved.keep(item)
+        # Drawn now, with its Save again button: the outbox above was drawn before this item existed.
+        unsaved.box(page, view, item, here=chat.store.identity(), gone=result.unsaved is None)
+        return run.conversation
     memory = get_memory_type(conversation.settings.memory_type)
     extract = session.auto_facts_on(page.client) and not ref.temporary
     if memory.uses_summary or memory.name == "entity" or extract:
@@ -280,92 +298,6 @@ def run_turn(
         render_message(result.reply, forgettable=True)
     memory_notice(page)
     return now
-
-
-def keep_unsent(item) -> None:
-    """Put a refused message or reply in the outbox; if even that fails, keep it for this session."""
-    try:
-        resources.outbox().put(item)
-    except StorageError:
-        st.session_state.setdefault("unsent_here", []).append(item)
-
-
-def request_resend(item_id: str) -> None:
-    st.session_state.resend_requested = item_id
-
-
-def save_again(page: Page, view: OpenChat, item) -> None:
-    chat = view.chat
-    try:
-        chat.save_unsent(item)
-        resources.outbox().remove(page.user, item.id)
-        st.toast("Saved.", icon=":material/check:")
-    except MemoryLabError as exc:
-        st.session_state.unsent_error = f"Still not saved: {exc}"
-
-
-def discard(page: Page, item_id: str) -> None:
-    resources.outbox().remove(page.user, item_id)
-    st.session_state["unsent_here"] = [i for i in st.session_state.get("unsent_here", []) if i.id != item_id]
-
-
-def unsent(page: Page, view: OpenChat) -> None:
-    """What the database refused here (and in conversations deleted since): kept, with a way to retry."""
-    ref = view.ref
-    if ref.temporary:
-        return
-    if error := st.session_state.pop("unsent_error", None):
-        st.error(literal(error), icon=":material/error:")
-    items = [
-        i for i in resources.outbox().items(page.user) if i.conversation_id == ref.id or gone(page, i.conversation_id)
-    ]
-    for item in items + st.session_state.get("unsent_here", []):
-        elsewhere = item.conversation_id != ref.id
-        with st.container(border=True):
-            if item.kind == "message":
-                st.warning(
-                    f"Your message was not saved: {literal(item.error)} It is kept here (also "
-                    "after a reload) until you send it again or discard it.",
-                    icon=":material/outbox:",
-                )
-            else:
-                where = " of a conversation deleted since" if elsewhere else ""
-                st.warning(
-                    f"The reply to turn {item.turn:d}{where} was not saved: {literal(item.error)} "
-                    "It is kept here until it is saved or you discard it.",
-                    icon=":material/outbox:",
-                )
-            show_typed(item.text)
-            left, right, _ = st.columns([2, 2, 3])
-            if item.kind == "message":
-                left.button(
-                    "Send again",
-                    key=f"resend_{item.id}",
-                    on_click=request_resend,
-                    args=(item.id,),
-                    icon=":material/send:",
-                )
-            elif not elsewhere:
-                left.button(
-                    "Save again",
-                    key=f"save_{item.id}",
-                    on_click=save_again,
-                    args=(page, view, item),
-                    icon=":material/save:",
-                )
-            right.button(
-                "Discard", key=f"discard_{item.id}", on_click=discard, args=(page, item.id), icon=":material/delete:"
-            )
-
-
-def gone(page: Page, conversation_id: int) -> bool:
-    try:
-        page.store.get_conversation(page.user, conversation_id)
-        return False
-    except NotFound:
-        return True
-    except StorageError:
-        return False
 
 
 def undo_change(page: Page, change_id: int) -> None:

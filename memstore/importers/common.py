@@ -7,9 +7,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Literal, Protocol
-from urllib.parse import quote
 
 from .. import validation
 from ..config import DEFAULT_SYSTEM_PROMPT, Limits
@@ -17,10 +15,13 @@ from ..errors import InvalidInput
 from ..records import Conversation, MemorySettings
 from ..store_api import ImportedConversation, NewMessage, TranscriptStore
 from ..tokens import TokenCounter
+from .keys import MAX_KEY_CHARS as MAX_KEY_CHARS  # the ChatGPT reader keeps ids within it
+from .keys import shown_key, stored_key
 
 SourceRole = Literal["user", "assistant", "system", "tool", "unknown"]
 FIRST_LINE_CHARS = 120
-MAX_KEY_CHARS = 200  # longer session ids are stored as a hash in the conversation's source
+NAMED_SKIPS = 3  # conversations that cannot be imported, named in the result's sentence
+NAMED_KINDS = 5  # kinds of left-out messages named in one line; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class ImportResult:
     already_imported: int = 0
     not_importable: int = 0
     left_out: dict[str, int] = field(default_factory=dict)
+    skipped: tuple[tuple[str, str], ...] = ()  # (title, why) of the first conversations that cannot be imported
 
     def sentence(self) -> str:
         n = len(self.created)
@@ -104,35 +106,31 @@ class ImportResult:
         if self.already_imported:
             parts.append(f"{self.already_imported:,} imported before were skipped")
         if self.not_importable:
-            parts.append(f"{self.not_importable:,} that cannot be imported were skipped")
+            named = "; ".join(f"“{title}”: {why}" for title, why in self.skipped)
+            more = self.not_importable - len(self.skipped)
+            parts.append(
+                f"{self.not_importable:,} that cannot be imported "
+                + ("was" if self.not_importable == 1 else "were")
+                + " skipped"
+                + (f" ({named}" + (f"; and {more:,} more" if more > 0 else "") + ")" if named else "")
+            )
         if self.left_out:
             parts.append("not turns (left out or joined): " + describe_left_out(self.left_out))
         return "; ".join(parts) + "."
 
 
-def describe_left_out(left_out: dict[str, int]) -> str:
-    """ "2 × tool call, 1 × system message": counts by kind, in one line."""
-    return ", ".join(f"{count:,} × {reason}" for reason, count in sorted(left_out.items()))
-
-
-def read_only_uri(path: Path) -> str:
-    """A SQLite URI that opens the file for reading only and leaves its folder as it was.
-
-    With no -wal file beside it (no writer has changes pending), the file is opened immutable: SQLite then takes no
-    locks and creates no -wal or -shm file. With one, the pending changes must be read, so it is opened mode=ro.
-    """
-    if not path.is_file():
-        raise InvalidInput(f"There is no file at {path}.")
-    resolved = path.resolve()
-    wal = resolved.with_name(resolved.name + "-wal")
-    return f"file:{quote(str(resolved))}?mode=ro" + ("" if wal.exists() else "&immutable=1")
+def describe_left_out(left_out: dict[str, int], most: int = NAMED_KINDS) -> str:
+    """ "2 × tool call, 1 × system message": counts by kind, in one line; past `most` kinds, the commonest."""
+    shown = sorted(left_out.items())
+    if len(shown) > most:
+        shown = sorted(left_out.items(), key=lambda item: (-item[1], item[0]))[:most]
+    line = ", ".join(f"{count:,} × {reason}" for reason, count in shown)
+    return line + (f", and {len(left_out) - most:,} more kinds" if len(left_out) > most else "")
 
 
 def source_of(origin: str, key: str) -> str:
     """The `source` stored on an imported conversation: unique per source and session, at most 500 characters."""
-    if len(key) > MAX_KEY_CHARS:
-        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{origin}#{key}"
+    return f"{origin}#{stored_key(key)}"
 
 
 def digest_origin(kind: str, locator: str | bytes) -> str:
@@ -161,8 +159,9 @@ def plan(conversation: SourceConversation, limits: Limits) -> Plan:
             continue
         if m.role == "system":
             usable = bool(m.text.strip()) and len(m.text) <= limits.max_system_prompt_chars
-            if system_prompt is None and not rows and usable and validation.is_unicode(m.text):
+            if system_prompt is None and not rows and usable:
                 system_prompt, system_from = m.text, n - 1
+                problem = problem or _unstorable("system", m.text, n, limits)  # as the store would refuse it
                 continue
             left_out["system message"] += 1
             continue
@@ -185,10 +184,10 @@ def plan(conversation: SourceConversation, limits: Limits) -> Plan:
 
 
 def _unstorable(role: str, text: str, n: int, limits: Limits) -> str | None:
-    """Why this message cannot be stored, as the store would refuse it (the length limit is for what users type)."""
+    """Why this message cannot be stored, as the store would refuse it, or is over the one message limit."""
     if "\x00" in text:
         return f"message {n:,} contains a NUL byte, which cannot be stored"
-    if role == "user" and len(text) > limits.max_message_chars:
+    if role != "system" and len(text) > limits.max_message_chars:  # a reply too: what a source says is bounded
         return f"message {n:,} is {len(text):,} characters; the limit is {limits.max_message_chars:,}"
     if not validation.is_unicode(text):
         return f"message {n:,} holds characters that are not valid Unicode"
@@ -255,12 +254,15 @@ def import_source(
     base = settings or MemorySettings(memory_type="buffer")
     counts = Counter[str]()
     offered: list[tuple[str, dict[str, int]]] = []
+    skipped: list[tuple[str, str]] = []
 
     def items() -> Iterator[ImportedConversation]:
         for conv in source.conversations(keys):
             p = plan(conv, limits)
             if p.problem is not None:
                 counts["problem"] += 1
+                if len(skipped) < NAMED_SKIPS:
+                    skipped.append((_title(conv, source, limits), p.problem))
                 continue
             offered.append((source_of(source.origin, conv.key), p.left_out))
             yield ImportedConversation(
@@ -281,7 +283,7 @@ def import_source(
     for src, counted in offered:
         if found.get(src) in made:
             left_out.update(counted)
-    return ImportResult(created, len(offered) - len(created), counts["problem"], dict(left_out))
+    return ImportResult(created, len(offered) - len(created), counts["problem"], dict(left_out), tuple(skipped))
 
 
 def _rows(p: Plan, counter: TokenCounter) -> Iterable[NewMessage]:
@@ -291,4 +293,6 @@ def _rows(p: Plan, counter: TokenCounter) -> Iterable[NewMessage]:
 
 def _title(conv: SourceConversation, source: Source, limits: Limits) -> str:
     title = " ".join(conv.title.split())[: limits.max_title_chars]
-    return title if title and "\x00" not in title and validation.is_unicode(title) else f"{source.kind} {conv.key[:80]}"
+    if title and "\x00" not in title and validation.is_unicode(title):
+        return title
+    return f"{source.kind} {shown_key(conv.key)}"[: limits.max_title_chars]

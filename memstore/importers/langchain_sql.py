@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import column, create_engine, inspect, select, table
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from ..errors import InvalidInput
-from .common import SourceConversation, SourceMessage, digest_origin, read_only_uri
+from ..validation import is_unicode
+from .common import SourceConversation, SourceMessage, digest_origin
+from .keys import key_of, shown_key, value_of
 from .lc_messages import from_langchain
+from .locations import Location, locate
+from .sqlite_files import ReadOnlySqlite
 
 TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 STREAM_ROWS = 1_000
-
-
-def read_only_sqlite(path: Path) -> Engine:
-    """An engine over a SQLite file that cannot write to it (see read_only_uri)."""
-    uri = read_only_uri(path)
-    return create_engine("sqlite+pysqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
 
 
 class LangChainSqlHistory:
@@ -44,20 +41,32 @@ class LangChainSqlHistory:
         if not TABLE_NAME.fullmatch(table_name):
             raise InvalidInput("A table name is letters, digits and underscores, starting with a letter.")
         self.table_name = table_name
-        if path is not None:
-            self.engine = read_only_sqlite(path)
-            where = name or str(path)
-            locator: str | bytes = upload_bytes if upload_bytes is not None else "file:" + str(path.resolve())
-        elif url:
-            self.engine, where, locator = _read_only_engine(url)
-        else:
+        self._file: ReadOnlySqlite | None = None
+        if path is None and not url:
             raise InvalidInput("Give a database URL or a SQLite file.")
+        if path is None and "://" not in (url or "") and not (url or "").strip().startswith("file:"):
+            raise InvalidInput("That is not a database URL (for example sqlite:///chat.db or postgresql://…).")
+        location = Location(file=path) if path is not None else locate(url or "")
+        locator: str | bytes
+        if location.file is not None:
+            self._file = ReadOnlySqlite(location.file)
+            self.engine = create_engine("sqlite+pysqlite://", creator=self._file.connect)
+            where = name or (str(path) if path is not None else (url or "").strip())
+            locator = upload_bytes if upload_bytes is not None else "file:" + str(self._file.path)
+        else:
+            assert location.server is not None
+            self.engine, where = _read_only_postgres(location.server)
+            locator = where
         self.label = f"{where}, table {table_name}"
         self.origin = digest_origin(
             "langchain-sql", locator if isinstance(locator, bytes) else locator + "|" + table_name
         )
         self._table = table(table_name, column("id"), column("session_id"), column("message"))
-        self._has_id = self._check()
+        try:
+            self._has_id = self._check()
+        except InvalidInput:
+            self.close()
+            raise
 
     def _check(self) -> bool:
         try:
@@ -80,8 +89,12 @@ class LangChainSqlHistory:
     def conversations(self, keys: Collection[str] | None = None) -> Iterator[SourceConversation]:
         t = self._table
         query = select(t.c.session_id, t.c.message)
-        if keys is not None and len(keys) == 1:
-            query = query.where(t.c.session_id == next(iter(keys)))
+        if keys is not None and len(keys) == 1:  # one session (Look inside): read its rows only
+            only = value_of(next(iter(keys)))
+            if only is None:
+                query = query.where(t.c.session_id.is_(None))
+            elif not isinstance(only, str) or is_unicode(only):  # bad bytes cannot be bound: read and filter
+                query = query.where(t.c.session_id == only)
         query = query.order_by(t.c.session_id, t.c.id if self._has_id else t.c.session_id)
         current: Any = None
         messages: list[SourceMessage] = []
@@ -89,23 +102,26 @@ class LangChainSqlHistory:
             with self.engine.connect() as connection:
                 rows = connection.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(query)
                 for session_id, raw in rows:
-                    if session_id != current:
-                        if messages and (keys is None or str(current) in keys):
+                    if not messages or session_id != current or type(session_id) is not type(current):
+                        if messages and (keys is None or key_of(current) in keys):
                             yield self._conversation(current, messages)
                         current, messages = session_id, []
-                    if keys is None or str(session_id) in keys:
+                    if keys is None or key_of(session_id) in keys:
                         messages.append(_decode(raw))
-                if messages and (keys is None or str(current) in keys):
+                if messages and (keys is None or key_of(current) in keys):
                     yield self._conversation(current, messages)
         except (DBAPIError, SQLAlchemyError) as exc:
             raise InvalidInput(f"The database could not be read to the end: {_reason(exc)}") from None
 
     def _conversation(self, session_id: Any, messages: list[SourceMessage]) -> SourceConversation:
-        key = str(session_id)
-        return SourceConversation(key, f"LangChain session {key}", tuple(messages))
+        key = key_of(session_id)
+        return SourceConversation(key, f"LangChain session {shown_key(key)}", tuple(messages))
 
     def close(self) -> None:
-        self.engine.dispose()
+        if hasattr(self, "engine"):
+            self.engine.dispose()
+        if self._file is not None:
+            self._file.close()
 
 
 def _decode(raw: Any) -> SourceMessage:
@@ -123,30 +139,16 @@ def _decode(raw: Any) -> SourceMessage:
         return SourceMessage("unknown", "", kind if isinstance(kind, str) else "unreadable", note=str(exc)[:200])
 
 
-def _read_only_engine(url: str) -> tuple[Engine, str, str]:
-    """An engine for a SQLite or PostgreSQL URL that cannot write, the URL as shown (no password), and what names
-    the database for re-imports (a SQLite file by its path, however it was given)."""
+def _read_only_postgres(url: URL) -> tuple[Engine, str]:
+    """An engine on a PostgreSQL database whose transactions are read-only, and its URL as shown (no password)."""
     try:
-        parsed = make_url(url.strip())
-    except ArgumentError:
-        raise InvalidInput("That is not a database URL (for example sqlite:///chat.db or postgresql://…).") from None
-    shown = parsed.render_as_string(hide_password=True)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
-            raise InvalidInput("Give the SQLite database as a file path: sqlite:///path/to/chat.db.")
-        path = Path(parsed.database)
-        return read_only_sqlite(path), shown, "file:" + str(path.resolve())
-    if backend == "postgresql":
-        try:
-            engine = create_engine(
-                parsed.set(drivername="postgresql+psycopg"),
-                connect_args={"options": "-c default_transaction_read_only=on", "connect_timeout": 10},
-            )
-        except (NoSuchModuleError, ArgumentError) as exc:
-            raise InvalidInput(f"That database URL cannot be used: {exc}") from None
-        return engine, shown, shown
-    raise InvalidInput(f"Memory Lab reads LangChain histories from SQLite or PostgreSQL, not {backend}.")
+        engine = create_engine(
+            url.set(drivername="postgresql+psycopg"),
+            connect_args={"options": "-c default_transaction_read_only=on", "connect_timeout": 10},
+        )
+    except (NoSuchModuleError, ArgumentError) as exc:
+        raise InvalidInput(f"That database URL cannot be used: {exc}") from None
+    return engine, url.render_as_string(hide_password=True)
 
 
 def _reason(exc: Exception) -> str:

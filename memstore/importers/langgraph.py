@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from .common import SourceConversation, digest_origin, read_only_uri
+from .common import SourceConversation, digest_origin
+from .keys import key_of, shown_key
 from .lc_messages import from_langchain
+from .sqlite_files import ReadOnlySqlite
 
 # What LangGraph's serializer raises on bytes it cannot decode (msgpack's errors are ValueErrors).
 DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError, RecursionError)
@@ -30,18 +32,19 @@ class LangGraphCheckpoints:
         from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
         from langgraph.checkpoint.sqlite import SqliteSaver
 
-        uri = read_only_uri(path)
+        self._file = ReadOnlySqlite(path)
         self.label = name or str(path)
         self.origin = digest_origin(
-            "langgraph-sqlite", upload_bytes if upload_bytes is not None else "file:" + str(path.resolve())
+            "langgraph-sqlite", upload_bytes if upload_bytes is not None else "file:" + str(self._file.path)
         )
         try:
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._conn = self._file.connect()
             columns = {row[1] for row in self._conn.execute("PRAGMA table_info(checkpoints)")}
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise InvalidInput(f"The file is not a SQLite database LangGraph wrote ({exc}).") from None
         if not columns >= NEEDED_COLUMNS:
-            self._conn.close()
+            self.close()
             raise InvalidInput("The database has no checkpoints table as LangGraph's SqliteSaver writes it.")
         self._saver = SqliteSaver(self._conn, serde=JsonPlusSerializer(allowed_msgpack_modules=None))
         self._saver.is_setup = True  # its setup() creates tables and sets WAL: never on someone else's database
@@ -52,15 +55,14 @@ class LangGraphCheckpoints:
                 "SELECT thread_id FROM checkpoints WHERE checkpoint_ns = '' GROUP BY thread_id ORDER BY MIN(rowid)"
             )
             for (thread_id,) in threads:
-                key = str(thread_id)
-                if keys is None or key in keys:
+                if keys is None or key_of(thread_id) in keys:
                     yield self._thread(thread_id)
         except sqlite3.DatabaseError as exc:
             raise InvalidInput(f"The checkpoints could not be read to the end ({exc}).") from None
 
     def _thread(self, thread_id: Any) -> SourceConversation:
-        key = str(thread_id)
-        title = f"LangGraph thread {key}"
+        key = key_of(thread_id)
+        title = f"LangGraph thread {shown_key(key)}"
         try:
             found = self._saver.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
         except sqlite3.DatabaseError:
@@ -77,7 +79,9 @@ class LangGraphCheckpoints:
         return SourceConversation(key, title, tuple(from_langchain(m) for m in messages), created)
 
     def close(self) -> None:
-        self._conn.close()
+        if hasattr(self, "_conn"):
+            self._conn.close()
+        self._file.close()
 
 
 def _messages_channel(values: dict) -> list | None:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
+from ..config import Limits
 from ..errors import InvalidInput
 from .chatgpt import ChatGPTExport
 from .common import Source
 from .langchain_sql import LangChainSqlHistory
 from .langgraph import LangGraphCheckpoints
+from .locations import Location, locate, refuse_own
+from .scratch import scratch_folder
 
 SOURCE_KINDS = {
     "langchain": "LangChain SQLChatMessageHistory",
@@ -32,6 +31,7 @@ def open_source(
     location: str | None = None,
     table_name: str = "message_store",
     own_database: str | None = None,
+    limits: Limits | None = None,
 ) -> Iterator[Source]:
     """The source, open for this block; an uploaded SQLite file is read from a private copy deleted afterwards."""
     if kind not in SOURCE_KINDS:
@@ -39,14 +39,17 @@ def open_source(
     if data is None and not (location and location.strip()):
         raise InvalidInput("Upload a file, or give where it is.")
     where = location.strip() if location else ""
-    if data is None:
-        _not_our_own(where, own_database)
+    found = locate(where) if data is None else None
+    if found is not None:
+        refuse_own(found, own_database)
+        if found.file is None and kind != "langchain":
+            raise InvalidInput("Give the path of the file; only LangChain histories are read from a database server.")
     source: Source
-    with tempfile.TemporaryDirectory(prefix="memorylab-import-") as folder:
+    with scratch_folder() as folder:  # removed afterwards, or by the next import if this process is killed
         if kind == "chatgpt":
-            source = ChatGPTExport(data=data, name=name) if data is not None else ChatGPTExport(path=_path(where))
+            source = ChatGPTExport(data=data, name=name, limits=limits, path=None if data is not None else _file(found))
         elif data is not None:
-            copy = Path(folder) / "upload.db"
+            copy = folder / "upload.db"
             copy.write_bytes(data)
             shown = name or "the uploaded file"
             source = (
@@ -58,40 +61,16 @@ def open_source(
             source = (
                 LangChainSqlHistory(url=where, table_name=table_name)
                 if "://" in where
-                else LangChainSqlHistory(path=_path(where), table_name=table_name)
+                else LangChainSqlHistory(path=_file(found), table_name=table_name)
             )
         else:
-            source = LangGraphCheckpoints(_path(where))
+            source = LangGraphCheckpoints(_file(found))
         try:
             yield source
         finally:
             source.close()
 
 
-def _path(where: str) -> Path:
-    if where.startswith("sqlite:///"):
-        where = where.removeprefix("sqlite:///")
-    if "\x00" in where:
-        raise InvalidInput("A path cannot contain a NUL byte.")
-    return Path(where).expanduser()
-
-
-def _not_our_own(where: str, own_database: str | None) -> None:
-    """Memory Lab's own database holds every user's conversations: it is never a source."""
-    if not own_database:
-        return
-    try:
-        own = make_url(own_database)
-    except ArgumentError:
-        return
-    if own.get_backend_name() == "sqlite" and own.database:
-        mine = Path(own.database).expanduser().resolve()
-        if ("://" not in where or where.startswith("sqlite:///")) and _path(where).resolve() == mine:
-            raise InvalidInput("That is Memory Lab's own database; import from another app's.")
-    elif "://" in where:
-        try:
-            theirs = make_url(where)
-        except ArgumentError:
-            return
-        if (theirs.host, theirs.port, theirs.database) == (own.host, own.port, own.database):
-            raise InvalidInput("That is Memory Lab's own database; import from another app's.")
+def _file(found: Location | None) -> Path:
+    assert found is not None and found.file is not None
+    return found.file

@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from ..config import Settings
 from ..errors import InvalidInput, NotFound
 from ..importers.common import source_of
+from ..importers.keys import shown_key
 from ..importers.lc_messages import from_langchain
 from ..memory.history import HistoryReader
 from ..memory.turns import TurnView
@@ -79,7 +80,7 @@ class MemstoreChatMessageHistory(BaseChatMessageHistory):
     def conversation_id(self) -> int:
         """The Memory Lab conversation holding this session (made on first use; again if deleted in the app)."""
         if self._conversation_id is None:
-            title = " ".join(self.session_id.split())[:200] or "LangChain session"
+            title = " ".join(shown_key(self.session_id).split())[:200] or "LangChain session"
             self._conversation_id = self.store.conversation_for_source(
                 self.user_id, source_of("langchain", self.session_id), title=title, settings=self._settings
             ).id

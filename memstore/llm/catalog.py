@@ -6,28 +6,32 @@ fraction of a second for them and shows what is known so far.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+import httpx2
+
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 
 if TYPE_CHECKING:
     from .downloads import DownloadEntry
 
 # Usual loopback ports of local OpenAI-compatible servers.
 LOCAL_SERVERS = (("Ollama", 11434), ("LM Studio", 1234), ("llama.cpp server", 8080), ("vLLM", 8000))
-LOCAL_PROBE_TIMEOUT_S = 0.25
+LOCAL_SERVERS_VARIABLE = "MEMORYLAB_LOCAL_SERVERS"  # "Name=port, Name=port" instead (or "none")
+LOCAL_PROBE_TIMEOUT_S = 0.25  # each whole probe, connect to last byte: a loopback server answers in milliseconds
 REMOTE_PROBE_TIMEOUT_S = 5.0
+PROBE_MAX_BYTES = 2_000_000
 PAGE_WAIT_S = 0.3
 REPROBE_AFTER_S = 60.0
 MAX_MODELS_PER_SERVER = 50
@@ -96,22 +100,51 @@ class Probe:
     error: str | None = None
 
 
-def probe_models(base_url: str, *, api_key: str | None, timeout_s: float) -> Probe:
-    """The model ids a server lists; never raises (an unreachable server is the common case)."""
-    request = urllib.request.Request(f"{base_url.rstrip('/')}/models", headers={"Accept": "application/json"})
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback must never go via a proxy
+def probe_models(base_url: str, *, api_key: str | None, timeout_s: float, max_bytes: int = PROBE_MAX_BYTES) -> Probe:
+    """The model ids a server lists; never raises (an unreachable server is the common case), follows no redirect
+    (so the key stays with the server it was configured for), and gives up after `timeout_s` in all, however
+    slowly the server drips its answer."""
     try:
-        with opener.open(request, timeout=timeout_s) as response:
-            body = json.loads(response.read(2_000_000))
-    except urllib.error.HTTPError as exc:
-        return Probe(base_url, error=f"answered {exc.code}")
-    except (urllib.error.URLError, OSError, TimeoutError):
+        return asyncio.run(_probe(base_url, api_key=api_key, timeout_s=timeout_s, max_bytes=max_bytes))
+    except TimeoutError:
+        return Probe(base_url, error=f"did not answer within {timeout_s:g} s")
+    except (httpx2.HTTPError, httpx2.InvalidURL, OSError):
         return Probe(base_url, error="did not answer")
-    except (ValueError, UnicodeDecodeError):
+
+
+async def _probe(base_url: str, *, api_key: str | None, timeout_s: float, max_bytes: int) -> Probe:
+    """GET /models under one deadline for the whole exchange (connect, headers and body)."""
+    headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    async with (
+        asyncio.timeout(timeout_s),
+        # No proxy (loopback must never go via one) and no redirects: the key goes to this origin or nowhere.
+        httpx2.AsyncClient(trust_env=False, follow_redirects=False, timeout=timeout_s) as client,
+        client.stream("GET", f"{base_url.rstrip('/')}/models", headers=headers) as response,
+    ):
+        if response.is_redirect:
+            where = one_line(response.headers.get("location", ""))
+            return Probe(base_url, error=f"redirects to {where or 'another address'} (not followed)")
+        if response.status_code != 200:
+            return Probe(base_url, error=f"answered {response.status_code}")
+        if response.headers.get("content-encoding", "identity").lower() != "identity":
+            return Probe(base_url, error="is not an OpenAI-compatible server")  # compressed though asked not to
+        body = bytearray()
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) > max_bytes:
+                return Probe(base_url, error=f"sent a model list over {max_bytes / 1e6:g} MB")
+    return _listed(base_url, bytes(body))
+
+
+def _listed(base_url: str, body: bytes) -> Probe:
+    """The model ids in a /models answer, or why it is not one."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return Probe(base_url, error="is not an OpenAI-compatible server")
-    data = body.get("data") if isinstance(body, dict) else None
+    data = parsed.get("data") if isinstance(parsed, dict) else None
     if not isinstance(data, list):
         return Probe(base_url, error="is not an OpenAI-compatible server")
     ids = [str(m["id"]) for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"].strip()]
@@ -182,44 +215,78 @@ def default_key(settings: Settings) -> str:
     return configured.key if configured is not None else "bundled"
 
 
+def local_servers_from_env(environ: Mapping[str, str] | None = None) -> tuple[tuple[str, int], ...]:
+    """The loopback ports probed for local servers: the usual ones, or MEMORYLAB_LOCAL_SERVERS ("Name=port, …";
+    "none" for no probing), so a test or an unusual setup can point the picker elsewhere."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(LOCAL_SERVERS_VARIABLE) or "").strip()
+    if not raw:
+        return LOCAL_SERVERS
+    if raw.lower() == "none":
+        return ()
+    servers = []
+    for item in raw.split(","):
+        name, _, port = item.partition("=")
+        if not name.strip() or not port.strip().isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f'{LOCAL_SERVERS_VARIABLE} must read like "Ollama=11434, LM Studio=1234", not {item.strip()!r}.'
+            )
+        servers.append((name.strip(), int(port)))
+    return tuple(servers)
+
+
 class ModelDirectory:
-    """What the app can reach, probed in the background and kept until `refresh` or a minute passes."""
+    """What the app can reach, probed in the background and kept until `refresh` or a minute passes.
+
+    The configured server has a worker of its own, and a server still being probed is not probed again, so slow
+    or hostile local ports can never queue the configured server's probe behind them.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
         entries: Sequence[DownloadEntry] = (),
-        local_servers: Sequence[tuple[str, int]] = LOCAL_SERVERS,
+        local_servers: Sequence[tuple[str, int]] | None = None,
         cache_dir: str | Path | None = None,
         local_timeout_s: float = LOCAL_PROBE_TIMEOUT_S,
         remote_timeout_s: float = REMOTE_PROBE_TIMEOUT_S,
     ):
         self.settings = settings
         self.entries = tuple(entries)
+        self._setup_notes: tuple[str, ...] = ()
+        if local_servers is None:
+            try:
+                local_servers = local_servers_from_env()
+            except ConfigError as exc:  # a mistyped setting costs the local servers, not the page
+                local_servers, self._setup_notes = (), (str(exc),)
         self.local_servers = tuple(local_servers)
         self.cache_dir = cache_dir
         self.local_timeout_s = local_timeout_s
         self.remote_timeout_s = remote_timeout_s
-        self._pool = ThreadPoolExecutor(max_workers=len(self.local_servers) + 1, thread_name_prefix="model-probe")
+        self._configured_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-probe-configured")
+        self._local_pool = ThreadPoolExecutor(
+            max_workers=max(1, len(self.local_servers)), thread_name_prefix="model-probe-local"
+        )
         self._lock = threading.Lock()
         self._probes: dict[str, Future[Probe]] = {}
         self._probed_at = 0.0
 
     def refresh(self) -> None:
-        """Probe every server again (the picker's Refresh button)."""
+        """Probe every server again (the picker's Refresh button); a probe still running is kept, not repeated."""
         with self._lock:
             self._probed_at = time.monotonic()
+            running = {url: f for url, f in self._probes.items() if not f.done()}
             self._probes = {}
             configured = self.settings.base_url or (None if not self.settings.api_key else "https://api.openai.com/v1")
             if configured:
-                self._probes[configured] = self._pool.submit(
+                self._probes[configured] = running.get(configured) or self._configured_pool.submit(
                     probe_models, configured, api_key=self.settings.api_key, timeout_s=self.remote_timeout_s
                 )
             for _, port in self.local_servers:
                 url = f"http://127.0.0.1:{port}/v1"
                 if not _same_server(url, configured):
-                    self._probes[url] = self._pool.submit(
+                    self._probes[url] = running.get(url) or self._local_pool.submit(
                         probe_models, url, api_key=None, timeout_s=self.local_timeout_s
                     )
 
@@ -234,7 +301,7 @@ class ModelDirectory:
         done, pending = wait(probes.values(), timeout=wait_s)
         results = {url: f.result() for url, f in probes.items() if f in done}
         choices: list[ModelChoice] = []
-        notes: list[str] = []
+        notes: list[str] = list(self._setup_notes)
         bundled = bundled_choice(self.settings)
         if isinstance(bundled, str):
             notes.append(f"The bundled model is unavailable: {bundled}")
@@ -278,7 +345,8 @@ class ModelDirectory:
         return [configured, *others]
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._configured_pool.shutdown(wait=False, cancel_futures=True)
+        self._local_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _same_server(url: str, other: str | None) -> bool:

@@ -1,15 +1,26 @@
-"""Downloads of small GGUF chat models from the Hugging Face Hub into its own cache, in background threads.
+"""Downloads of small GGUF chat models from the Hugging Face Hub into its cache, in background threads.
 
-huggingface_hub does the transfer (its cache layout, its lock, its retries); this module adds what a
-page needs: a free-space check before anything is written, progress a page can poll, a sha256 check
-of the finished file, and one plain sentence for every way a download can fail.
+huggingface_hub does the HTTP (its HEAD, its typed errors, its retries and Range resumes in `http_get`);
+this module names every file itself and adds what a page needs: a free-space check before anything is
+written, progress a page can poll, a cap on the bytes written, a sha256 check before the file is put in
+place, and one plain sentence for every way a download can fail.
+
+Nothing a server says names a path: huggingface_hub's own `hf_hub_download` builds its blob and lock paths
+from the server's ETag and its snapshot path from X-Repo-Commit, so a hostile HF_ENDPOINT could write, or
+(through the cleanup after a checksum mismatch) delete, any file the app can (issue 24). Here the bytes go
+to a temporary file the app names, in the cache's layout (`models--owner--name/blobs/<sha256>`, linked
+from `snapshots/<commit>/<filename>`, so older downloads and other tools still find them); the blob is
+named by the sha256 the app computed, the commit must be 40 hexadecimal digits, and every folder is proven
+inside the cache (links resolved) before anything in it is created, written, replaced or deleted.
+Only the app's own temporary file is ever deleted.
 
 Notes on huggingface_hub 2.4.0 (it talks HTTP through `httpx2`, a fork of httpx):
-- it downloads into a `<blob>.<random>.incomplete` file that it deletes when the call fails, so a later
-  call starts again from zero; resuming (a Range request) happens only inside one call, when the
-  connection breaks cleanly mid-body (RemoteProtocolError/ConnectError/timeouts, 5 tries, reset by progress);
-- a HEAD that cannot connect is retried with back-off for about 20 s, so a quick HEAD of our own comes
-  first: an unreachable Hub, a missing file or a gated repo is reported at once, and nothing is written;
+- `http_get` resumes with a Range request when the connection breaks cleanly mid-body
+  (RemoteProtocolError/ConnectError/timeouts, 5 tries, reset by progress) and rewinds the file when a
+  server ignores the Range; a failed call leaves a partial file, deleted here, so a later call starts at zero;
+- a HEAD that cannot connect is retried with back-off for about 20 s inside `hf_hub_download`, so the HEAD
+  here is a quick one: an unreachable Hub, a missing file or a gated repo is reported at once, and nothing
+  is written;
 - it reads HF_ENDPOINT and HF_HUB_CACHE only at import, so both are read here at call time.
 """
 
@@ -24,16 +35,16 @@ import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import httpx2
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import (
     get_hf_file_metadata,
-    hf_hub_download,
     hf_hub_url,
     try_to_load_from_cache,
 )
@@ -46,6 +57,8 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.file_download import http_get, repo_folder_name
+from huggingface_hub.utils import build_hf_headers
 from tqdm import tqdm
 
 from ..errors import ConfigError, InvalidInput, MemoryLabError
@@ -58,6 +71,7 @@ MODELS_FILE_ENV = "MEMORYLAB_MODELS_FILE"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SPACE_MARGIN_FRACTION = 0.05  # room for the filesystem and for what else gets written meanwhile
 SPACE_MARGIN_BYTES = 100_000_000
+SIZE_SLACK_FRACTION = SPACE_MARGIN_FRACTION  # lists round sizes (398000000); the space check leaves this room
 HEAD_TIMEOUT_S = 10.0
 HASH_BLOCK_BYTES = 1 << 20
 RATE_AFTER_S = 1.0  # no time estimate before this much of the transfer has been seen
@@ -66,6 +80,7 @@ _REQUIRED = {"key": str, "label": str, "repo_id": str, "filename": str, "size_by
 _OPTIONAL = {"sha256": str, "context_tokens": int, "revision": str}
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
@@ -221,6 +236,9 @@ def _entry_from_json(raw: Any, where: str) -> DownloadEntry:
         raise InvalidInput(f"{where} has filename {filename!r}; only .gguf files can be downloaded.")
     if filename.startswith("/") or "\\" in filename or ".." in filename.split("/"):
         raise InvalidInput(f"{where} has filename {filename!r}; it must be a path inside the repository.")
+    revision = fields.get("revision")
+    if revision is not None and (revision.startswith("/") or "\\" in revision or ".." in revision.split("/")):
+        raise InvalidInput(f"{where} has revision {revision!r}; it must be a commit, branch or tag name.")
     if fields["size_bytes"] <= 0:
         raise InvalidInput(f"{where} has size_bytes {fields['size_bytes']}; it must be the file's size, above 0.")
     if "sha256" in fields:
@@ -272,11 +290,18 @@ def downloaded_path(entry: DownloadEntry, *, cache_dir: str | Path | None = None
 
 
 def _cached_file(entry: DownloadEntry, folder: Path) -> Path | None:
+    """The cached file, only when it (links followed) is a file inside the cache: a ref may name any path."""
     try:
         found = try_to_load_from_cache(entry.repo_id, entry.filename, cache_dir=str(folder), revision=entry.revision)
-    except OSError:
+        if not isinstance(found, str):
+            return None
+        real = Path(found).resolve()
+        if not real.is_relative_to(folder.resolve()):
+            logger.warning("Ignoring %s: it leads outside the cache %s", found, folder)
+            return None
+    except (OSError, RuntimeError):  # RuntimeError: a loop of links
         return None
-    return Path(found) if isinstance(found, str) else None
+    return Path(found)
 
 
 def _named_by(path: Path, sha256: str) -> bool:
@@ -299,14 +324,49 @@ def _sha256_of(path: Path, on_bytes: Callable[[int], None] | None = None) -> str
     return digest.hexdigest()
 
 
-def _remove_cached(path: Path) -> None:
-    """Delete a cached file's snapshot link and its blob, so it is never picked up again."""
-    blob = Path(os.path.realpath(path))
-    for victim in (path, blob):
-        try:
-            victim.unlink(missing_ok=True)
-        except OSError as exc:
-            logger.warning("Could not delete %s: %s", victim, exc)
+def _proven_inside(folder: Path, wanted: Path) -> Path:
+    """`wanted` resolved (links followed), or a sentence when that leads outside the cache folder."""
+    try:
+        real = wanted.resolve()
+    except RuntimeError:  # a loop of links
+        real = Path(os.path.abspath(wanted))
+    if not real.is_relative_to(folder.resolve()):
+        raise ConfigError(
+            f"The Hugging Face cache {folder} holds a link that leads outside it ({wanted} goes to {real}), "
+            f"so nothing was downloaded; remove the link and press Download again."
+        )
+    return real
+
+
+def _folder_inside(folder: Path, wanted: Path) -> Path:
+    """`wanted`, a folder under the cache, created once proven inside it, and proven again once it exists."""
+    _proven_inside(folder, wanted).mkdir(parents=True, exist_ok=True)
+    return _proven_inside(folder, wanted)
+
+
+class _SentTooMuch(Exception):
+    """A server sent more bytes than the download may hold; the sentence is made where the limit was chosen."""
+
+
+class _CappedFile:
+    """A file that refuses to grow past `max_bytes`: a server may send more than it said (issue 24)."""
+
+    def __init__(self, stream: BinaryIO, max_bytes: int) -> None:
+        self._stream = stream
+        self.max_bytes = max_bytes
+
+    def write(self, data: bytes) -> int:
+        if self._stream.tell() + len(data) > self.max_bytes:
+            raise _SentTooMuch()
+        return self._stream.write(data)
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, truncate: http_get rewinds when a Range is ignored
+        return getattr(self._stream, name)
+
+
+def max_download_bytes(entry: DownloadEntry) -> int:
+    """The most a download of `entry` may write: the list's size, plus the slack a rounded size needs."""
+    return int(entry.size_bytes * (1 + SIZE_SLACK_FRACTION))
 
 
 def _free_bytes(folder: Path) -> int | None:
@@ -338,19 +398,19 @@ def _space_shortfall(entry: DownloadEntry, size_bytes: int, folder: Path) -> str
 # -- downloads -----------------------------------------------------------------------------------
 
 
-def _progress_class(report: Callable[[int, int | None], None]) -> type[tqdm]:
-    """A silent tqdm that hands byte counts to `report`; huggingface_hub builds it with total= and initial=."""
+def _progress_class(report: Callable[[int], None]) -> type[tqdm]:
+    """A silent tqdm that hands byte counts to `report`; its total (a server's Content-Length) is not shown."""
 
     class DownloadProgress(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
             self.done_bytes = int(kwargs.get("initial") or 0)
-            report(self.done_bytes, self.total)
+            report(self.done_bytes)
 
         def update(self, n: float | None = 1) -> bool | None:
             self.done_bytes += int(n or 0)  # negative when a server ignored a Range and the file restarts
-            report(self.done_bytes, self.total)
+            report(self.done_bytes)
             return True
 
     return DownloadProgress
@@ -450,14 +510,12 @@ class ModelDownloads:
         with self._lock:
             self._statuses[entry] = replace(self._statuses[entry], **changes)
 
-    def _report(self, entry: DownloadEntry) -> Callable[[int, int | None], None]:
-        def report(done_bytes: int, total_bytes: int | None) -> None:
+    def _report(self, entry: DownloadEntry) -> Callable[[int], None]:
+        def report(done_bytes: int) -> None:
             with self._lock:
                 current = self._statuses[entry]
                 if current.state == "downloading":
-                    self._statuses[entry] = replace(
-                        current, done_bytes=max(done_bytes, 0), total_bytes=total_bytes or current.total_bytes
-                    )
+                    self._statuses[entry] = replace(current, done_bytes=max(done_bytes, 0))
 
         return report
 
@@ -465,7 +523,6 @@ class ModelDownloads:
         """The thread: download, check, and end in "done" or "failed" with a sentence; never raises."""
         try:
             path = self._fetch(entry, folder, endpoint)
-            self._verify(entry, path)
         except MemoryLabError as exc:
             self._fail(entry, exc.message)
         except (httpx2.HTTPError, OSError, ValueError) as exc:  # HfHubHTTPError is both of the first two
@@ -489,52 +546,106 @@ class ModelDownloads:
             self._statuses[entry] = DownloadStatus("failed", total_bytes=entry.size_bytes, error=sentence)
 
     def _fetch(self, entry: DownloadEntry, folder: Path, endpoint: str) -> Path:
-        # A quick HEAD first: huggingface_hub would retry an unreachable Hub for ~20 s, and would write
-        # cache folders (and a ".no_exist" marker) before reporting a missing file.
+        """Download into a file the app names, check it, and link it into the cache; returns the snapshot path."""
+        # A quick HEAD first: huggingface_hub would retry an unreachable Hub for ~20 s.
         url = hf_hub_url(entry.repo_id, entry.filename, revision=entry.revision, endpoint=endpoint)
         metadata = get_hf_file_metadata(url, timeout=self.head_timeout_s, endpoint=endpoint)
-        if metadata.commit_hash is None or metadata.etag is None:
+        pinned = entry.revision is not None and _COMMIT.match(entry.revision) is not None
+        commit = entry.revision if pinned else metadata.commit_hash
+        if commit is None or not _COMMIT.match(commit):
             raise ConfigError(
                 f"The server at {endpoint} does not answer like the Hugging Face Hub "
-                f"(no X-Repo-Commit or ETag header); check HF_ENDPOINT."
+                f"(no commit hash in its X-Repo-Commit header); check HF_ENDPOINT."
             )
-        if metadata.size is not None and metadata.size > entry.size_bytes:
-            shortfall = _space_shortfall(entry, metadata.size, folder)
-            if shortfall is not None:
-                raise MemoryLabError(shortfall)
-        found = hf_hub_download(
-            entry.repo_id,
-            entry.filename,
-            revision=entry.revision,
-            cache_dir=str(folder),
-            endpoint=endpoint,
-            tqdm_class=_progress_class(self._report(entry)),
-        )
-        return Path(found)
+        hub = f"The Hugging Face Hub at {endpoint}"
+        said_bytes = metadata.size if metadata.size is not None and metadata.size >= 0 else None
+        max_bytes = max_download_bytes(entry)
+        if said_bytes is not None and said_bytes > max_bytes:
+            raise MemoryLabError(
+                f"{hub} says {entry.filename} is {format_bytes(said_bytes)}, more than the "
+                f"{format_bytes(entry.size_bytes)} the model list gives, so nothing was downloaded; "
+                f"the model list is probably out of date."
+            )
+        if said_bytes is not None:
+            max_bytes = said_bytes  # what the Hub said, within what the list allows
+        self._update(entry, total_bytes=max_bytes if said_bytes is not None else entry.size_bytes)
+        storage = folder / repo_folder_name(repo_id=entry.repo_id, repo_type="model")
+        blobs = _folder_inside(folder, storage / "blobs")
+        partial = blobs / f"{entry.key}.{uuid.uuid4().hex}.incomplete"
+        headers = build_hf_headers()
+        headers["Accept-Encoding"] = "identity"  # the bytes counted are the bytes on disk
+        try:
+            with partial.open("xb") as stream:  # "x": never through a link planted at this name
+                try:
+                    http_get(  # redirects (the Hub's CDN) are followed; the token is not sent to another host
+                        url,
+                        cast(BinaryIO, _CappedFile(stream, max_bytes)),
+                        headers=headers,
+                        expected_size=said_bytes,
+                        displayed_filename=entry.filename,
+                        tqdm_class=_progress_class(self._report(entry)),
+                    )
+                except _SentTooMuch:
+                    said = "it said" if said_bytes is not None else "the model list allows"
+                    raise MemoryLabError(
+                        f"{hub} sent more of {entry.label} than the {format_bytes(max_bytes)} {said}, "
+                        f"so the download was stopped there and nothing was kept."
+                    ) from None
+            digest = self._checked_digest(entry, partial, hub)
+            os.replace(partial, blobs / digest)
+        finally:
+            partial.unlink(missing_ok=True)  # the app's own temporary file, and only it
+        pointer = storage / "snapshots" / commit / entry.filename
+        self._link(folder, pointer, blobs / digest)
+        if not pinned:
+            self._write_ref(folder, storage / "refs" / (entry.revision or "main"), commit)
+        return pointer
 
-    def _verify(self, entry: DownloadEntry, path: Path) -> None:
-        if entry.sha256 is None:
-            return
+    def _checked_digest(self, entry: DownloadEntry, path: Path, hub: str) -> str:
+        """The file's sha256, which names its blob; a file far smaller than the list says, or with another
+        sha256, is refused."""
         size_bytes = path.stat().st_size
+        if size_bytes < entry.size_bytes * (1 - SIZE_SLACK_FRACTION):
+            raise MemoryLabError(
+                f"{hub} sent {format_bytes(size_bytes)} of {entry.label}, far less than the "
+                f"{format_bytes(entry.size_bytes)} the model list gives, so nothing was kept; "
+                f"the model list is probably out of date."
+            )
         self._update(entry, state="verifying", done_bytes=0, total_bytes=size_bytes)
         actual = _sha256_of(path, on_bytes=lambda n: self._update(entry, done_bytes=n))
-        if actual == entry.sha256:
-            real = os.path.realpath(path)
-            stat = os.stat(real)
-            with self._lock:
-                self._checked[real] = (stat.st_size, stat.st_mtime_ns)
-            return
-        _remove_cached(path)
         if actual is None:
             raise MemoryLabError(
                 f"The downloaded {entry.filename} could not be read back to check it, "
                 f"so it was deleted; press Download again."
             )
-        raise MemoryLabError(
-            f"The downloaded {entry.filename} does not match the sha256 in the model list "
-            f"(got {actual[:12]}…, expected {entry.sha256[:12]}…), so it was deleted; "
-            f"the file on the Hub has probably changed."
-        )
+        if entry.sha256 is not None and actual != entry.sha256:
+            raise MemoryLabError(
+                f"The downloaded {entry.filename} does not match the sha256 in the model list "
+                f"(got {actual[:12]}…, expected {entry.sha256[:12]}…), so it was deleted; "
+                f"the file on the Hub has probably changed."
+            )
+        return actual
+
+    def _link(self, folder: Path, pointer: Path, blob: Path) -> None:
+        """Point the snapshot entry at the blob, replacing whatever entry (even a link) had that name."""
+        parent = _folder_inside(folder, pointer.parent)
+        staged = parent / f".{pointer.name}.{uuid.uuid4().hex}.link"
+        try:
+            staged.symlink_to(os.path.relpath(blob, parent))
+            os.replace(staged, parent / pointer.name)
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def _write_ref(self, folder: Path, ref: Path, commit: str) -> None:
+        """Record which commit a branch or tag named, as huggingface_hub does, so it finds the file too."""
+        parent = _folder_inside(folder, ref.parent)
+        staged = parent / f".{ref.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            with staged.open("x", encoding="ascii") as stream:
+                stream.write(commit)
+            os.replace(staged, parent / ref.name)
+        finally:
+            staged.unlink(missing_ok=True)
 
 
 def explain_failure(
@@ -624,4 +735,5 @@ __all__ = [
     "format_bytes",
     "hub_endpoint",
     "load_download_list",
+    "max_download_bytes",
 ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
 import openai
 
-from ..errors import LLMError, redact
+from ..errors import LLMError, one_line, redact
 from ..records import ChatMessage, Usage
 from ..tokens import TokenCounter, counter_for_model
 from .base import StreamState
@@ -61,6 +62,18 @@ def translate_error(exc: Exception, *, model: str, host: str, secret: str | None
     return error
 
 
+class _NoRedirectClient(openai.DefaultHttpxClient):
+    """The SDK's HTTP client without redirects: a server may not send the conversation or key to another address."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(follow_redirects=False, **kwargs)
+
+    def __del__(self) -> None:  # closed when dropped, like the SDK's own client
+        if not self.is_closed:
+            with contextlib.suppress(Exception):  # at interpreter exit the transport may already be gone
+                self.close()
+
+
 def _translate(exc: Exception, *, model: str, host: str, secret: str | None) -> LLMError:
     if isinstance(exc, openai.AuthenticationError):
         return LLMError(
@@ -88,6 +101,14 @@ def _translate(exc: Exception, *, model: str, host: str, secret: str | None) -> 
     if isinstance(exc, openai.BadRequestError):
         detail = _detail(exc, secret)
         return LLMError("bad_request", f"The server at {host} refused the request (400): {detail}", retryable=False)
+    if isinstance(exc, openai.APIStatusError) and 300 <= exc.status_code < 400:
+        where = one_line(redact(exc.response.headers.get("location", ""), secret)) or "another address"
+        return LLMError(
+            "redirect",
+            f"The server at {host} redirects to {where} ({exc.status_code}); Memory Lab does not follow it, so "
+            "your conversation and key stay with the address you set. If you trust it, set OPENAI_BASE_URL to it.",
+            retryable=False,
+        )
     if isinstance(exc, openai.APIStatusError):
         if exc.status_code >= 500:
             return LLMError("server_error", f"The model server at {host} failed ({exc.status_code}). Retry shortly.")
@@ -183,8 +204,13 @@ class OpenAIClient:
         self.context_tokens = context_tokens or context_tokens_for(model)
         self.default_params: dict[str, Any] = dict(default_params or {})
         # Local servers accept any key; the SDK refuses to start without one.
+        http = _NoRedirectClient(timeout=timeout_s)
         self.sdk = openai.OpenAI(
-            api_key=api_key or "not-needed", base_url=base_url, timeout=timeout_s, max_retries=max_retries
+            api_key=api_key or "not-needed",
+            base_url=base_url,
+            timeout=timeout_s,
+            max_retries=max_retries,
+            http_client=http,
         )
         self._counter: TokenCounter | None = counter
         self.keep_alive = keep_alive  # what the client needs running while it lives (a local model server)

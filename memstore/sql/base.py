@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import validation
 from ..config import Limits
 from ..database import create_db_engine, create_memory_engine, describe_db_error, is_memory_engine, migrate
+from ..database_identity import DatabaseIdentity, where_is
 from ..errors import InvalidInput, NotFound, StorageError
 from ..memory import MEMORY_TYPES
 from ..records import (
@@ -24,6 +26,7 @@ from ..records import (
 )
 from ..schema import (
     ConversationRow,
+    DatabaseIdentityRow,
 )
 from .hotpath import HotPath
 from .rows import (
@@ -58,13 +61,17 @@ class SqlBase:
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self.limits = limits
         self._known_types = known_memory_types
+        self._identity: DatabaseIdentity | None = None
 
     @classmethod
     def open(cls, url: str, *, limits: Limits = Limits(), known_memory_types: frozenset[str] | None = None) -> Self:
         """Open (and migrate) the database at a SQLAlchemy URL."""
         engine = create_db_engine(url)
         migrate(engine)
-        return cls(engine, limits=limits, known_memory_types=known_memory_types)
+        store = cls(engine, limits=limits, known_memory_types=known_memory_types)
+        store._hot.try_pending_checkpoint()  # a log a reader kept in use when the last run forgot something
+        store.identity()  # read (or given) at open: later, when a write is refused, it is already known
+        return store
 
     @classmethod
     def in_memory(cls, *, limits: Limits = Limits(), known_memory_types: frozenset[str] | None = None) -> Self:
@@ -88,6 +95,37 @@ class SqlBase:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    def journal_pending(self) -> bool:
+        """True while the SQLite write-ahead log may still hold forgotten text: another connection's read kept it
+        in use. The next writes, close and the next open erase it."""
+        return self._hot.erase_pending
+
+    def identity(self) -> DatabaseIdentity:
+        """Which database this is: its own random id (given when first opened) and where it is, without secrets."""
+        if self._identity is None:
+            self._identity = DatabaseIdentity(self._database_id(), where_is(self._engine.url))
+        return self._identity
+
+    def _database_id(self) -> str:
+        """The id stored in the database; one is given when it has none (new, made before 0011, or emptied)."""
+        read = select(DatabaseIdentityRow.id).where(DatabaseIdentityRow.one == 1)
+        for _ in range(2):  # a second pass reads the id another process gave meanwhile
+            try:
+                with self._tx(write=False) as session:
+                    found = session.scalar(read)
+                if found:
+                    return found
+                with self._tx(write=True) as session:
+                    found = session.scalar(read)
+                    if found:
+                        return found
+                    given = uuid.uuid4().hex
+                    session.execute(insert(DatabaseIdentityRow).values(one=1, id=given, created_at=datetime.now(UTC)))
+                    return given
+            except StorageError:
+                continue
+        return ""  # unknown (a database that refuses writes and has none): kept items belong nowhere
 
     def write_problem(self) -> str | None:
         """Why nothing could be saved right now (a read-only file or folder), or None when a write commits."""
@@ -113,6 +151,8 @@ class SqlBase:
                 yield session
         except DBAPIError as exc:
             raise StorageError(describe_db_error(exc)) from None
+        if write and self._hot.erase_pending:
+            self._hot.try_pending_checkpoint()
 
     def _append(
         self,

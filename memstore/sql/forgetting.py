@@ -2,24 +2,29 @@
 
 Nothing else in the store deletes user text. Deleted SQLite pages are zeroed (secure_delete, set on
 every connection) and the write-ahead log is checkpointed and truncated afterwards, so the text is
-not left in the database file or its WAL.
+not left in the database file or its WAL (when a reader keeps the log in use, the store says so and
+erases it later: HotPath.checkpoint). A title made from the message is made again from what is left,
+and a turn saved after the forget, from a request built before it, is redacted as it is saved.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from ..embeddings import VECTOR_DTYPE
 from ..errors import InvalidInput, NotFound
+from ..forgotten import FORGOTTEN_MARK, SUBSTRING_MIN_CHARS
 from ..records import Expired, ForgetPlan, Message, PreferenceChange, UserData
 from ..schema import utcnow
+from ..titles import DEFAULT_TITLE, title_from_message
 from .base import SqlBase
+from .hotpath import HotPath
 
-FORGOTTEN_MARK = "[forgotten]"
-SUBSTRING_MIN_CHARS = 12  # shorter texts are replaced only where they are a whole message, never inside words
+ID_BATCH = 500  # ids per IN (...) list
 USER_TABLES = (  # children first, so foreign keys never point at a deleted row
     "turn_vector_blocks",
     "turn_vectors",
@@ -43,42 +48,104 @@ def _json_text(text: str) -> str:
     return json.dumps(text)[1:-1]
 
 
+def _find(hot: HotPath, column: str) -> str:
+    """Where a parameter's text occurs in a column (0 when it does not)."""
+    return f"{'instr' if hot.sqlite else 'strpos'}({column}, ?)"
+
+
+def _replaced(hot: HotPath, column: str, pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
+    """A JSON column with each pair's text replaced by its mark, and the parameters."""
+    value = column if hot.sqlite else f"CAST({column} AS TEXT)"
+    params: list[Any] = []
+    for found, mark in pairs:
+        value = f"REPLACE({value}, ?, ?)"
+        params += [found, mark]
+    return (value if hot.sqlite else f"CAST({value} AS JSON)"), params
+
+
+def ledger_sql(hot: HotPath, text: str, title: str | None = None) -> tuple[str, list[Any], str, list[Any]]:
+    """For ledger rows that hold the text: a WHERE fragment and its parameters, and the SET that replaces it.
+
+    In a request (JSON) the text is found as a whole message, and inside other text when it is long
+    enough not to be part of another word; the same pairs find it and replace it. A `title` made from
+    the text is found where a request quotes it (“title”, in recall from another conversation) and in
+    the call's details.
+    """
+    whole = '"content": "'
+    request_pairs = [(whole + _json_text(text) + '"', whole + FORGOTTEN_MARK + '"')]
+    long_enough = len(text) >= SUBSTRING_MIN_CHARS
+    if long_enough:
+        request_pairs.append((_json_text(text), FORGOTTEN_MARK))
+    details_pairs: list[tuple[str, str]] = []
+    if title is not None:
+        request_pairs.append((_json_text(f"“{title}”"), _json_text(f"“{FORGOTTEN_MARK}”")))
+        key = '"conversation_title": "'
+        details_pairs.append((key + _json_text(title) + '"', key + FORGOTTEN_MARK + '"'))
+    request = "request" if hot.sqlite else "CAST(request AS TEXT)"
+    details = "details" if hot.sqlite else "CAST(details AS TEXT)"
+    where = [f"{_find(hot, request)} > 0" for _ in request_pairs]
+    where.append(f"{_find(hot, 'reply')} > 0" if long_enough else "reply = ?")
+    where += [f"{_find(hot, details)} > 0" for _ in details_pairs]
+    where_params: list[Any] = [found for found, _ in request_pairs] + [text] + [found for found, _ in details_pairs]
+    new_request, set_params = _replaced(hot, "request", request_pairs)
+    new_reply = "REPLACE(reply, ?, ?)" if long_enough else "CASE WHEN reply = ? THEN ? ELSE reply END"
+    set_params += [text, FORGOTTEN_MARK]
+    assignments = f"request = {new_request}, reply = {new_reply}, request_hash = NULL"
+    if details_pairs:
+        new_details, details_params = _replaced(hot, "details", details_pairs)
+        assignments += f", details = {new_details}"
+        set_params += details_params
+    return "(" + " OR ".join(where) + ")", where_params, assignments, set_params
+
+
+def quote_sql(hot: HotPath) -> str:
+    """Replace a long forgotten text where other messages quote it word for word (params: text, mark, text)."""
+    return f"UPDATE messages SET content = REPLACE(content, ?, ?) WHERE {{where}} AND {_find(hot, 'content')} > 0"
+
+
+def redact_new_turn(
+    hot: HotPath, cursor: Any, user_id: str, carried: Mapping[int, str], *, call_id: int | None, message_id: int
+) -> bool:
+    """In the transaction that saves a reply: redact the text of any message the request carried that has been
+    forgotten since the request was built, from the new ledger row and the reply. True when something was.
+
+    The carried messages are read FOR SHARE on PostgreSQL (forget_message locks the message FOR UPDATE before
+    it redacts the ledger), so either the forget sees this row or this save sees the forget.
+    """
+    ids = sorted(i for i, text in carried.items() if text)
+    gone: list[str] = []
+    lock = "" if hot.sqlite else " FOR SHARE"
+    for start in range(0, len(ids), ID_BATCH):
+        batch = ids[start : start + ID_BATCH]
+        cursor.execute(
+            hot.sql(f"SELECT id, status FROM messages WHERE user_id = ? AND id IN ({', '.join('?' for _ in batch)})")
+            + lock,
+            (user_id, *batch),
+        )
+        gone += [carried[int(i)] for i, status in cursor.fetchall() if status == "forgotten"]
+    for text in gone:
+        if call_id is not None:
+            where, where_params, assignments, set_params = ledger_sql(hot, text)
+            cursor.execute(
+                hot.sql(f"UPDATE model_calls SET {assignments} WHERE id = ? AND {where}"),
+                (*set_params, call_id, *where_params),
+            )
+        if len(text) >= SUBSTRING_MIN_CHARS:
+            cursor.execute(hot.sql(quote_sql(hot).format(where="id = ?")), (text, FORGOTTEN_MARK, message_id, text))
+    return bool(gone)
+
+
 class ForgetSql(SqlBase):
     """Forget a message, or a user; say beforehand exactly what will change."""
 
     # -- one message ----------------------------------------------------------------------------
 
-    def _ledger_sql(self, text: str) -> tuple[str, list[Any], str, list[Any]]:
-        """For ledger rows that hold the text: a WHERE fragment and its parameters, and the SET that replaces it.
-
-        In a request (JSON) the text is found as a whole message, and inside other text when it is long
-        enough not to be part of another word; the same pairs find it and replace it.
-        """
-        hot = self._hot
-        request = "request" if hot.sqlite else "CAST(request AS TEXT)"
-        whole = '"content": "'
-        pairs = [(whole + _json_text(text) + '"', whole + FORGOTTEN_MARK + '"')]
-        long_enough = len(text) >= SUBSTRING_MIN_CHARS
-        if long_enough:
-            pairs.append((_json_text(text), FORGOTTEN_MARK))
-        where = [f"{self._find(request)} > 0" for _ in pairs]
-        where.append(f"{self._find('reply')} > 0" if long_enough else "reply = ?")
-        where_params: list[Any] = [found for found, _ in pairs] + [text]
-        new_request = request
-        set_params: list[Any] = []
-        for found, mark in pairs:
-            new_request = f"REPLACE({new_request}, ?, ?)"
-            set_params += [found, mark]
-        if not hot.sqlite:
-            new_request = f"CAST({new_request} AS JSON)"
-        new_reply = "REPLACE(reply, ?, ?)" if long_enough else "CASE WHEN reply = ? THEN ? ELSE reply END"
-        set_params += [text, FORGOTTEN_MARK]
-        assignments = f"request = {new_request}, reply = {new_reply}, request_hash = NULL"
-        return "(" + " OR ".join(where) + ")", where_params, assignments, set_params
-
     def _forgettable(self, cursor: Any, user_id: str, conversation_id: int, message_id: int) -> Message:
+        """The message to forget; on PostgreSQL its conversation and then the message are locked until commit."""
         hot = self._hot
-        hot.owned(cursor, user_id, conversation_id)
+        hot.owned(cursor, user_id, conversation_id, lock=True)
+        if not hot.sqlite:  # a reply saved meanwhile reads it FOR SHARE (redact_new_turn): one of the two waits
+            cursor.execute(hot.sql("SELECT id FROM messages WHERE id = ? FOR UPDATE"), (message_id,))
         found = hot.messages(cursor, "id = ? AND conversation_id = ?", (message_id, conversation_id), order="id")
         if not found:
             raise NotFound(f"Message {message_id} was not found in this conversation.")
@@ -130,7 +197,8 @@ class ForgetSql(SqlBase):
             unknown = [i for i in remove_facts if i not in turn_facts]
             if unknown:
                 raise InvalidInput(f"Fact change {unknown[0]} was not saved from this message's turn.")
-            where, where_params, assignments, set_params = self._ledger_sql(message.content)
+            title = self._title_from(cursor, message)
+            where, where_params, assignments, set_params = ledger_sql(hot, message.content, title)
             cursor.execute(
                 hot.sql(f"UPDATE model_calls SET {assignments} WHERE user_id = ? AND {where}"),
                 (*set_params, user_id, *where_params),
@@ -141,12 +209,11 @@ class ForgetSql(SqlBase):
             )
             if len(message.content) >= SUBSTRING_MIN_CHARS:  # a reply that repeats it word for word
                 cursor.execute(
-                    hot.sql(
-                        "UPDATE messages SET content = REPLACE(content, ?, ?) "
-                        f"WHERE conversation_id = ? AND id <> ? AND {self._find('content')} > 0"
-                    ),
+                    hot.sql(quote_sql(hot).format(where="conversation_id = ? AND id <> ?")),
                     (message.content, FORGOTTEN_MARK, conversation_id, message.id, message.content),
                 )
+            if title is not None:
+                self._retitle(cursor, conversation_id)
             cursor.execute(
                 hot.sql("UPDATE conversations SET token_total = token_total - ? WHERE id = ?"),
                 (message.tokens, conversation_id),
@@ -162,12 +229,37 @@ class ForgetSql(SqlBase):
             for change_id in remove_facts:
                 self._drop_fact(cursor, user_id, turn_facts[change_id])
         self._hot.checkpoint()
-        return plan_before
+        return replace(plan_before, forgotten_text=message.content)
+
+    def _title_from(self, cursor: Any, message: Message) -> str | None:
+        """The conversation's title when it was made from this message (as Chat.send makes it), else None."""
+        if message.role != "user":
+            return None
+        cursor.execute(self._hot.sql("SELECT title FROM conversations WHERE id = ?"), (message.conversation_id,))
+        row = cursor.fetchone()
+        title = row[0] if row is not None else None
+        made = title is not None and title != DEFAULT_TITLE and title == title_from_message(message.content)
+        return title if made else None
+
+    def _retitle(self, cursor: Any, conversation_id: int) -> None:
+        """Make the title again, the same way, from the first message of the user's that is left (or the default)."""
+        hot = self._hot
+        cursor.execute(
+            hot.sql(
+                "SELECT content FROM messages WHERE conversation_id = ? AND role = 'user' AND status <> 'forgotten' "
+                "AND content <> '' ORDER BY seq LIMIT 1"
+            ),
+            (conversation_id,),
+        )
+        row = cursor.fetchone()
+        title = (title_from_message(row[0]) if row is not None else "") or DEFAULT_TITLE
+        cursor.execute(hot.sql("UPDATE conversations SET title = ? WHERE id = ?"), (title, conversation_id))
 
     def _plan_for(self, cursor: Any, user_id: str, message: Message) -> ForgetPlan:
         """What forgetting `message` changes, counted in the caller's transaction (so forget_message reports it)."""
         conversation_id = message.conversation_id
-        where, params, _, _ = self._ledger_sql(message.content)
+        title = self._title_from(cursor, message)
+        where, params, _, _ = ledger_sql(self._hot, message.content, title)
         calls = self._count(
             cursor, f"SELECT COUNT(*) FROM model_calls WHERE user_id = ? AND {where}", [user_id, *params]
         )
@@ -195,14 +287,13 @@ class ForgetSql(SqlBase):
         if len(message.content) >= SUBSTRING_MIN_CHARS:
             quoted = self._count(
                 cursor,
-                f"SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND id <> ? AND {self._find('content')} > 0",
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND id <> ? "
+                f"AND {_find(self._hot, 'content')} > 0",
                 (conversation_id, message.id, message.content),
             )
-        return ForgetPlan(message.id, message.turn, message.role, calls, summaries, notes, vectors, facts, quoted)
-
-    def _find(self, column: str) -> str:
-        """Where a parameter's text occurs in a column (0 when it does not)."""
-        return f"{'instr' if self._hot.sqlite else 'strpos'}({column}, ?)"
+        return ForgetPlan(
+            message.id, message.turn, message.role, calls, summaries, notes, vectors, facts, quoted, title is not None
+        )
 
     def _drop_turn_vector(self, cursor: Any, conversation_id: int, turn: int) -> None:
         """Remove one turn's vector: its loose row, or its slot in a sealed block (the block is rewritten)."""

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.pool import QueuePool
 
+from .. import database
 from ..database import describe_driver_error
 from ..errors import NotFound, StorageError
 from ..records import Message
@@ -81,6 +82,7 @@ SUMMARY_COLUMNS = (
     "call_id",
 )
 JSON_CALL_COLUMNS = frozenset({"params", "request", "sections", "details"})
+CHECKPOINT_WAIT_S = 2.0  # how long forgetting waits for readers of the write-ahead log before saying it must wait
 
 
 class _FileConnections:
@@ -132,10 +134,17 @@ class HotPath:
         pool = engine.pool
         self._files = _FileConnections(engine, keep=pool.size()) if isinstance(pool, QueuePool) and file_db else None
         self._sql: dict[Any, str] = {}
+        self._erase_pending = False  # the write-ahead log may still hold deleted text (a reader kept it in use)
 
     def close(self) -> None:
         if self._files is not None:
+            if self._erase_pending:
+                self.try_pending_checkpoint()
             self._files.close()
+
+    @property
+    def erase_pending(self) -> bool:
+        return self._erase_pending
 
     def sql(self, text: str) -> str:
         """Portable SQL written with '?' placeholders, in the driver's own paramstyle."""
@@ -161,6 +170,8 @@ class HotPath:
         """
         with self._serial:
             yield from self._transaction(write=write, snapshot=snapshot)
+        if write and self._erase_pending:
+            self.try_pending_checkpoint()
 
     def _transaction(self, *, write: bool, snapshot: bool) -> Iterator[Any]:
         files = self._files
@@ -188,18 +199,37 @@ class HotPath:
             else:  # a failed commit or rollback may still hold a lock: never reuse that connection
                 raw.close()
 
-    def checkpoint(self) -> None:
-        """After forgetting: copy the write-ahead log into the SQLite file and truncate it, so no old page lingers."""
+    def checkpoint(self, wait_s: float | None = None) -> bool:
+        """After forgetting: copy the write-ahead log into the SQLite file and truncate it, so no old page lingers.
+
+        Another connection in the middle of a read keeps the log in use; after waiting `wait_s` (default
+        CHECKPOINT_WAIT_S) for it this returns False, and the erase stays pending: the next writes, close
+        and the next open try again. True when the log is empty (or there is none).
+        """
         if not self.sqlite or self._files is None:
-            return  # PostgreSQL (VACUUM reclaims old row versions) or in-memory SQLite (no log)
+            return True  # PostgreSQL (VACUUM reclaims old row versions) or in-memory SQLite (no log)
+        wait_ms = int(1000 * (CHECKPOINT_WAIT_S if wait_s is None else wait_s))
         with self._serial:
             raw = self._files.get()
             try:
-                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                raw.execute(f"PRAGMA busy_timeout = {wait_ms}")
+                busy, log_frames, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                raw.execute(f"PRAGMA busy_timeout = {int(database.SQLITE_BUSY_TIMEOUT_MS)}")
             except self._errors as exc:
                 raw.close()
                 raise StorageError(describe_driver_error(exc)) from None
             self._files.put(raw)
+        # busy: a reader or writer kept it from finishing; a log of 0 frames held nothing, -1 means no WAL at all
+        erased = not busy or log_frames <= 0
+        self._erase_pending = not erased
+        return erased
+
+    def try_pending_checkpoint(self) -> None:
+        """Try the erase again without waiting: after each write while one is pending, on close and on open."""
+        try:
+            self.checkpoint(wait_s=0)
+        except StorageError:
+            self._erase_pending = True  # still pending; the next write tries again
 
     # -- statements ---------------------------------------------------------------------------
 

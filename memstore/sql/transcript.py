@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -12,6 +15,7 @@ from .. import validation
 from ..errors import InvalidInput, StorageError
 from ..records import (
     CallDraft,
+    ChatMessage,
     Conversation,
     MemorySettings,
     Message,
@@ -26,7 +30,9 @@ from ..schema import (
     utcnow,
 )
 from ..store_api import ImportedConversation, NewMessage
+from ..titles import DEFAULT_TITLE, title_from_message
 from .base import SqlBase
+from .forgetting import redact_new_turn
 from .rows import (
     STATUSES,
     add_call,
@@ -309,7 +315,8 @@ class TranscriptSql(SqlBase):
     def begin_turn(
         self, user_id: str, conversation_id: int, content: str, *, tokens: int, tokenizer: str
     ) -> tuple[Message, Conversation]:
-        """Save the user's message as a new turn and return it with the conversation as it now stands."""
+        """Save the user's message as a new turn and return it with the conversation as it now stands; a "New chat"
+        with no other message takes its title from this one."""
         message, conversation = self._save_user_message(
             user_id, conversation_id, content, tokens, tokenizer, with_conversation=True
         )
@@ -328,7 +335,7 @@ class TranscriptSql(SqlBase):
     ) -> tuple[Message, Conversation | None]:
         content = validation.message_text(content, self.limits)
         with self._hot.transaction(write=True) as cursor:
-            return self._append(
+            message, conversation = self._append(
                 cursor,
                 user_id,
                 conversation_id,
@@ -343,6 +350,14 @@ class TranscriptSql(SqlBase):
                 now=utcnow(),
                 with_conversation=with_conversation,
             )
+            if conversation is not None and conversation.message_count == 1 and conversation.title == DEFAULT_TITLE:
+                # titled in the same transaction, so a forget of this message can never miss the title made from it
+                title = title_from_message(content)[: self.limits.max_title_chars] or DEFAULT_TITLE
+                cursor.execute(
+                    self._hot.sql("UPDATE conversations SET title = ? WHERE id = ?"), (title, conversation_id)
+                )
+                conversation = replace(conversation, title=title)
+            return message, conversation
 
     def add_reply(
         self,
@@ -356,7 +371,10 @@ class TranscriptSql(SqlBase):
         tokenizer: str,
         error: str | None = None,
         call: CallDraft | None = None,
+        carried: Mapping[int, str] | None = None,
     ) -> tuple[Message, ModelCall | None]:
+        """Save a turn's reply and its ledger row together. `carried` is the stored messages the request was built
+        from (id to text): any of them forgotten since is redacted from both in the same transaction."""
         if status not in STATUSES:
             raise InvalidInput(f"Unknown message status {status!r}.")
         if "\x00" in content:
@@ -377,10 +395,32 @@ class TranscriptSql(SqlBase):
                 error=error,
                 now=now,
             )
-            if call is None:
-                return message, None
-            call_id = self._hot.insert(cursor, "model_calls", call_values(user_id, call, now))
-            return message, ModelCall(**draft_fields(call), id=call_id, user_id=user_id, created_at=aware(now))
+            call_id = self._hot.insert(cursor, "model_calls", call_values(user_id, call, now)) if call else None
+            redacted = bool(carried) and redact_new_turn(
+                self._hot, cursor, user_id, carried or {}, call_id=call_id, message_id=message.id
+            )
+            if redacted:
+                message, call = self._redacted(cursor, message, call, call_id)
+        if redacted:  # a very large request may have spilled into the log before it was redacted: erase the log
+            self._hot.try_pending_checkpoint()
+        if call is None or call_id is None:
+            return message, None
+        return message, ModelCall(**draft_fields(call), id=call_id, user_id=user_id, created_at=aware(now))
+
+    def _redacted(
+        self, cursor: Any, message: Message, call: CallDraft | None, call_id: int | None
+    ) -> tuple[Message, CallDraft | None]:
+        """The reply and its ledger row as stored after redaction (what the page then shows)."""
+        hot = self._hot
+        cursor.execute(hot.sql("SELECT content FROM messages WHERE id = ?"), (message.id,))
+        message = replace(message, content=cursor.fetchone()[0])
+        if call is None or call_id is None:
+            return message, call
+        cursor.execute(hot.sql("SELECT request, reply FROM model_calls WHERE id = ?"), (call_id,))
+        request, reply = cursor.fetchone()
+        request = json.loads(request) if isinstance(request, str) else request
+        messages = tuple(ChatMessage(m["role"], m["content"]) for m in request)
+        return message, replace(call, request=messages, reply=reply)
 
     def import_messages(self, user_id: str, conversation_id: int, messages: Sequence[NewMessage]) -> int:
         """Append many messages in one transaction; a user message starts each new turn."""
