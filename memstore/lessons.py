@@ -235,16 +235,22 @@ def parse_lesson(slug: str, text: str) -> Lesson:
     return _lesson(slug, raw)
 
 
-def parse_lesson_file(name: str, raw: bytes, limits: Limits = Limits()) -> Lesson:
-    """A teacher's lesson file, uploaded: the same size and text checks as a replay file, then the lesson's own."""
+def lesson_text(raw: bytes) -> str:
+    """A lesson file's text, or InvalidInput: too big to read, not UTF-8, or holding a NUL byte."""
     if len(raw) > MAX_LESSON_BYTES:
         raise InvalidInput(f"The file is {len(raw) / 1e6:.1f} MB; a lesson is at most {MAX_LESSON_BYTES / 1e6:.0f} MB.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidInput("The lesson file is not UTF-8 text.") from None
+        raise InvalidInput("The file is not UTF-8 text.") from None
     if "\x00" in text:
-        raise InvalidInput("The lesson file contains a NUL byte.")
+        raise InvalidInput("The file contains a NUL byte.")
+    return text
+
+
+def parse_lesson_file(name: str, raw: bytes, limits: Limits = Limits()) -> Lesson:
+    """A teacher's lesson file, uploaded: the same size and text checks as a replay file, then the lesson's own."""
+    text = lesson_text(raw)
     slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in name.removesuffix(".json"))[:60] or "lesson"
     lesson = parse_lesson(slug, text)
     for turn in lesson.turns:
@@ -274,13 +280,7 @@ def read_lessons(folder: Path | Traversable) -> Shelf:
                 raw = entry.read_bytes()
             except OSError:
                 raise InvalidInput("it could not be read.") from None  # the error would name a server path
-            if len(raw) > MAX_LESSON_BYTES:
-                raise InvalidInput(f"it is over {MAX_LESSON_BYTES / 1e6:.0f} MB.")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput("it is not UTF-8 text.") from None
-            lessons.append(parse_lesson(entry.name.removesuffix(".json"), text))
+            lessons.append(parse_lesson(entry.name.removesuffix(".json"), lesson_text(raw)))
         except InvalidInput as exc:
             problems.append(f"The lesson file {entry.name} was skipped: {exc}")
     return Shelf(tuple(sorted(lessons, key=lambda lesson: (lesson.order, lesson.title))), tuple(problems))

@@ -47,7 +47,8 @@ class ThrowawayPostgres:
         as_postgres: list[str] = []
         if os.geteuid() == 0:  # initdb refuses root: run it as Debian's postgres user
             shutil.chown(self._dir, "postgres", "postgres")
-            as_postgres = ["runuser", "-u", "postgres", "--"]
+            runuser = shutil.which("runuser") or "/usr/sbin/runuser"  # a PATH without sbin (sudo, cron) lacks it
+            as_postgres = [runuser, "-u", "postgres", "--"]
         run = lambda *cmd: subprocess.run([*as_postgres, *cmd], check=True, capture_output=True)  # noqa: E731
         run(str(programs / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
         run(

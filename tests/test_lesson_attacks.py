@@ -119,7 +119,7 @@ def test_a_bad_file_in_the_lessons_folder_is_one_sentence_and_the_others_still_l
     shelf = read_lessons(tmp_path)
     assert [lesson.slug for lesson in shelf.lessons] == ["good"]
     assert shelf.problems == (
-        "The lesson file binary.json was skipped: it is not UTF-8 text.",
+        "The lesson file binary.json was skipped: The file is not UTF-8 text.",
         "The lesson file deep.json was skipped: Lesson 'deep' nests its data more than 10 levels deep.",
         "The lesson file float.json was skipped: Lesson 'float' does not follow the lesson schema: "
         "question/at_turn: 4.0 is not of type 'integer'",

@@ -22,13 +22,16 @@ MAX_BARE_BYTES = 1_000  # a number or literal outside quotes; ChatGPT's longest 
 CHUNK_BYTES = 1 << 18
 
 _BARE = rb"\-+.0-9A-Za-z"
-_STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'  # a whole string; possessive: an unterminated one fails in linear time
+# No possessive quantifiers: Python before 3.11.5 (Debian 12 has 3.11.2) matches some of them wrongly. Each pattern
+# is anchored and ends where it stops matching, so it never backtracks into a loop it left; an unterminated string
+# gives back at most its own length, once.
+_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'  # a whole string
 # Whole strings, bare values followed by their end, and everything else: what can be passed on as it is.
 _PASSABLE = re.compile(
-    rb'(?:[^"' + _BARE + rb"]++|[" + _BARE + rb"]{1,%d}+(?=[^" % MAX_BARE_BYTES + _BARE + rb"])|" + _STRING + rb")*+"
+    rb'(?:[^"' + _BARE + rb"]+|[" + _BARE + rb"]{1,%d}(?=[^" % MAX_BARE_BYTES + _BARE + rb"])|" + _STRING + rb")*"
 )
-_BARE_RUN = re.compile(rb"[" + _BARE + rb"]*+")
-_STRING_REST = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+')  # a string's content up to its closing quote (or the end)
+_BARE_RUN = re.compile(rb"[" + _BARE + rb"]*")
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*')  # a string's content up to its closing quote (or the end)
 # One character of a string's content: an escape (a surrogate pair whole), a UTF-8 sequence, or a byte.
 _CHARACTER = re.compile(
     rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[0-9a-fA-F]{4}|\\u(?![dD][89abAB])[0-9a-fA-F]{4}|\\[^u]"
