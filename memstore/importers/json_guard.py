@@ -19,7 +19,7 @@ CUT_MARK = "\u2026\ufdd0[cut: longer than the limit]"  # U+FDD0 is a noncharacte
 CUT_MARK_BYTES = CUT_MARK.encode("utf-8")
 KEPT_BYTES = 2_000  # what a cut string keeps of its start, for Look inside
 MAX_BARE_BYTES = 1_000  # a number or literal outside quotes; ChatGPT's longest are timestamps (about 20)
-CHUNK_BYTES = 1 << 18
+CHUNK_BYTES = 1 << 16  # the regex keeps a backtracking stack as long as its chunk (about 20 bytes a byte)
 
 _BARE = rb"\-+.0-9A-Za-z"
 # No possessive quantifiers: Python before 3.11.5 (Debian 12 has 3.11.2) matches some of them wrongly. Each pattern
