@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from browser import ARTIFACTS, browser_page, message_texts, serve_app, wait_for_chat_call
+from browser import ARTIFACTS, browser_page, message_texts, serve_app, sync_api, wait_for_chat_call
 from memstore import SqlStore
 from openai_server import FakeOpenAIServer
 
@@ -259,8 +259,15 @@ def test_pick_download_and_chat_with_a_stronger_model_from_a_fake_hub(tmp_path):
             first_seen = int(re.search(r"(\d+) MB of", progress.first.inner_text()).group(1))
             sidebar.get_by_text("Downloaded: pick it in the Model list above.").wait_for(timeout=120_000)
             assert first_seen < 98 and hub.requests_for("GET")  # progress was shown before the end
-            picker.click()
-            page.get_by_role("option", name="Downloaded: Test Model 135M").click()
+            downloaded = page.get_by_role("option", name="Downloaded: Test Model 135M")
+            for _ in range(10):  # the page reruns once more after the caption: a list opened before it is stale
+                picker.click()
+                try:
+                    downloaded.wait_for(timeout=5_000)
+                    break
+                except sync_api.TimeoutError:
+                    page.keyboard.press("Escape")
+            downloaded.click()
             page.get_by_text("Sent to Test Model 135M on this machine").wait_for(timeout=60_000)
             box = page.get_by_test_id("stChatInputTextArea")
             box.fill("Say hello in one short sentence.")
