@@ -28,6 +28,7 @@ from .records import CallDraft, ChatMessage, MessageStatus, Usage
 
 UnsentKind = Literal["message", "reply"]
 MAX_ITEMS_PER_USER = 200
+MAX_ITEM_BYTES = 64_000_000  # a reply of 2 MB and a request filling a 128k-token context are far less
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,19 @@ def _encode(item: Unsent) -> str:
 
 
 def _decode(raw: str) -> Unsent:
+    """An item from its file; ValueError, KeyError or TypeError for a file that is not one (it is then skipped)."""
     data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not an item")
+    _check(data)
     call = data.pop("call")
     if call is not None:
+        if not isinstance(call, dict) or not isinstance(call.get("request"), list):
+            raise ValueError("not a model call")
+        if not isinstance(call.get("reply", ""), str):
+            raise ValueError("a reply is text")
+        if not all(isinstance(m, dict) and _all_str(m.get("role"), m.get("content")) for m in call["request"]):
+            raise ValueError("a request's messages are text")
         call["request"] = tuple(ChatMessage(m["role"], m["content"]) for m in call["request"])
         call["usage"] = Usage(**call["usage"])
         call = CallDraft(**call)
@@ -149,6 +160,36 @@ def _decode(raw: str) -> Unsent:
         if not isinstance(data.get(name, ""), str):
             data[name] = ""
     return Unsent(**data, call=call)
+
+
+def _read(path: Path) -> Unsent | None:
+    """The item in a file, or None when it is not one (damaged, crafted, too big to be one)."""
+    try:
+        if path.stat().st_size > MAX_ITEM_BYTES:
+            return None
+        return _decode(path.read_text(encoding="utf-8", errors="surrogatepass"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None
+
+
+def _all_str(*values: Any) -> bool:
+    return all(isinstance(v, str) for v in values)
+
+
+def _check(data: dict[str, Any]) -> None:
+    """The fields the app reads have the types it reads them as (a damaged or crafted file is skipped, not shown)."""
+    item_id = data.get("id")
+    if not isinstance(item_id, str) or not item_id.isascii() or not item_id.isalnum() or len(item_id) > 64:
+        raise ValueError("an item's id is letters and digits")
+    if not _all_str(data.get("user_id"), data.get("text"), data.get("error"), data.get("created_at")):
+        raise ValueError("an item's text fields are text")
+    if data.get("kind") not in ("message", "reply"):
+        raise ValueError("an item is a message or a reply")
+    numbers = [data.get("conversation_id"), data.get("tokens", 0)] + ([data["turn"]] if data.get("turn") else [])
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+        raise ValueError("an item's numbers are whole numbers")
+    if not _all_str(data.get("status", ""), data.get("tokenizer", ""), data.get("reply_error") or ""):
+        raise ValueError("an item's text fields are text")
 
 
 class Outbox:
@@ -192,9 +233,8 @@ class Outbox:
         """Kept items of a user (of one conversation, when given), oldest first; unreadable files are skipped."""
         out = []
         for path in sorted(self._user_dir(user_id).glob("*.json")):
-            try:
-                item = _decode(path.read_text(encoding="utf-8", errors="surrogatepass"))
-            except (OSError, ValueError, KeyError, TypeError):
+            item = _read(path)
+            if item is None:
                 continue
             if item.user_id == user_id and (conversation_id is None or item.conversation_id == conversation_id):
                 out.append(item)
@@ -202,23 +242,24 @@ class Outbox:
 
     def redact(self, user_id: str, text: str) -> int:
         """Replace a forgotten text in the user's kept items, so Save again cannot bring it back; returns the count."""
-        changed = 0
+        changed, failed = 0, ""
         for path in sorted(self._user_dir(user_id).glob("*.json")):
-            try:
-                raw = path.read_text(encoding="utf-8", errors="surrogatepass")
-                item = _decode(raw)
-            except (OSError, ValueError, KeyError, TypeError):
+            item = _read(path)
+            if item is None or item.user_id != user_id:
                 continue
             new = _encode(redacted_item(item, text))
-            if new == raw:
+            if new == _encode(item):
                 continue
             tmp = path.with_name(f".{item.id}.tmp")
             try:
                 tmp.write_text(new, encoding="utf-8", errors="surrogatepass")
                 os.replace(tmp, path)
             except OSError as exc:
-                raise StorageError(f"A kept unsaved item could not be rewritten ({exc.strerror}).") from None
+                failed = f"{exc.strerror}"  # the others are still redacted
+                continue
             changed += 1
+        if failed:
+            raise StorageError(f"A kept unsaved item still holds the text: it could not be rewritten ({failed}).")
         return changed
 
     def remove(self, user_id: str, item_id: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 DEFAULT_TITLE = "New chat"
 TITLE_FROM_MESSAGE_CHARS = 48
+FORK_SUFFIX = " (fork at turn "  # a fork's title: the source's, then this, the turn and the memory type
 
 
 def title_from_message(text: str) -> str:

@@ -15,6 +15,7 @@ from .memory import MEMORY_TYPES
 from .records import Conversation, MemorySettings, Message
 from .sql.rows import MAX_PAGE
 from .store_api import ImportedConversation, NewMessage, TranscriptStore
+from .titles import FORK_SUFFIX
 from .tokens import TokenCounter
 
 FORMAT = "memorylab.conversations/1"
@@ -190,7 +191,7 @@ def fork_conversation(
     source = store.get_conversation(user_id, conversation_id)
     if not 1 <= through_turn <= source.last_turn:
         raise InvalidInput(f"Choose a turn from 1 to {source.last_turn} to fork at.")
-    title = f"{source.title[:150]} (fork at turn {through_turn}, {settings.memory_type})"
+    title = f"{source.title[:150]}{FORK_SUFFIX}{through_turn}, {settings.memory_type})"
     fork = store.create_conversation(user_id, title, settings)
     try:
         for start in range(1, through_turn + 1, FORK_CHUNK_TURNS):

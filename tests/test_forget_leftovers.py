@@ -72,6 +72,21 @@ def test_a_cut_title_goes_too_and_a_conversation_with_nothing_left_is_untitled(s
     assert store.get_conversation(ME, conv.id).title == DEFAULT_TITLE
 
 
+def test_a_fork_named_after_the_message_is_renamed_when_its_copy_is_forgotten(store):
+    """A fork's title is its source's, then "(fork at turn …)": made from the message as much as the source's is."""
+    from memstore.transfer import fork_conversation
+
+    _, conv, _ = first_message_chat(store, PASSPORT)
+    fork = fork_conversation(store, ME, conv.id, 2, MemorySettings("window", window_turns=2))
+    assert fork.title.startswith(PASSPORT + " (fork at turn 2")
+    for conversation_id in (fork.id, conv.id):
+        copy = next(m for m in store.page(ME, conversation_id) if m.content == PASSPORT)
+        assert "title" in store.forget_plan(ME, conversation_id, copy.id).sentence()
+        store.forget_message(ME, conversation_id, copy.id)
+    titles = sorted(c.title for c in store.list_conversations(ME))
+    assert titles == ["And what about the weather?", "And what about the weather? (fork at turn 2, window)"]
+
+
 def test_a_title_the_user_chose_is_kept(store):
     _, conv, first = first_message_chat(store, PASSPORT)
     store.rename_conversation(ME, conv.id, "Travel papers")

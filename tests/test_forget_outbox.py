@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -73,3 +74,29 @@ def test_a_short_forgotten_text_is_replaced_only_where_it_is_a_whole_message(tmp
         assert SECRET in item.text
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        {"id": "a/b"},
+        {"id": "a\u0000b"},
+        {"text": ["not", "text"]},
+        {"created_at": 1},
+        {"conversation_id": "1"},
+        {"turn": True},
+        {"call": {"request": [{"role": "user", "content": 5}]}},
+    ],
+)
+def test_a_crafted_item_file_is_skipped_and_the_real_items_are_still_listed_and_redacted(tmp_path, crafted):
+    outbox = Outbox(tmp_path / "outbox")
+    store, _, _, _ = kept_reply_quoting_the_secret(tmp_path / "lab.db", outbox)
+    store.close()
+    (real,) = outbox.items(ME)
+    good = json.loads(next((tmp_path / "outbox").rglob("*.json")).read_text())
+    bad = {**good, "id": "0000bad", **crafted}
+    folder = next((tmp_path / "outbox").rglob("*.json")).parent
+    (folder / "0000bad.json").write_text(json.dumps(bad))  # sorted before the real one
+    assert [i.id for i in outbox.items(ME)] == [real.id]  # listed without raising, the crafted one skipped
+    assert outbox.redact(ME, SECRET) == 1
+    assert "ZEBRA" not in (folder / f"{real.id}.json").read_text()

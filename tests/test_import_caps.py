@@ -294,3 +294,15 @@ def test_a_zip_whose_end_record_understates_its_directory_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(InvalidInput, match="files"):
         ChatGPTExport(path=path, max_zip_entries=10)
+
+
+def test_assistant_messages_joined_past_the_limit_skip_the_conversation_and_stay_bounded():
+    """Each part under the limit, the reply they join into over it: skipped like one long reply, nothing stored."""
+    from memstore.importers.common import SourceConversation, SourceMessage, plan
+
+    limits = Limits(max_message_chars=1_000)
+    parts = tuple(SourceMessage("assistant", "x" * 900, "ai") for _ in range(2_000))
+    joined = SourceConversation("c", "joined", (SourceMessage("user", "hello", "human"), *parts))
+    planned = plan(joined, limits)
+    assert planned.problem is not None and "joins the reply before it" in planned.problem
+    assert max(len(text) for _, text, _ in planned.messages) <= 1_000  # never joined past the limit

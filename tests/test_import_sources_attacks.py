@@ -351,3 +351,11 @@ def test_a_live_import_folder_is_not_swept_and_foreign_entries_are_left_alone(tm
     assert not first.exists() and not second.exists()
     assert (target / "keep.txt").read_text() == "mine"
     assert (tmp_path / "memorylab-import-file").exists()
+
+
+@pytest.mark.parametrize("where", ["sqlite:////tmp/lab.db%00", "file:/tmp/x%00y", "sqlite:///file:/tmp/a%00?uri=true"])
+def test_a_nul_spelled_as_percent_00_is_one_sentence(where):
+    from memstore.importers.locations import locate
+
+    with pytest.raises(InvalidInput, match="NUL"):
+        locate(where)

@@ -174,8 +174,15 @@ def plan(conversation: SourceConversation, limits: Limits) -> Plan:
             problem = _unstorable(m.role, m.text, n, limits)
         if m.role == "assistant" and rows and rows[-1][0] == "assistant":
             role, text, at = rows[-1]
-            rows[-1] = (role, text + "\n\n" + m.text, at)  # one reply per turn: what the user saw, in order
             left_out["assistant message joined to the reply before it"] += 1
+            joined_chars = len(text) + 2 + len(m.text)
+            if joined_chars > limits.max_message_chars:  # each part under the limit, the reply they make over it
+                problem = problem or (
+                    f"message {n:,} joins the reply before it, which makes a reply of {joined_chars:,} characters; "
+                    f"the limit is {limits.max_message_chars:,}"
+                )
+                continue  # not joined: a reply never grows past the limit, so many parts cost no more than one
+            rows[-1] = (role, text + "\n\n" + m.text, at)  # one reply per turn: what the user saw, in order
             continue
         rows.append((m.role, m.text, m.created_at))
     if problem is None and not rows:

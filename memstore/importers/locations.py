@@ -21,6 +21,9 @@ LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]", ""}
 POSTGRES_PORT = 5432
 
 
+NUL_IN_PATH = "A path cannot contain a NUL byte."
+
+
 @dataclass(frozen=True)
 class Location:
     """A file on this computer, or a PostgreSQL database on a server (exactly one of them)."""
@@ -31,9 +34,15 @@ class Location:
 
 def locate(where: str) -> Location:
     """The file or server a path, a file: URI or a database URL names; one sentence if it names neither."""
-    where = where.strip()
+    location = _locate(where.strip())
+    if "\x00" in str(location.file or ""):  # also spelled %00 in a URI or URL
+        raise InvalidInput(NUL_IN_PATH)
+    return location
+
+
+def _locate(where: str) -> Location:
     if "\x00" in where:
-        raise InvalidInput("A path cannot contain a NUL byte.")
+        raise InvalidInput(NUL_IN_PATH)
     if where.startswith("file:"):
         return Location(file=_file_uri(where))
     if "://" not in where:

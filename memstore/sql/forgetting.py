@@ -20,7 +20,7 @@ from ..errors import InvalidInput, NotFound
 from ..forgotten import FORGOTTEN_MARK, SUBSTRING_MIN_CHARS
 from ..records import Expired, ForgetPlan, Message, PreferenceChange, UserData
 from ..schema import utcnow
-from ..titles import DEFAULT_TITLE, title_from_message
+from ..titles import DEFAULT_TITLE, FORK_SUFFIX, title_from_message
 from .base import SqlBase
 from .hotpath import HotPath
 
@@ -37,6 +37,12 @@ USER_TABLES = (  # children first, so foreign keys never point at a deleted row
     "conversations",
     "user_flags",
 )
+
+
+def _made_from(title: str, content: str) -> bool:
+    """Whether a title was made from this message: as a new chat names itself, or a fork of one (transfer.fork)."""
+    made = title_from_message(content)
+    return bool(made) and title != DEFAULT_TITLE and (title == made or title.startswith(made + FORK_SUFFIX))
 
 
 def forgotten_note(when: datetime) -> str:
@@ -213,7 +219,7 @@ class ForgetSql(SqlBase):
                     (message.content, FORGOTTEN_MARK, conversation_id, message.id, message.content),
                 )
             if title is not None:
-                self._retitle(cursor, conversation_id)
+                self._retitle(cursor, conversation_id, title, message.content)
             cursor.execute(
                 hot.sql("UPDATE conversations SET token_total = token_total - ? WHERE id = ?"),
                 (message.tokens, conversation_id),
@@ -238,11 +244,11 @@ class ForgetSql(SqlBase):
         cursor.execute(self._hot.sql("SELECT title FROM conversations WHERE id = ?"), (message.conversation_id,))
         row = cursor.fetchone()
         title = row[0] if row is not None else None
-        made = title is not None and title != DEFAULT_TITLE and title == title_from_message(message.content)
-        return title if made else None
+        return title if title is not None and _made_from(title, message.content) else None
 
-    def _retitle(self, cursor: Any, conversation_id: int) -> None:
-        """Make the title again, the same way, from the first message of the user's that is left (or the default)."""
+    def _retitle(self, cursor: Any, conversation_id: int, title: str, forgotten: str) -> None:
+        """Make the title again, the same way, from the first message of the user's that is left (or the default);
+        a fork's "(fork at turn …)" stays."""
         hot = self._hot
         cursor.execute(
             hot.sql(
@@ -252,7 +258,8 @@ class ForgetSql(SqlBase):
             (conversation_id,),
         )
         row = cursor.fetchone()
-        title = (title_from_message(row[0]) if row is not None else "") or DEFAULT_TITLE
+        made = (title_from_message(row[0]) if row is not None else "") or DEFAULT_TITLE
+        title = made + title[len(title_from_message(forgotten)) :]
         cursor.execute(hot.sql("UPDATE conversations SET title = ? WHERE id = ?"), (title, conversation_id))
 
     def _plan_for(self, cursor: Any, user_id: str, message: Message) -> ForgetPlan:
