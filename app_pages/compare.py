@@ -23,7 +23,7 @@ from memstore.replay import (
 from memstore.transfer import to_json
 from ui import compare_views, session, words
 from ui.page import start_page
-from ui.render import literal, plain_text, show_error
+from ui.render import literal, plain_text, show_code, show_error, show_text
 
 page = start_page("Compare · Memory Lab")
 settings, store, client, USER = page.settings, page.store, page.client, page.user
@@ -188,7 +188,7 @@ with st.expander(f"What changed at turn {turn:d}"):
     for result in results:
         before = result.frames[turn - 2] if turn > 1 else None
         st.markdown(f"**{literal(words.memory_label(result.memory_type))}**")
-        st.code(compare_views.diff_text(diff_frames(before, result.frames[turn - 1])), language="diff")
+        show_code(compare_views.diff_text(diff_frames(before, result.frames[turn - 1])), language="diff")
 
 reference = lessons[str(source_key[1])].reference_summary if source_key[0] == "lesson" else None
 summary_results = [r for r in results if MEMORY_TYPES[r.memory_type].uses_summary]
@@ -205,7 +205,7 @@ if reference is not None and summary_results:
     with columns[0], st.container(border=True):
         st.markdown("**Written by hand for this lesson**")
         st.caption(f"Turns 1–{reference.through_turn:d} · not produced by a model")
-        st.text(reference.text)
+        show_text(reference.text)
     for column, result in zip(columns[1:], summary_results):
         summary = result.frames[sent_at - 1].payload.view.summary
         with column, st.container(border=True):
@@ -220,7 +220,7 @@ if reference is not None and summary_results:
                 if summary is not None
                 else f"Sent at turn {sent_at:d} · no summary yet"
             )
-            st.text(summary.text if summary is not None and summary.text.strip() else "(no summary)")
+            show_text(summary.text if summary is not None and summary.text.strip() else "(no summary)")
 
 st.subheader("When does a fact stop reaching the model?")
 pin = st.radio("Pin", ["A message", "A preference or session fact"], horizontal=True)

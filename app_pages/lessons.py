@@ -26,7 +26,7 @@ from memstore.replay import fact_survival
 from memstore.schema import utcnow
 from ui import compare_views, resources, words
 from ui.page import start_page
-from ui.render import literal, model_markdown, show_error
+from ui.render import literal, model_markdown, show_error, show_text
 
 page = start_page("Lessons · Memory Lab")
 settings, store, client, USER = page.settings, page.store, page.client, page.user
@@ -95,7 +95,7 @@ if lesson.replays:
     )
     with st.expander("The conversation"):
         for number, turn in enumerate(lesson.turns, 1):
-            st.text(f"{number}. user: {turn.user}\n   assistant: {turn.assistant}")
+            show_text(f"{number}. user: {turn.user}\n   assistant: {turn.assistant}")
 
 st.subheader("Predict")
 st.markdown(literal(question.text))
@@ -269,6 +269,6 @@ if shown_marks:
                 f"Fact reached the model: {'yes' if m.reached else 'no'} · answer contained it: "
                 f"{'yes' if m.answered else 'no'}"
             )
-            st.text(m.reply or "(no reply)")
+            show_text(m.reply or "(no reply)")
             if m.error is not None:
                 st.error(f"The call failed: {literal(m.error)}", icon=":material/error:")

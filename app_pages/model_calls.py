@@ -8,7 +8,7 @@ import streamlit as st
 from memstore import Chat
 from ui import panel, words
 from ui.page import start_page
-from ui.render import literal, plain_text
+from ui.render import literal, plain_text, show_code
 
 page = start_page("Model calls · Memory Lab")
 settings, store, client, USER = page.settings, page.store, page.client, page.user
@@ -71,6 +71,6 @@ if call.sections:
 st.markdown("**Request**")
 panel.render_request(call.request, Chat(store, client, user_id=USER).count_request(call.request), key=f"call_{call.id}")
 st.markdown("**Reply**")
-st.code(call.reply or "(none)", language=None, wrap_lines=True)
+show_code(call.reply or "(none)")
 if call.error:
     st.error(literal(f"{call.error_kind}: {call.error}"))

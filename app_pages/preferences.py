@@ -9,7 +9,7 @@ from memstore import MemoryLabError
 from memstore.facts import preference_rows
 from ui import words
 from ui.page import start_page
-from ui.render import literal, show_error
+from ui.render import literal, show_code, show_error
 
 page = start_page("Preferences · Memory Lab")
 settings, store, client, USER = page.settings, page.store, page.client, page.user
@@ -56,7 +56,7 @@ right.caption("You have unsaved changes." if unsaved else "Everything is saved."
 injected = [p for p in preferences if p.enabled]
 st.subheader("What the next turn will inject")
 if injected:
-    st.code("\n".join(f"- {p.key}: {p.value}" for p in injected), language=None, wrap_lines=True)
+    show_code("\n".join(f"- {p.key}: {p.value}" for p in injected))
 else:
     st.caption("No preference is switched on.")
 

@@ -82,3 +82,18 @@ def test_the_other_pickers_show_the_codes(hostile_title, page):
     if page.endswith("compare.py"):
         at.radio[0].set_value("A saved conversation").run()
     assert_shown_visibly(strings(at))
+
+
+def test_a_message_with_bidi_controls_reads_the_same_in_the_transcript_and_the_panel(tmp_path, monkeypatch, app_env):
+    """Plain-text places (the transcript, the panel's turn cards, code blocks) draw the controls as codes too."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("MEMORYLAB_DATA_DIR", str(tmp_path / "data"))
+    store = SqlStore.open(url)
+    conv = store.create_conversation("local", "plain title", MemorySettings("buffer"))
+    msg = store.add_user_message("local", conv.id, HOSTILE, tokens=1, tokenizer="t")
+    store.add_reply("local", conv.id, msg.turn, "hi", status="complete", tokens=1, tokenizer="t")
+    store.close()
+    texts = strings(run("app.py"))
+    assert sum(SHOWN in t for t in texts) >= 2  # the transcript and the panel's turn card
+    assert not [t for t in texts if set(t) & BIDI_CONTROLS]

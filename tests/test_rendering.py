@@ -165,6 +165,22 @@ def test_every_markdown_sink_in_the_ui_shows_stored_text_literally():
     assert not found, "wrap these in literal(...) or model_markdown(...):\n" + "\n".join(found)
 
 
+def test_plain_text_and_code_blocks_are_drawn_only_by_ui_render():
+    """st.text and st.code show bidi controls as they are: every stored text goes through show_text/show_code."""
+    found = [
+        f"{path.name}:{node.lineno}"
+        for path in UI_FILES
+        if path.name != "render.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("text", "code")
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "st"
+    ]
+    assert not found, "use show_text, show_code or copyable from ui.render:\n" + "\n".join(found)
+
+
 def test_the_scan_catches_an_unescaped_title(tmp_path):
     page = tmp_path / "page.py"
     page.write_text(

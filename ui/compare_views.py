@@ -11,7 +11,7 @@ from memstore.lessons import sends_fact_at
 from memstore.replay import replay
 from ui import resources
 from ui.page import Page
-from ui.render import literal
+from ui.render import literal, show_code
 from ui.words import memory_label
 
 SURVIVAL_WORDS = {
@@ -90,7 +90,7 @@ def render_frames_side_by_side(results, turn: int, *, per_row: int = 3) -> None:
                 st.caption(f"History: turns {sent[0]:d}–{sent[-1]:d}" if sent else "History: none")
                 for message, tokens in zip(frame.payload.messages, frame.payload.message_tokens):
                     st.caption(f"{literal(message.role)} · {tokens:,} tokens")
-                    st.code(message.content or " ", language=None, wrap_lines=True)
+                    show_code(message.content or " ")
                 for call in frame.summary_calls:
                     st.caption(
                         f"Summary call: {(call.counted_prompt_tokens or 0):,} prompt + "

@@ -15,7 +15,7 @@ from memstore.importers.common import describe_left_out, plan
 from memstore.importers.scratch import remove_stale
 from memstore.transfer import import_export
 from ui.page import Page, auth_configured, exposed_without_login
-from ui.render import literal, plain_text, show_error
+from ui.render import literal, plain_text, show_error, show_text
 
 SHOWN_LINES = 500  # preview lines drawn in the table; all of them are counted
 PICKABLE = 1_000  # conversations offered to pick from one by one
@@ -256,6 +256,6 @@ def _look_inside(open_it: Callable[[], AbstractContextManager[Source]], which: t
         extra = [m.note] if m.note else []
         extra += [f"{count} {part} not imported" for part, count in m.omitted]
         st.caption(literal(label + (" (" + "; ".join(extra) + ")" if extra else "")))
-        st.text(m.text if m.text else "(no text)")
+        show_text(m.text if m.text else "(no text)")
     if len(found.messages) > LOOK_INSIDE_MESSAGES:
         st.caption(f"The first {LOOK_INSIDE_MESSAGES:d} of {len(found.messages):,} messages.")

@@ -9,7 +9,7 @@ from memstore.costs import price_for, shipped_prices
 from memstore.hints import hints
 from ui import session, words
 from ui.page import Page
-from ui.render import literal, model_markdown
+from ui.render import literal, model_markdown, show_code, show_text
 from ui.session import ConversationRef
 
 
@@ -79,7 +79,7 @@ def render_last(panel_chat: Chat, ref: ConversationRef) -> None:
     )
     render_request(call.request, panel_chat.count_request(call.request), key="last")
     st.markdown("**Reply**")
-    st.code(call.reply or "(none)", language=None, wrap_lines=True)
+    show_code(call.reply or "(none)")
 
 
 def render_timeline(page: Page, panel_chat: Chat, conv: Conversation, ref: ConversationRef) -> None:
@@ -115,19 +115,19 @@ def render_timeline(page: Page, panel_chat: Chat, conv: Conversation, ref: Conve
             st.caption(literal(line))
         render_request(call.request, panel_chat.count_request(call.request), key=f"timeline_{call.id}")
         st.markdown("**Reply**")
-        st.code(call.reply or "(none)", language=None, wrap_lines=True)
+        show_code(call.reply or "(none)")
     for call in (c for c in calls if c.purpose in ("facts", "entities")):
         st.caption(
             f"{'Facts' if call.purpose == 'facts' else 'Entity notes'} call after turn {turn:d}: "
             + literal(words.call_summary(call))
         )
-        st.code(call.reply or call.error or "(none)", language=None, wrap_lines=True)
+        show_code(call.reply or call.error or "(none)")
     for call in (c for c in calls if c.purpose == "summary"):
         st.caption(
             f"Summary call after turn {turn:d} (folded turns {call.history_from_turn:d}–"
             f"{call.history_to_turn:d}): " + literal(words.call_summary(call))
         )
-        st.code(call.reply or "(none)", language=None, wrap_lines=True)
+        show_code(call.reply or "(none)")
 
 
 def render_holdings(payload, conv: Conversation) -> None:
@@ -153,7 +153,7 @@ def render_holdings(payload, conv: Conversation) -> None:
         for turn in shown:
             with st.container(border=True):
                 st.caption(f"Turn {turn.number:d} · {turn.tokens:,} tokens")
-                st.text("\n".join(f"{m.role}: {words.turn_preview(m.content)}" for m in turn.chat_messages()))
+                show_text("\n".join(f"{m.role}: {words.turn_preview(m.content)}" for m in turn.chat_messages()))
     elif conv.last_turn == 0:
         st.caption("Nothing yet: the conversation has no turns.")
     if view.dropped_count:
@@ -184,7 +184,7 @@ def render_recall(recall) -> None:
             st.caption(
                 f":material/manage_search: {literal(recalled.why(recall.min_score))} · {recalled.turn.tokens:,} tokens"
             )
-            st.text("\n".join(f"{m.role}: {words.turn_preview(m.content)}" for m in recalled.turn.chat_messages()))
+            show_text("\n".join(f"{m.role}: {words.turn_preview(m.content)}" for m in recalled.turn.chat_messages()))
     if recall.missed:
         st.caption("Just missed: " + ", ".join(f"turn {turn:d} ({score:.2f})" for _, turn, score in recall.missed))
 
@@ -199,7 +199,7 @@ def render_entities(entities) -> None:
         mark = "injected" if e.name in injected else "not named by the next message"
         versions = f"{e.versions:d} version{'s' if e.versions != 1 else ''}"
         st.caption(f"{literal(e.name)} · {mark} · updated at turn {e.turn:d} · {versions}")
-        st.text(e.summary)
+        show_text(e.summary)
 
 
 def render_facts(facts: FactSet) -> None:
@@ -208,7 +208,7 @@ def render_facts(facts: FactSet) -> None:
         st.progress(min(fill, 1.0), text=f"Facts budget: {facts.used_tokens:,} of {facts.budget_tokens:,} tokens")
     if facts.injected:
         st.markdown("**Facts injected into the system prompt**")
-        st.text("\n".join(f"{f.key}: {f.value}  ({f.source})" for f in facts.injected))
+        show_text("\n".join(f"{f.key}: {f.value}  ({f.source})" for f in facts.injected))
     else:
         st.caption("No session facts or preferences are injected.")
     for fact, why in facts.left_out:
@@ -236,7 +236,7 @@ def render_summary_call(panel_chat: Chat, conv: Conversation) -> None:
     )
     render_request(call.request, panel_chat.count_request(call.request), key="summary")
     st.markdown("**Output**")
-    st.code(call.reply or "(none)", language=None, wrap_lines=True)
+    show_code(call.reply or "(none)")
 
 
 def sections_md(payload: Payload) -> str:
@@ -252,6 +252,6 @@ def render_request(messages, token_counts, *, key: str) -> None:
     for i, (message, tokens) in enumerate(zip(messages, token_counts)):
         st.markdown(f"**{i + 1:d}. {literal(message.role)}** · {tokens:,} tokens")
         if message.content:
-            st.code(message.content, language=None, wrap_lines=True)
+            show_code(message.content)
         else:
             st.caption("(empty: your next message goes here)")

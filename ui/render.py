@@ -25,7 +25,18 @@ import streamlit as st
 from memstore.bidi import visible_bidi
 from memstore.markdown import literal
 
-__all__ = ["capped", "literal", "model_markdown", "plain_text", "show_reply", "show_typed", "stream_reply"]
+__all__ = [
+    "capped",
+    "copyable",
+    "literal",
+    "model_markdown",
+    "plain_text",
+    "show_code",
+    "show_reply",
+    "show_text",
+    "show_typed",
+    "stream_reply",
+]
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
@@ -94,13 +105,28 @@ def model_markdown(text: str) -> str:
     return "\n".join(out)
 
 
+def show_text(text: object) -> None:
+    """Stored text as plain text (never formatted), bidi controls drawn as codes so nothing reverses it."""
+    st.text(plain_text(text))
+
+
+def show_code(text: object, language: str | None = None) -> None:
+    """Stored text in a code block (wrapped), bidi controls drawn as codes so nothing reverses it."""
+    st.code(plain_text(text), language=language, wrap_lines=True)
+
+
+def copyable(text: str) -> None:
+    """Text to copy exactly (the code block's copy button), bidi controls and all: only where copying is the point."""
+    st.code(text, language=None, wrap_lines=True)
+
+
 def show_typed(text: str) -> None:
     """The user's own text, never formatted. Streamlit's text element strips the outer whitespace (invisible anyway)
     and dedents; text whose indentation would change is drawn as a code block instead, so it stays as typed."""
     if textwrap.dedent(text.strip("\n")) != text.strip("\n"):
-        st.code(text, language=None, wrap_lines=True)
+        show_code(text)
     else:
-        st.text(text)
+        show_text(text)
 
 
 def capped(text: str) -> tuple[str, str]:
@@ -125,7 +151,7 @@ def show_reply(text: str, *, key: str) -> None:
                 on_click=lambda: st.session_state.__setitem__(f"whole_{key}", True),
             )
         else:
-            st.code(rest, language=None, wrap_lines=True)
+            show_code(rest)
 
 
 def stream_reply(deltas: Iterable[str]) -> str:

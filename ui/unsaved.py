@@ -13,7 +13,7 @@ from memstore.database_identity import DatabaseIdentity
 from memstore.outbox import SortedItems, Unsent, redacted_item, sort_items
 from ui import resources, session
 from ui.page import Page
-from ui.render import literal, show_error, show_typed
+from ui.render import copyable, literal, show_error, show_typed
 from ui.session import ConversationRef, OpenChat
 
 OUTBOX_ICON = ":material/outbox:"
@@ -89,7 +89,7 @@ def origin_md(item: Unsent) -> str:
 def copy_text(item: Unsent) -> None:
     """The item's text in a code block (it has a copy button), opened from a small button."""
     with st.popover("Copy text", icon=":material/content_copy:"):
-        st.code(item.text, language=None, wrap_lines=True)
+        copyable(item.text)
 
 
 def box(page: Page, view: OpenChat | None, item: Unsent, *, here: DatabaseIdentity, gone: bool = False) -> None:
